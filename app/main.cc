@@ -1,0 +1,193 @@
+// The `greenlight` binary: run, check-config, simulate, demo.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "greenlight/app/app_config.h"
+#include "greenlight/app/service.h"
+#include "greenlight/common/logging.h"
+#include "greenlight/simulator/simulator.h"
+
+using namespace greenlight;
+
+namespace {
+
+// Blocks the signals we handle in every thread; main waits for them with sigwait.
+sigset_t handledSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
+// Waits for SIGTERM/SIGINT; calls on_hup for each SIGHUP.
+void waitForStop(const std::function<void()>& on_hup) {
+  sigset_t set = handledSignals();
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      if (on_hup) on_hup();
+      continue;
+    }
+    spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    return;
+  }
+}
+
+int checkConfig(const std::string& path) {
+  ConfigErrors errors;
+  auto config = app::loadAppConfig(path, errors);
+  if (!config) {
+    std::cerr << errors.format();
+    std::cerr << errors.size() << (errors.size() == 1 ? " error" : " errors") << " in " << path << "\n";
+    return 1;
+  }
+  size_t steps = 0;
+  for (const auto& p : config->probes) steps += p.steps.size();
+  std::cout << path << ": ok (" << config->probes.size() << " probes, " << steps << " steps)\n";
+  return 0;
+}
+
+int run(const std::string& path, std::optional<int> admin_port) {
+  app::ServiceOptions opts;
+  opts.config_path = path;
+  opts.admin_port = admin_port;
+  auto svc = app::Service::start(opts);
+  if (!svc.ok()) {
+    std::cerr << "greenlight run: " << svc.status().message() << "\n";
+    return 1;
+  }
+  waitForStop([&] { (void)(*svc)->reload(); });
+  (*svc)->stop();
+  return 0;
+}
+
+StatusOr<std::unique_ptr<simulator::Simulator>> startSimulator(int platform_port, int admin_port,
+                                                               const std::string& cert_dir,
+                                                               bool tls) {
+  simulator::SimulatorOptions so;
+  so.platform_port = platform_port;
+  so.admin_port = admin_port;
+  so.cert_dir = cert_dir;
+  so.tls = tls;
+  if (const char* secret = std::getenv("GREENLIGHT_SIM_CLIENT_SECRET")) so.client_secret = secret;
+  return simulator::Simulator::start(so);
+}
+
+// The variables examples/demo.yaml reads, so the demo works with any ports.
+void exportSimulatorEnv(const simulator::Simulator& sim) {
+  const std::string host = sim.options().host;
+  setenv("SIM_PLATFORM_URL", (sim.scheme() + "://" + host + ":" + std::to_string(sim.platformPort())).c_str(), 1);
+  setenv("SIM_PLATFORM_ADDR", (host + ":" + std::to_string(sim.platformPort())).c_str(), 1);
+  for (const auto& oem : sim.oemNames()) {
+    std::string up = oem;
+    for (auto& c : up) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    setenv(("SIM_" + up + "_URL").c_str(), (sim.scheme() + "://" + host + ":" + std::to_string(sim.oemPort(oem))).c_str(), 1);
+    setenv(("SIM_" + up + "_ADDR").c_str(), (host + ":" + std::to_string(sim.oemPort(oem))).c_str(), 1);
+  }
+  setenv("SIM_CA_FILE", sim.caFile().c_str(), 1);
+  setenv("SIM_CLIENT_ID", sim.options().client_id.c_str(), 1);
+  setenv("SIM_CLIENT_SECRET", sim.options().client_secret.c_str(), 1);
+}
+
+int simulate(int platform_port, int admin_port, const std::string& cert_dir, bool no_tls) {
+  (void)initLogging(LogFormat::kText, "info");
+  auto sim = startSimulator(platform_port, admin_port, cert_dir, !no_tls);
+  if (!sim.ok()) {
+    std::cerr << "greenlight simulate: " << sim.status().message() << "\n";
+    return 1;
+  }
+  std::cout << (*sim)->infoJson() << std::endl;
+  waitForStop(nullptr);
+  (*sim)->stop();
+  return 0;
+}
+
+int demo(const std::string& config, int admin_port, int sim_port, int sim_admin_port) {
+  (void)initLogging(LogFormat::kText, "info");
+  auto sim = startSimulator(sim_port, sim_admin_port, "", true);
+  if (!sim.ok()) {
+    std::cerr << "greenlight demo: simulator: " << sim.status().message() << "\n";
+    return 1;
+  }
+  exportSimulatorEnv(**sim);
+  app::ServiceOptions opts;
+  opts.config_path = config;
+  opts.admin_port = admin_port;
+  auto svc = app::Service::start(opts);
+  if (!svc.ok()) {
+    std::cerr << "greenlight demo: " << svc.status().message() << "\n";
+    return 1;
+  }
+  const std::string admin = "http://127.0.0.1:" + std::to_string((*svc)->adminPort());
+  const std::string faults = "http://127.0.0.1:" + std::to_string((*sim)->adminPort());
+  std::cout << "\nGreenlight demo is running (Ctrl-C stops everything)\n\n"
+            << "  probe state (JSON)   " << admin << "/api/v1/probes\n"
+            << "  Prometheus metrics   " << admin << "/metrics\n"
+            << "  health / readiness   " << admin << "/healthz  " << admin << "/readyz\n"
+            << "  simulated platform   " << std::getenv("SIM_PLATFORM_URL") << "  (CA: " << (*sim)->caFile() << ")\n"
+            << "  fault injection      " << faults << "/faults\n\n"
+            << "Break the BMW integration, then heal it:\n"
+            << "  curl -X PUT -d '{\"error_rate\":1,\"status\":503}' " << faults << "/faults/bmw\n"
+            << "  curl " << admin << "/api/v1/probes | python3 -m json.tool | less\n"
+            << "  curl -X DELETE " << faults << "/faults/bmw\n"
+            << std::endl;
+  waitForStop([&] { (void)(*svc)->reload(); });
+  (*svc)->stop();
+  (*sim)->stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  sigset_t set = handledSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before any thread starts
+  std::signal(SIGPIPE, SIG_IGN);
+
+  CLI::App cli{"Greenlight: synthetic probes, alerting and zero-downtime blue/green rollouts"};
+  cli.require_subcommand(1);
+  cli.set_version_flag("--version", "greenlight 0.1.0");
+
+  std::string config;
+  std::optional<int> admin_port;
+  auto* run_cmd = cli.add_subcommand("run", "Run probes (and later alerts and rollouts) from a config file");
+  run_cmd->add_option("-c,--config", config, "Config file (YAML)")->required()->check(CLI::ExistingFile);
+  run_cmd->add_option("--admin-port", admin_port, "Override admin.listen's port (0 picks a free one)");
+
+  std::string check_path;
+  auto* check_cmd = cli.add_subcommand("check-config", "Validate a config file and print every error");
+  check_cmd->add_option("file", check_path, "Config file (YAML)")->required();
+
+  int sim_port = 0, sim_admin_port = 0;
+  std::string cert_dir;
+  bool no_tls = false;
+  auto* sim_cmd = cli.add_subcommand("simulate", "Serve a simulated connected-car platform and OEM APIs");
+  sim_cmd->add_option("--port", sim_port, "Platform port (0 picks a free one)");
+  sim_cmd->add_option("--admin-port", sim_admin_port, "Fault-injection port (0 picks a free one)");
+  sim_cmd->add_option("--cert-dir", cert_dir, "Where to write the generated CA and certificates");
+  sim_cmd->add_flag("--no-tls", no_tls, "Serve plain HTTP");
+
+  std::string demo_config = "examples/demo.yaml";
+  int demo_admin_port = 9090;
+  auto* demo_cmd = cli.add_subcommand("demo", "Start the simulator and probe it with examples/demo.yaml");
+  demo_cmd->add_option("-c,--config", demo_config, "Demo config")->check(CLI::ExistingFile);
+  demo_cmd->add_option("--admin-port", demo_admin_port, "Admin API port");
+  demo_cmd->add_option("--sim-port", sim_port, "Simulated platform port (0 picks a free one)");
+  demo_cmd->add_option("--sim-admin-port", sim_admin_port, "Fault-injection port (0 picks a free one)");
+
+  CLI11_PARSE(cli, argc, argv);
+  if (*run_cmd) return run(config, admin_port);
+  if (*check_cmd) return checkConfig(check_path);
+  if (*sim_cmd) return simulate(sim_port, sim_admin_port, cert_dir, no_tls);
+  if (*demo_cmd) return demo(demo_config, demo_admin_port, sim_port, sim_admin_port);
+  return 2;
+}

@@ -1,0 +1,101 @@
+#include "greenlight/app/service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include "greenlight/probes/probe_json.h"
+
+namespace greenlight::app {
+
+StatusOr<std::unique_ptr<Service>> Service::start(ServiceOptions options) {
+  ConfigErrors errors;
+  auto config = loadAppConfig(options.config_path, errors, options.env);
+  if (!config) return InvalidArgument(errors.format());
+  auto svc = std::unique_ptr<Service>(new Service());
+  svc->options_ = std::move(options);
+  svc->config_ = std::move(*config);
+  if (Status s = initLogging(svc->config_.log_format, svc->config_.log_level); !s.ok()) return s;
+  AdminServerOptions admin = svc->config_.admin;
+  if (svc->options_.admin_port) admin.port = *svc->options_.admin_port;
+  auto server = AdminServer::create(admin);
+  if (!server.ok()) return server.status();
+  svc->admin_ = std::move(server.value());
+  svc->registry_ = std::make_shared<prometheus::Registry>();
+  svc->reload_ok_ = &prometheus::BuildGauge()
+                         .Name("greenlight_config_last_reload_successful")
+                         .Help("1 if the last config load or reload succeeded")
+                         .Register(*svc->registry_)
+                         .Add({});
+  svc->reload_time_ = &prometheus::BuildGauge()
+                           .Name("greenlight_config_last_reload_success_timestamp_seconds")
+                           .Help("Unix time of the last successful config load")
+                           .Register(*svc->registry_)
+                           .Add({});
+  prometheus::BuildGauge()
+      .Name("greenlight_build_info")
+      .Help("Greenlight version")
+      .Register(*svc->registry_)
+      .Add({{"version", "0.1.0"}})
+      .Set(1);
+  svc->reload_ok_->Set(1);
+  svc->reload_time_->Set(std::chrono::duration<double>(svc->time_.wallNow().time_since_epoch()).count());
+  svc->engine_ = std::make_unique<probes::ProbeEngine>(svc->time_, svc->random_);
+  svc->engine_->apply(svc->config_.probes);
+  svc->engine_->start();
+  svc->admin_->addCollectable(svc->registry_);
+  svc->admin_->addCollectable(svc->engine_->metrics());
+  svc->registerRoutes();
+  if (Status s = svc->admin_->start(); !s.ok()) return s;
+  svc->admin_->setReady(true);
+  spdlog::info("running {} probes from {}", svc->config_.probes.size(), svc->options_.config_path);
+  return svc;
+}
+
+Service::~Service() { stop(); }
+
+void Service::stop() {
+  if (admin_) admin_->stop();
+  if (engine_) engine_->stop();
+}
+
+Status Service::reload() {
+  std::lock_guard<std::mutex> lock(reload_mu_);
+  ConfigErrors errors;
+  auto config = loadAppConfig(options_.config_path, errors, options_.env);
+  if (!config) {
+    reload_ok_->Set(0);
+    for (const auto& e : errors.all()) spdlog::error("reload rejected: {}", e.toString());
+    spdlog::warn("keeping the running config ({} probes)", config_.probes.size());
+    return InvalidArgument(errors.format());
+  }
+  if (config->admin.host != config_.admin.host || config->admin.port != config_.admin.port ||
+      config->admin.tls_cert_file != config_.admin.tls_cert_file ||
+      config->admin.tokens.size() != config_.admin.tokens.size()) {
+    spdlog::warn("admin section changed: it takes effect at the next restart");
+  }
+  if (config->log_level != config_.log_level) {
+    spdlog::set_level(spdlog::level::from_str(config->log_level));
+  }
+  engine_->apply(config->probes);
+  spdlog::info("config reloaded: {} probes", config->probes.size());
+  config_.probes = std::move(config->probes);
+  config_.log_level = config->log_level;
+  reload_ok_->Set(1);
+  reload_time_->Set(std::chrono::duration<double>(time_.wallNow().time_since_epoch()).count());
+  return Status::Ok();
+}
+
+void Service::registerRoutes() {
+  admin_->handle("GET", "/api/v1/probes", Role::kViewer, [this](const AdminRequest&) {
+    return jsonResponse(200, probes::probesToJson(engine_->snapshot()));
+  });
+  admin_->handle("POST", "/-/reload", Role::kOperator, [this](const AdminRequest& req) {
+    spdlog::info("reload requested by {}", req.principal);
+    Status s = reload();
+    if (!s.ok()) return errorResponse(400, "config rejected, the running config stays:\n" + s.message());
+    return jsonResponse(200, R"({"status":"reloaded"})");
+  });
+}
+
+}  // namespace greenlight::app

@@ -1,0 +1,87 @@
+// The admin HTTP(S) server: /metrics, /healthz, /readyz and the JSON API of every component.
+// Bearer tokens carry a role (viewer < operator); each route names the least role it needs.
+// Tokens are compared by SHA-256 digest in constant time. Without tokens the server refuses to
+// bind anything but loopback. Thread-safe; handlers run on the server's worker threads.
+#pragma once
+
+#include <prometheus/registry.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "greenlight/common/config_reader.h"
+#include "greenlight/common/crypto.h"
+#include "greenlight/common/status.h"
+
+namespace greenlight {
+
+enum class Role { kNone = 0, kViewer = 1, kOperator = 2 };
+const char* roleName(Role r);
+
+struct AdminToken {
+  std::string name;  // who: shows in logs and the audit trail, never the token itself
+  Role role = Role::kViewer;
+  Sha256Digest digest{};
+};
+
+struct AdminServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 9090;  // 0 picks a free port (tests)
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::vector<AdminToken> tokens;
+  bool public_metrics = false;  // let Prometheus scrape /metrics without a token
+};
+
+// Parses the `admin:` section. Errors go to the reader.
+AdminServerOptions parseAdminOptions(ConfigReader& reader, const YAML::Node& node,
+                                     const std::string& field);
+
+struct AdminRequest {
+  std::string method;
+  std::string path;
+  std::vector<std::string> matches;  // regex captures of the route pattern, [0] = whole path
+  std::multimap<std::string, std::string> params;
+  std::string body;
+  std::string principal;  // token name, or "anonymous"
+  Role role = Role::kNone;
+};
+
+struct AdminResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+};
+
+AdminResponse jsonResponse(int status, const std::string& json_body);
+AdminResponse errorResponse(int status, const std::string& message);
+
+using AdminHandler = std::function<AdminResponse(const AdminRequest&)>;
+
+class AdminServer {
+ public:
+  static StatusOr<std::unique_ptr<AdminServer>> create(AdminServerOptions options);
+  ~AdminServer();
+
+  // Registers a route before start(). `pattern` is a regex over the path.
+  void handle(const std::string& method, const std::string& pattern, Role least_role,
+              AdminHandler handler);
+  void addCollectable(std::shared_ptr<prometheus::Collectable> source);
+  void setReady(bool ready);
+
+  Status start();
+  void stop();
+  int port() const { return port_; }
+  bool tls() const;
+
+ private:
+  struct Impl;
+  explicit AdminServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  int port_ = 0;
+};
+
+}  // namespace greenlight

@@ -1,0 +1,247 @@
+#include "greenlight/common/admin_server.h"
+
+#include <httplib.h>
+#include <prometheus/counter.h>
+#include <prometheus/text_serializer.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+namespace greenlight {
+
+const char* roleName(Role r) {
+  switch (r) {
+    case Role::kNone: return "none";
+    case Role::kViewer: return "viewer";
+    case Role::kOperator: return "operator";
+  }
+  return "none";
+}
+
+AdminResponse jsonResponse(int status, const std::string& json_body) {
+  return AdminResponse{status, "application/json", json_body};
+}
+
+AdminResponse errorResponse(int status, const std::string& message) {
+  return jsonResponse(status, nlohmann::json{{"error", message}}.dump());
+}
+
+struct AdminServer::Impl {
+  AdminServerOptions options;
+  std::unique_ptr<httplib::Server> server;
+  std::thread thread;
+  std::atomic<bool> ready{false};
+  std::atomic<bool> loop_done{true};
+  std::mutex registries_mu;
+  std::vector<std::shared_ptr<prometheus::Collectable>> registries;
+  std::shared_ptr<prometheus::Registry> own_registry = std::make_shared<prometheus::Registry>();
+  prometheus::Family<prometheus::Counter>* requests = nullptr;
+  prometheus::Counter* auth_failures = nullptr;
+
+  // Resolves the caller's role; every token is compared so the time does not depend on which.
+  Role authenticate(const httplib::Request& req, std::string* principal) const {
+    if (options.tokens.empty()) {
+      *principal = "anonymous";
+      return Role::kOperator;
+    }
+    const std::string header = req.get_header_value("Authorization");
+    static const std::string kBearer = "Bearer ";
+    if (header.compare(0, kBearer.size(), kBearer) != 0) return Role::kNone;
+    const Sha256Digest presented = sha256(std::string_view(header).substr(kBearer.size()));
+    Role role = Role::kNone;
+    for (const auto& t : options.tokens) {
+      if (constantTimeEqual(presented, t.digest) && role == Role::kNone) {
+        role = t.role;
+        *principal = t.name;
+      }
+    }
+    return role;
+  }
+
+  void count(int code) { requests->Add({{"code", std::to_string(code)}}).Increment(); }
+
+  void serve(const httplib::Request& req, httplib::Response& res, Role least,
+             const AdminHandler& handler) {
+    std::string principal;
+    Role role = authenticate(req, &principal);
+    if (role == Role::kNone && least != Role::kNone) {
+      auth_failures->Increment();
+      res.status = 401;
+      res.set_header("WWW-Authenticate", "Bearer");
+      res.set_content(errorResponse(401, "a valid bearer token is required").body,
+                      "application/json");
+      count(401);
+      return;
+    }
+    if (static_cast<int>(role) < static_cast<int>(least)) {
+      auth_failures->Increment();
+      res.status = 403;
+      res.set_content(errorResponse(403, std::string("this needs the ") + roleName(least) +
+                                             " role; token \"" + principal + "\" has " +
+                                             roleName(role))
+                          .body,
+                      "application/json");
+      count(403);
+      return;
+    }
+    AdminRequest ar;
+    ar.method = req.method;
+    ar.path = req.path;
+    for (const auto& m : req.matches) ar.matches.push_back(m.str());
+    for (const auto& p : req.params) ar.params.insert(p);
+    ar.body = req.body;
+    ar.principal = principal;
+    ar.role = role;
+    AdminResponse out = handler(ar);
+    res.status = out.status;
+    res.set_content(out.body, out.content_type);
+    count(out.status);
+  }
+
+  std::string metricsText() {
+    std::vector<prometheus::MetricFamily> families;
+    std::lock_guard<std::mutex> lock(registries_mu);
+    for (const auto& r : registries) {
+      auto f = r->Collect();
+      families.insert(families.end(), std::make_move_iterator(f.begin()),
+                      std::make_move_iterator(f.end()));
+    }
+    std::ostringstream out;
+    prometheus::TextSerializer().Serialize(out, families);
+    return out.str();
+  }
+};
+
+static bool isLoopback(const std::string& host) {
+  return host == "127.0.0.1" || host == "localhost" || host == "::1" ||
+         host.rfind("127.", 0) == 0;
+}
+
+StatusOr<std::unique_ptr<AdminServer>> AdminServer::create(AdminServerOptions options) {
+  if (options.tokens.empty() && !isLoopback(options.host)) {
+    return InvalidArgument("admin server on " + options.host +
+                           " needs at least one token (only loopback may run without)");
+  }
+  auto impl = std::make_unique<Impl>();
+  if (!options.tls_cert_file.empty() || !options.tls_key_file.empty()) {
+    auto ssl = std::make_unique<httplib::SSLServer>(options.tls_cert_file.c_str(),
+                                                    options.tls_key_file.c_str());
+    if (!ssl->is_valid()) {
+      return InvalidArgument("admin TLS: cannot load certificate \"" + options.tls_cert_file +
+                             "\" with key \"" + options.tls_key_file + "\"");
+    }
+    impl->server = std::move(ssl);
+  } else {
+    impl->server = std::make_unique<httplib::Server>();
+  }
+  impl->options = std::move(options);
+  impl->requests = &prometheus::BuildCounter()
+                        .Name("greenlight_admin_requests_total")
+                        .Help("Admin API requests by response code")
+                        .Register(*impl->own_registry);
+  impl->auth_failures = &prometheus::BuildCounter()
+                             .Name("greenlight_admin_auth_failures_total")
+                             .Help("Admin API requests refused for a missing, wrong or weak token")
+                             .Register(*impl->own_registry)
+                             .Add({});
+  impl->registries.push_back(impl->own_registry);
+  return std::unique_ptr<AdminServer>(new AdminServer(std::move(impl)));
+}
+
+AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
+  Impl* p = impl_.get();
+  auto& s = *p->server;
+  s.set_payload_max_length(1 << 20);
+  s.set_read_timeout(10, 0);
+  s.set_write_timeout(10, 0);
+  s.set_keep_alive_timeout(30);
+  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok\n", "text/plain");
+  });
+  s.Get("/readyz", [p](const httplib::Request&, httplib::Response& res) {
+    res.status = p->ready ? 200 : 503;
+    res.set_content(p->ready ? "ready\n" : "not ready\n", "text/plain");
+  });
+  Role metrics_role = p->options.public_metrics ? Role::kNone : Role::kViewer;
+  s.Get("/metrics", [p, metrics_role](const httplib::Request& req, httplib::Response& res) {
+    p->serve(req, res, metrics_role, [p](const AdminRequest&) {
+      return AdminResponse{200, "text/plain; version=0.0.4; charset=utf-8", p->metricsText()};
+    });
+  });
+  s.set_exception_handler([](const httplib::Request&, httplib::Response& res,
+                             std::exception_ptr) {
+    res.status = 500;
+    res.set_content(errorResponse(500, "internal error").body, "application/json");
+  });
+  s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (res.body.empty()) {
+      res.set_content(errorResponse(res.status, res.status == 404 ? "no such endpoint" : "request failed").body,
+                      "application/json");
+    }
+  });
+}
+
+AdminServer::~AdminServer() { stop(); }
+
+void AdminServer::handle(const std::string& method, const std::string& pattern, Role least_role,
+                         AdminHandler handler) {
+  Impl* p = impl_.get();
+  auto fn = [p, least_role, handler = std::move(handler)](const httplib::Request& req,
+                                                          httplib::Response& res) {
+    p->serve(req, res, least_role, handler);
+  };
+  if (method == "GET") p->server->Get(pattern, fn);
+  else if (method == "POST") p->server->Post(pattern, fn);
+  else if (method == "PUT") p->server->Put(pattern, fn);
+  else if (method == "DELETE") p->server->Delete(pattern, fn);
+}
+
+void AdminServer::addCollectable(std::shared_ptr<prometheus::Collectable> source) {
+  std::lock_guard<std::mutex> lock(impl_->registries_mu);
+  impl_->registries.push_back(std::move(source));
+}
+
+void AdminServer::setReady(bool ready) { impl_->ready = ready; }
+
+bool AdminServer::tls() const { return !impl_->options.tls_cert_file.empty(); }
+
+Status AdminServer::start() {
+  auto& s = *impl_->server;
+  if (impl_->options.port == 0) {
+    port_ = s.bind_to_any_port(impl_->options.host);
+  } else {
+    port_ = s.bind_to_port(impl_->options.host, impl_->options.port) ? impl_->options.port : -1;
+  }
+  if (port_ <= 0) {
+    return Unavailable("admin server cannot listen on " + impl_->options.host + ":" +
+                       std::to_string(impl_->options.port));
+  }
+  impl_->loop_done = false;
+  impl_->thread = std::thread([this, &s] {
+    s.listen_after_bind();
+    impl_->loop_done = true;
+  });
+  if (impl_->options.tokens.empty()) {
+    spdlog::warn("admin API on {}:{} has no tokens: anyone on this machine may use it",
+                 impl_->options.host, port_);
+  }
+  spdlog::info("admin API listening on {}://{}:{}", tls() ? "https" : "http",
+               impl_->options.host, port_);
+  return Status::Ok();
+}
+
+void AdminServer::stop() {
+  if (impl_ && impl_->thread.joinable()) {
+    // httplib's stop() does nothing until the accept loop has started: repeat until it ends.
+    while (!impl_->loop_done) {
+      impl_->server->stop();
+      std::this_thread::yield();
+    }
+    impl_->thread.join();
+  }
+}
+
+}  // namespace greenlight

@@ -1,0 +1,67 @@
+// Schedules every configured probe on the injected scheduler: start times spread across the
+// interval (injected random source), a fixed rate from then on, an overlapping run skipped and
+// counted, never a burst. Keeps each probe's health and last result, feeds ProbeMetrics and
+// listeners (alerting). apply() reconciles a new config: unchanged probes keep their schedule
+// and health. Loop-thread only, except snapshot(), which any thread may call.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "greenlight/probes/probe_metrics.h"
+#include "greenlight/probes/probe_run.h"
+
+namespace greenlight::probes {
+
+struct ProbeStatus {
+  std::string name;
+  std::vector<std::pair<std::string, std::string>> labels;
+  Duration interval{0};
+  HealthState health;
+  std::optional<ProbeResult> last;  // only the latest; nothing older is kept
+};
+
+using ResultListener =
+    std::function<void(const ProbeSpec&, const ProbeResult&, const HealthState&, HealthTransition)>;
+
+class ProbeManager {
+ public:
+  ProbeManager(Transport& transport, Scheduler& scheduler, RandomSource& random,
+               std::shared_ptr<ProbeMetrics> metrics);
+  ~ProbeManager();
+
+  void apply(const std::vector<ProbeSpec>& specs);
+  void stopAll();
+  void addListener(ResultListener listener) { listeners_.push_back(std::move(listener)); }
+  std::vector<ProbeStatus> snapshot() const;
+  size_t size() const { return slots_.size(); }
+
+ private:
+  struct Slot {
+    std::shared_ptr<const ProbeSpec> spec;
+    std::string fingerprint;
+    MonoTime planned;
+    TimerId timer = 0;
+    std::shared_ptr<ProbeRun> run;
+    HealthState health;
+  };
+  void schedule(Slot& slot);
+  void tick(const std::string& name);
+  void onResult(const std::string& name, ProbeResult result);
+
+  Transport& transport_;
+  Scheduler& scheduler_;
+  RandomSource& random_;
+  std::shared_ptr<ProbeMetrics> metrics_;
+  TokenCache tokens_;
+  std::map<std::string, Slot> slots_;
+  std::vector<ResultListener> listeners_;
+  mutable std::mutex status_mu_;
+  std::map<std::string, ProbeStatus> status_;
+};
+
+}  // namespace greenlight::probes

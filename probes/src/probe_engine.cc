@@ -1,0 +1,63 @@
+#include "greenlight/probes/probe_engine.h"
+
+#include <future>
+
+namespace greenlight::probes {
+
+ProbeEngine::ProbeEngine(const TimeSource& time, RandomSource& random)
+    : time_(time),
+      timers_(time),
+      metrics_(std::make_shared<ProbeMetrics>()),
+      manager_(transport_, timers_, random, metrics_) {
+  // A timer scheduled from another thread must wake the loop out of poll().
+  timers_.setWakeup([this] {
+    if (std::this_thread::get_id() != loop_id_.load()) transport_.wakeup();
+  });
+}
+
+ProbeEngine::~ProbeEngine() { stop(); }
+
+void ProbeEngine::start() {
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this] { loop(); });
+}
+
+void ProbeEngine::stop() {
+  if (!thread_.joinable()) return;
+  stopping_ = true;
+  transport_.wakeup();
+  thread_.join();
+  manager_.stopAll();
+}
+
+void ProbeEngine::post(std::function<void()> fn) { timers_.scheduleAt(MonoTime::min(), std::move(fn)); }
+
+void ProbeEngine::apply(std::vector<ProbeSpec> specs) {
+  if (!thread_.joinable()) {
+    manager_.apply(specs);
+    return;
+  }
+  std::promise<void> applied;
+  post([this, &specs, &applied] {
+    manager_.apply(specs);
+    applied.set_value();
+  });
+  applied.get_future().wait();
+}
+
+void ProbeEngine::loop() {
+  loop_id_ = std::this_thread::get_id();
+  while (!stopping_) {
+    timers_.runDue();
+    transport_.perform();
+    Duration wait = std::chrono::seconds(1);
+    if (auto next = timers_.nextDeadline()) {
+      wait = std::min(wait, std::max(Duration(0), *next - time_.monotonicNow()));
+    }
+    // Round up to the millisecond poll() understands, so a timer 0.3 ms away is not a busy loop.
+    if (wait > Duration(0)) transport_.poll(wait + std::chrono::microseconds(999));
+  }
+}
+
+}  // namespace greenlight::probes

@@ -1,0 +1,122 @@
+#include "greenlight/probes/probe_manager.h"
+
+#include <set>
+
+namespace greenlight::probes {
+
+ProbeManager::ProbeManager(Transport& transport, Scheduler& scheduler, RandomSource& random,
+                           std::shared_ptr<ProbeMetrics> metrics)
+    : transport_(transport), scheduler_(scheduler), random_(random), metrics_(std::move(metrics)) {}
+
+ProbeManager::~ProbeManager() { stopAll(); }
+
+void ProbeManager::stopAll() {
+  for (auto& [name, slot] : slots_) {
+    scheduler_.cancel(slot.timer);
+    if (slot.run) slot.run->cancel();
+    metrics_->removeProbe(name);
+  }
+  slots_.clear();
+  std::lock_guard<std::mutex> lock(status_mu_);
+  status_.clear();
+}
+
+void ProbeManager::apply(const std::vector<ProbeSpec>& specs) {
+  std::set<std::string> wanted;
+  for (const auto& spec : specs) wanted.insert(spec.name);
+  for (auto it = slots_.begin(); it != slots_.end();) {
+    if (wanted.count(it->first)) {
+      ++it;
+      continue;
+    }
+    scheduler_.cancel(it->second.timer);
+    if (it->second.run) it->second.run->cancel();
+    metrics_->removeProbe(it->first);
+    {
+      std::lock_guard<std::mutex> lock(status_mu_);
+      status_.erase(it->first);
+    }
+    it = slots_.erase(it);
+  }
+  for (const auto& spec : specs) {
+    auto shared = std::make_shared<const ProbeSpec>(spec);
+    std::string fp = spec.fingerprint();
+    auto it = slots_.find(spec.name);
+    metrics_->setProbe(spec);
+    {
+      std::lock_guard<std::mutex> lock(status_mu_);
+      auto& st = status_[spec.name];
+      st.name = spec.name;
+      st.labels = spec.labels;
+      st.interval = spec.interval;
+    }
+    if (it != slots_.end() && it->second.fingerprint == fp) {
+      it->second.spec = shared;  // labels may differ: the next run reports them
+      continue;
+    }
+    Slot& slot = slots_[spec.name];
+    scheduler_.cancel(slot.timer);
+    if (slot.run) slot.run->cancel();
+    slot.run.reset();
+    slot.spec = shared;
+    slot.fingerprint = std::move(fp);
+    slot.health = HealthState{};
+    // Spread first runs over one interval so a config of many probes never starts in a burst.
+    slot.planned = scheduler_.time().monotonicNow() +
+                   std::chrono::duration_cast<Duration>(spec.interval * random_.uniform01());
+    schedule(slot);
+  }
+}
+
+void ProbeManager::schedule(Slot& slot) {
+  const std::string name = slot.spec->name;
+  slot.timer = scheduler_.scheduleAt(slot.planned, [this, name] { tick(name); });
+}
+
+void ProbeManager::tick(const std::string& name) {
+  auto it = slots_.find(name);
+  if (it == slots_.end()) return;
+  Slot& slot = it->second;
+  const MonoTime now = scheduler_.time().monotonicNow();
+  metrics_->observeLateness(now - slot.planned);
+  if (slot.run) {
+    metrics_->countSkipped(name);  // the previous run is still going: never run twice at once
+  } else {
+    slot.run = ProbeRun::start(slot.spec, RunContext{transport_, scheduler_, random_, tokens_},
+                               [this, name](ProbeResult r) { onResult(name, std::move(r)); });
+  }
+  // Fixed rate: the next run is planned from the plan, not from now; a long stall skips the
+  // missed runs instead of firing them in a burst.
+  slot.planned += slot.spec->interval;
+  if (slot.planned <= now) {
+    auto missed = (now - slot.planned) / slot.spec->interval + 1;
+    slot.planned += slot.spec->interval * missed;
+  }
+  schedule(slot);
+}
+
+void ProbeManager::onResult(const std::string& name, ProbeResult result) {
+  auto it = slots_.find(name);
+  if (it == slots_.end()) return;
+  Slot& slot = it->second;
+  slot.run.reset();
+  const HealthState prev = slot.health;
+  slot.health = nextHealth(slot.spec->health, prev, result.success);
+  const HealthTransition transition = transitionOf(prev, slot.health);
+  metrics_->record(result, slot.health, scheduler_.time().wallNow());
+  for (const auto& l : listeners_) l(*slot.spec, result, slot.health, transition);
+  std::lock_guard<std::mutex> lock(status_mu_);
+  auto& st = status_[name];
+  st.health = slot.health;
+  st.last = std::move(result);
+}
+
+std::vector<ProbeStatus> ProbeManager::snapshot() const {
+  std::lock_guard<std::mutex> lock(status_mu_);
+  std::vector<ProbeStatus> out;
+  out.reserve(status_.size());
+  for (const auto& [name, st] : status_) out.push_back(st);
+  return out;
+}
+
+}  // namespace greenlight::probes

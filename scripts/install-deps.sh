@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package that Greenlight's build, tests, demo and benchmarks need.
+# Idempotent: packages already present are skipped by apt; safe to run again.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake pkg-config ninja-build
+  # libraries (README "Dependencies" says why each is there)
+  prometheus-cpp-dev libcpp-httplib-dev libssl-dev libspdlog-dev libyaml-cpp-dev
+  nlohmann-json3-dev libcurl4-openssl-dev libcli11-dev libboost-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # real servers that integration tests and benchmarks start on 127.0.0.1
+  prometheus prometheus-blackbox-exporter
+  # tools used by tests
+  openssl curl procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Debian's prometheus packages start services on install where systemd runs; our tests start
+# their own instances on ports they choose, so a running system instance is not needed.
