@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
   sim_cmd->add_flag("--no-tls", no_tls, "Serve plain HTTP");
 
   std::string demo_config = "examples/demo.yaml";
-  int demo_admin_port = 9090;
+  int demo_admin_port = 9470;
   auto* demo_cmd = cli.add_subcommand("demo", "Start the simulator and probe it with examples/demo.yaml");
   demo_cmd->add_option("-c,--config", demo_config, "Demo config")->check(CLI::ExistingFile);
   demo_cmd->add_option("--admin-port", demo_admin_port, "Admin API port");

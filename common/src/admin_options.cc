@@ -21,7 +21,7 @@ AdminServerOptions parseAdminOptions(ConfigReader& r, const YAML::Node& node,
     }
     if (colon == std::string::npos || colon == 0 || port < 0 || port > 65535) {
       r.error(node["listen"], ConfigReader::join(field, "listen"),
-              "expected host:port such as \"127.0.0.1:9090\", got \"" + *listen + "\"");
+              "expected host:port such as \"127.0.0.1:9470\", got \"" + *listen + "\"");
     } else {
       o.host = listen->substr(0, colon);
       if (o.host.size() > 2 && o.host.front() == '[') o.host = o.host.substr(1, o.host.size() - 2);

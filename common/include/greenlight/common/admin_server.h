@@ -29,7 +29,7 @@ struct AdminToken {
 
 struct AdminServerOptions {
   std::string host = "127.0.0.1";
-  int port = 9090;  // 0 picks a free port (tests)
+  int port = 9470;  // 0 picks a free port (tests)
   std::string tls_cert_file;
   std::string tls_key_file;
   std::vector<AdminToken> tokens;

@@ -1,0 +1,68 @@
+#include "greenlight/app/app_config.h"
+
+#include <gtest/gtest.h>
+
+#include "support/test_support.h"
+
+namespace greenlight::app {
+namespace {
+
+EnvLookup env(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& k) -> std::optional<std::string> {
+    auto it = vars.find(k);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+TEST(AppConfig, UnknownTopLevelKeyIsAnError) {
+  ConfigErrors errors;
+  auto c = parseAppConfig("g.yaml", "probes: []\nprobs: []\n", errors, env({}));
+  EXPECT_FALSE(c);
+  EXPECT_NE(errors.format().find("g.yaml:2:1: probs: unknown key"), std::string::npos) << errors.format();
+}
+
+TEST(AppConfig, ErrorsFromEverySectionAreReportedTogether) {
+  ConfigErrors errors;
+  auto c = parseAppConfig("g.yaml", R"(
+log: {format: xml}
+admin: {listen: "nowhere"}
+probes:
+  - {name: a, url: "https://x/", timeout: 2}
+)", errors, env({}));
+  EXPECT_FALSE(c);
+  const std::string all = errors.format();
+  EXPECT_NE(all.find("log.format: expected text or json"), std::string::npos) << all;
+  EXPECT_NE(all.find("admin.listen: expected host:port"), std::string::npos) << all;
+  EXPECT_NE(all.find("probes[0].timeout: expected a duration"), std::string::npos) << all;
+  EXPECT_EQ(errors.size(), 3u) << all;
+}
+
+TEST(AppConfig, EmptyFileIsAnError) {
+  ConfigErrors errors;
+  EXPECT_FALSE(parseAppConfig("g.yaml", "", errors, env({})));
+  EXPECT_NE(errors.format().find("the file is empty"), std::string::npos);
+}
+
+TEST(AppConfig, TheShippedDemoConfigIsValid) {
+  std::map<std::string, std::string> vars = {
+      {"SIM_PLATFORM_URL", "https://127.0.0.1:1"}, {"SIM_PLATFORM_ADDR", "127.0.0.1:1"},
+      {"SIM_CA_FILE", "/tmp/ca.pem"}, {"SIM_CLIENT_ID", "id"}, {"SIM_CLIENT_SECRET", "secret"}};
+  for (const char* oem : {"TESLA", "BMW", "FORD", "HYUNDAI"}) {
+    vars[std::string("SIM_") + oem + "_URL"] = "https://127.0.0.1:2";
+    vars[std::string("SIM_") + oem + "_ADDR"] = "127.0.0.1:2";
+  }
+  ConfigErrors errors;
+  auto c = loadAppConfig(std::string(GREENLIGHT_SOURCE_DIR) + "/examples/demo.yaml", errors, env(vars));
+  ASSERT_TRUE(c) << errors.format();
+  EXPECT_GE(c->probes.size(), 10u);
+}
+
+TEST(AppConfig, MissingFileIsAClearError) {
+  ConfigErrors errors;
+  EXPECT_FALSE(loadAppConfig("/nonexistent/greenlight.yaml", errors, env({})));
+  EXPECT_EQ(errors.format(), "/nonexistent/greenlight.yaml: cannot read the file\n");
+}
+
+}  // namespace
+}  // namespace greenlight::app

@@ -1,0 +1,76 @@
+// The greenlight binary as a user runs it: check-config output and exit codes, SIGHUP reload,
+// SIGTERM stop.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <regex>
+
+#include "support/test_support.h"
+
+namespace greenlight {
+namespace {
+
+using testing::ChildProcess;
+using testing::TempDir;
+
+TEST(Cli, CheckConfigPrintsEveryErrorWithItsPlaceAndFails) {
+  TempDir dir;
+  const std::string path = dir.write("bad.yaml", R"(probes:
+  - name: a
+    url: https://x/
+    interval: 30
+  - name: b
+    url: https://x/
+    conditions: ["[STAUTS] == 200"]
+    colour: blue
+)");
+  ChildProcess p({GREENLIGHT_BINARY, "check-config", path}, dir.path() + "/out.txt");
+  EXPECT_EQ(p.wait(std::chrono::seconds(10)), 1);
+  const std::string out = testing::readFile(dir.path() + "/out.txt");
+  EXPECT_NE(out.find(path + ":4:15: probes[0].interval: expected a duration like \"30s\""), std::string::npos) << out;
+  EXPECT_NE(out.find(path + ":7:18: probes[1].conditions[0]: condition \"[STAUTS] == 200\": unknown placeholder"), std::string::npos) << out;
+  EXPECT_NE(out.find(path + ":8:5: probes[1].colour: unknown key"), std::string::npos) << out;
+  EXPECT_NE(out.find("3 errors in " + path), std::string::npos) << out;
+}
+
+TEST(Cli, CheckConfigAcceptsAGoodFile) {
+  TempDir dir;
+  const std::string path = dir.write("ok.yaml", "probes:\n  - {name: a, url: 'https://x/'}\n");
+  ChildProcess p({GREENLIGHT_BINARY, "check-config", path}, dir.path() + "/out.txt");
+  EXPECT_EQ(p.wait(std::chrono::seconds(10)), 0);
+  EXPECT_NE(testing::readFile(dir.path() + "/out.txt").find("ok (1 probes, 1 steps)"), std::string::npos);
+}
+
+TEST(Cli, RunReloadsOnSighupAndStopsCleanlyOnSigterm) {
+  TempDir dir;
+  const int admin = testing::freePort();
+  auto cfg = [&](const std::string& probes) {
+    return "admin: {listen: 127.0.0.1:" + std::to_string(admin) + "}\nprobes:\n" + probes;
+  };
+  const std::string path = dir.write("g.yaml", cfg("  - {name: first, url: 'tcp://127.0.0.1:1', interval: 1s, timeout: 1s}\n"));
+  ChildProcess p({GREENLIGHT_BINARY, "run", "--config", path}, dir.path() + "/log.txt");
+  ASSERT_TRUE(testing::waitUntil([&] { return testing::httpGet(admin, "/readyz").status == 200; }))
+      << testing::readFile(dir.path() + "/log.txt");
+  EXPECT_NE(testing::httpGet(admin, "/api/v1/probes").body.find("\"first\""), std::string::npos);
+
+  std::ofstream(path) << cfg("  - {name: second, url: 'tcp://127.0.0.1:1', interval: 1s, timeout: 1s}\n");
+  p.signal(SIGHUP);
+  EXPECT_TRUE(testing::waitUntil([&] {
+    return testing::httpGet(admin, "/api/v1/probes").body.find("\"second\"") != std::string::npos;
+  }));
+
+  std::ofstream(path) << "probes: [ {name: broken\n";  // a bad reload: the old config stays
+  p.signal(SIGHUP);
+  EXPECT_TRUE(testing::waitUntil([&] {
+    return testing::readFile(dir.path() + "/log.txt").find("reload rejected") != std::string::npos;
+  }));
+  EXPECT_NE(testing::httpGet(admin, "/api/v1/probes").body.find("\"second\""), std::string::npos);
+  EXPECT_TRUE(p.running());
+
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(std::chrono::seconds(10)), 0);
+}
+
+}  // namespace
+}  // namespace greenlight
