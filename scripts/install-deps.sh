@@ -11,9 +11,9 @@ packages=(
   nlohmann-json3-dev libcurl4-openssl-dev libcli11-dev libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # real servers that integration tests and benchmarks start on 127.0.0.1
-  prometheus prometheus-blackbox-exporter
-  # tools used by tests
-  openssl curl procps
+  prometheus prometheus-blackbox-exporter nginx
+  # tools used by tests and benchmark scripts
+  openssl curl procps python3
 )
 
 missing=()
@@ -27,6 +27,12 @@ fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+# Packaged servers (nginx, prometheus) must not start system instances on install: tests and
+# benchmarks start their own on 127.0.0.1 ports they choose. policy-rc.d tells invoke-rc.d so.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && own_policy=1
+fi
+trap 'if [ "$own_policy" = 1 ]; then rm -f "$policy"; fi' EXIT
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
-# Debian's prometheus packages start services on install where systemd runs; our tests start
-# their own instances on ports they choose, so a running system instance is not needed.

@@ -1,5 +1,6 @@
 #include "greenlight/app/service.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
@@ -7,6 +8,13 @@
 #include "greenlight/probes/probe_json.h"
 
 namespace greenlight::app {
+namespace {
+
+// A config of 10,000 probes builds a large YAML tree that is freed right after parsing; give
+// those pages back to the system instead of keeping them as the process's resident size.
+void releaseFreedMemory() { malloc_trim(0); }
+
+}  // namespace
 
 StatusOr<std::unique_ptr<Service>> Service::start(ServiceOptions options) {
   ConfigErrors errors;
@@ -41,14 +49,18 @@ StatusOr<std::unique_ptr<Service>> Service::start(ServiceOptions options) {
   svc->reload_ok_->Set(1);
   svc->reload_time_->Set(std::chrono::duration<double>(svc->time_.wallNow().time_since_epoch()).count());
   svc->engine_ = std::make_unique<probes::ProbeEngine>(svc->time_, svc->random_);
-  svc->engine_->apply(svc->config_.probes);
+  const size_t probe_count = svc->config_.probes.size();
+  svc->engine_->apply(std::move(svc->config_.probes));  // the engine owns the specs from here
+  svc->config_.probes.clear();
+  releaseFreedMemory();
   svc->engine_->start();
   svc->admin_->addCollectable(svc->registry_);
-  svc->admin_->addCollectable(svc->engine_->metrics());
+  svc->admin_->addTextSource(
+      [metrics = svc->engine_->metrics()](std::string& out) { metrics->appendExposition(out); });
   svc->registerRoutes();
   if (Status s = svc->admin_->start(); !s.ok()) return s;
   svc->admin_->setReady(true);
-  spdlog::info("running {} probes from {}", svc->config_.probes.size(), svc->options_.config_path);
+  spdlog::info("running {} probes from {}", probe_count, svc->options_.config_path);
   return svc;
 }
 
@@ -66,7 +78,7 @@ Status Service::reload() {
   if (!config) {
     reload_ok_->Set(0);
     for (const auto& e : errors.all()) spdlog::error("reload rejected: {}", e.toString());
-    spdlog::warn("keeping the running config ({} probes)", config_.probes.size());
+    spdlog::warn("keeping the running config");
     return InvalidArgument(errors.format());
   }
   if (config->admin.host != config_.admin.host || config->admin.port != config_.admin.port ||
@@ -77,10 +89,12 @@ Status Service::reload() {
   if (config->log_level != config_.log_level) {
     spdlog::set_level(spdlog::level::from_str(config->log_level));
   }
-  engine_->apply(config->probes);
-  spdlog::info("config reloaded: {} probes", config->probes.size());
-  config_.probes = std::move(config->probes);
+  const size_t probe_count = config->probes.size();
+  engine_->apply(std::move(config->probes));
+  releaseFreedMemory();
+  spdlog::info("config reloaded: {} probes", probe_count);
   config_.log_level = config->log_level;
+  config_.admin = config->admin;
   reload_ok_->Set(1);
   reload_time_->Set(std::chrono::duration<double>(time_.wallNow().time_since_epoch()).count());
   return Status::Ok();

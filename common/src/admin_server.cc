@@ -37,6 +37,7 @@ struct AdminServer::Impl {
   std::atomic<bool> loop_done{true};
   std::mutex registries_mu;
   std::vector<std::shared_ptr<prometheus::Collectable>> registries;
+  std::vector<std::function<void(std::string&)>> text_sources;
   std::shared_ptr<prometheus::Registry> own_registry = std::make_shared<prometheus::Registry>();
   prometheus::Family<prometheus::Counter>* requests = nullptr;
   prometheus::Counter* auth_failures = nullptr;
@@ -97,7 +98,8 @@ struct AdminServer::Impl {
     ar.role = role;
     AdminResponse out = handler(ar);
     res.status = out.status;
-    res.set_content(out.body, out.content_type);
+    res.body = std::move(out.body);  // no copy: a 10,000-probe exposition is tens of MB
+    res.set_header("Content-Type", out.content_type);
     count(out.status);
   }
 
@@ -109,9 +111,11 @@ struct AdminServer::Impl {
       families.insert(families.end(), std::make_move_iterator(f.begin()),
                       std::make_move_iterator(f.end()));
     }
-    std::ostringstream out;
-    prometheus::TextSerializer().Serialize(out, families);
-    return out.str();
+    std::ostringstream serialized;
+    prometheus::TextSerializer().Serialize(serialized, families);
+    std::string out = serialized.str();
+    for (const auto& source : text_sources) source(out);
+    return out;
   }
 };
 
@@ -202,6 +206,11 @@ void AdminServer::handle(const std::string& method, const std::string& pattern, 
 void AdminServer::addCollectable(std::shared_ptr<prometheus::Collectable> source) {
   std::lock_guard<std::mutex> lock(impl_->registries_mu);
   impl_->registries.push_back(std::move(source));
+}
+
+void AdminServer::addTextSource(std::function<void(std::string&)> source) {
+  std::lock_guard<std::mutex> lock(impl_->registries_mu);
+  impl_->text_sources.push_back(std::move(source));
 }
 
 void AdminServer::setReady(bool ready) { impl_->ready = ready; }

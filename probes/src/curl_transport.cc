@@ -62,7 +62,7 @@ struct CurlTransport::Transfer {
   char error[CURL_ERROR_SIZE] = {0};
 
   ~Transfer() {
-    if (easy) curl_easy_cleanup(easy);
+    if (easy) curl_easy_cleanup(easy);  // only when not handed back to the idle pool
     curl_slist_free_all(headers);
     curl_slist_free_all(connect_to);
   }
@@ -109,6 +109,7 @@ CurlTransport::CurlTransport() {
 CurlTransport::~CurlTransport() {
   for (auto& [id, t] : transfers_) curl_multi_remove_handle(multi_, t->easy);
   transfers_.clear();
+  for (void* e : idle_handles_) curl_easy_cleanup(static_cast<CURL*>(e));
   curl_multi_cleanup(multi_);
 }
 
@@ -118,7 +119,14 @@ RequestId CurlTransport::start(TransportRequest request,
   t->id = next_id_++;
   t->request = std::move(request);
   t->done = std::move(done);
-  CURL* e = t->easy = curl_easy_init();
+  CURL* e;
+  if (!idle_handles_.empty()) {
+    e = static_cast<CURL*>(idle_handles_.back());
+    idle_handles_.pop_back();
+  } else {
+    e = curl_easy_init();
+  }
+  t->easy = e;
   const TransportRequest& r = t->request;
   const TlsSettings& tls = r.tls;
 
@@ -179,8 +187,10 @@ RequestId CurlTransport::start(TransportRequest request,
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Transfer::onBody);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Transfer::onHeader);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
+    if (r.keep_headers) {
+      curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Transfer::onHeader);
+      curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
+    }
   }
   RequestId id = t->id;
   curl_multi_add_handle(multi_, e);
@@ -257,6 +267,11 @@ void CurlTransport::finish(Transfer* t, int code_int) {
   auto done = std::move(t->done);
   TransportResult out = std::move(res);
   curl_multi_remove_handle(multi_, e);
+  if (idle_handles_.size() < 256) {
+    curl_easy_reset(e);
+    idle_handles_.push_back(e);
+    t->easy = nullptr;
+  }
   transfers_.erase(t->id);
   done(std::move(out));
 }

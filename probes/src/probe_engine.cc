@@ -35,12 +35,12 @@ void ProbeEngine::post(std::function<void()> fn) { timers_.scheduleAt(MonoTime::
 
 void ProbeEngine::apply(std::vector<ProbeSpec> specs) {
   if (!thread_.joinable()) {
-    manager_.apply(specs);
+    manager_.apply(std::move(specs));
     return;
   }
   std::promise<void> applied;
   post([this, &specs, &applied] {
-    manager_.apply(specs);
+    manager_.apply(std::move(specs));
     applied.set_value();
   });
   applied.get_future().wait();

@@ -21,7 +21,7 @@ void ProbeManager::stopAll() {
   status_.clear();
 }
 
-void ProbeManager::apply(const std::vector<ProbeSpec>& specs) {
+void ProbeManager::apply(std::vector<ProbeSpec> specs) {
   std::set<std::string> wanted;
   for (const auto& spec : specs) wanted.insert(spec.name);
   for (auto it = slots_.begin(); it != slots_.end();) {
@@ -38,9 +38,10 @@ void ProbeManager::apply(const std::vector<ProbeSpec>& specs) {
     }
     it = slots_.erase(it);
   }
-  for (const auto& spec : specs) {
-    auto shared = std::make_shared<const ProbeSpec>(spec);
-    std::string fp = spec.fingerprint();
+  for (auto& owned : specs) {
+    std::string fp = owned.fingerprint();
+    auto shared = std::make_shared<const ProbeSpec>(std::move(owned));
+    const ProbeSpec& spec = *shared;
     auto it = slots_.find(spec.name);
     metrics_->setProbe(spec);
     {

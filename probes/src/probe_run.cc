@@ -34,15 +34,18 @@ std::string base64(const std::string& s) {
   return out;
 }
 
-bool needsBody(const StepSpec& s) {
-  if (s.kind == StepKind::kOAuth2) return true;
+bool usesPlaceholder(const StepSpec& s, Placeholder p) {
   for (const auto& c : s.conditions) {
-    if (c.left.placeholder == Placeholder::kBody || c.right.placeholder == Placeholder::kBody) return true;
+    if (c.left.placeholder == p || c.right.placeholder == p) return true;
   }
   for (const auto& c : s.captures) {
-    if (c.operand.placeholder == Placeholder::kBody) return true;
+    if (c.operand.placeholder == p) return true;
   }
   return false;
+}
+
+bool needsBody(const StepSpec& s) {
+  return s.kind == StepKind::kOAuth2 || usesPlaceholder(s, Placeholder::kBody);
 }
 
 }  // namespace
@@ -112,6 +115,7 @@ void ProbeRun::runStep(size_t index) {
   req.tls = spec_->tls;
   req.timeout = std::max<Duration>(deadline_ - now, std::chrono::milliseconds(1));
   req.keep_body = needsBody(s);
+  req.keep_headers = usesPlaceholder(s, Placeholder::kHeader);
   req.max_body_bytes = s.max_body_bytes;
   req.http_version = s.http_version;
   if (s.kind == StepKind::kOAuth2) {

@@ -1,7 +1,6 @@
 #include "greenlight/probes/probe_metrics.h"
 
 #include <gtest/gtest.h>
-#include <prometheus/text_serializer.h>
 
 #include <sstream>
 
@@ -21,11 +20,7 @@ ProbeSpec spec(const std::string& name) {
   return p;
 }
 
-std::string text(const ProbeMetrics& m) {
-  std::ostringstream out;
-  prometheus::TextSerializer().Serialize(out, m.Collect());
-  return out.str();
-}
+std::string text(const ProbeMetrics& m) { return m.exposition(); }
 
 TEST(ProbeMetrics, BlackboxNamesWithProbeAndConfigLabels) {
   ProbeMetrics m;

@@ -70,6 +70,8 @@ class AdminServer {
   void handle(const std::string& method, const std::string& pattern, Role least_role,
               AdminHandler handler);
   void addCollectable(std::shared_ptr<prometheus::Collectable> source);
+  // A source that appends exposition text itself (see ExpositionWriter), called on each scrape.
+  void addTextSource(std::function<void(std::string&)> source);
   void setReady(bool ready);
 
   Status start();

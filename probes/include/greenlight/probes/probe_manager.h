@@ -34,7 +34,7 @@ class ProbeManager {
                std::shared_ptr<ProbeMetrics> metrics);
   ~ProbeManager();
 
-  void apply(const std::vector<ProbeSpec>& specs);
+  void apply(std::vector<ProbeSpec> specs);
   void stopAll();
   void addListener(ResultListener listener) { listeners_.push_back(std::move(listener)); }
   std::vector<ProbeStatus> snapshot() const;

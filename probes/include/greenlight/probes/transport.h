@@ -28,7 +28,8 @@ struct TransportRequest {
   TlsSettings tls;
   Duration timeout{10'000'000'000};
   size_t max_body_bytes = 1 << 20;
-  bool keep_body = false;  // only when a condition or capture needs it
+  bool keep_body = false;     // only when a condition or capture needs it
+  bool keep_headers = false;  // likewise
 };
 
 struct TransportResult {
