@@ -55,8 +55,7 @@ StatusOr<std::unique_ptr<Service>> Service::start(ServiceOptions options) {
   releaseFreedMemory();
   svc->engine_->start();
   svc->admin_->addCollectable(svc->registry_);
-  svc->admin_->addTextSource(
-      [metrics = svc->engine_->metrics()](std::string& out) { metrics->appendExposition(out); });
+  svc->admin_->addExpositionSource(svc->engine_->metrics());
   svc->registerRoutes();
   if (Status s = svc->admin_->start(); !s.ok()) return s;
   svc->admin_->setReady(true);

@@ -22,7 +22,10 @@ const char* roleName(Role r) {
 }
 
 AdminResponse jsonResponse(int status, const std::string& json_body) {
-  return AdminResponse{status, "application/json", json_body};
+  AdminResponse r;
+  r.status = status;
+  r.body = json_body;
+  return r;
 }
 
 AdminResponse errorResponse(int status, const std::string& message) {
@@ -37,7 +40,7 @@ struct AdminServer::Impl {
   std::atomic<bool> loop_done{true};
   std::mutex registries_mu;
   std::vector<std::shared_ptr<prometheus::Collectable>> registries;
-  std::vector<std::function<void(std::string&)>> text_sources;
+  std::vector<std::shared_ptr<const ExpositionSource>> sources;
   std::shared_ptr<prometheus::Registry> own_registry = std::make_shared<prometheus::Registry>();
   prometheus::Family<prometheus::Counter>* requests = nullptr;
   prometheus::Counter* auth_failures = nullptr;
@@ -98,8 +101,19 @@ struct AdminServer::Impl {
     ar.role = role;
     AdminResponse out = handler(ar);
     res.status = out.status;
-    res.body = std::move(out.body);  // no copy: a 10,000-probe exposition is tens of MB
-    res.set_header("Content-Type", out.content_type);
+    if (out.stream) {
+      res.set_chunked_content_provider(
+          out.content_type, [stream = std::move(out.stream)](size_t, httplib::DataSink& sink) {
+            std::string piece;
+            const bool more = stream(piece);
+            if (!piece.empty() && !sink.write(piece.data(), piece.size())) return false;
+            if (!more) sink.done();
+            return true;
+          });
+    } else {
+      res.body = std::move(out.body);
+      res.set_header("Content-Type", out.content_type);
+    }
     count(out.status);
   }
 
@@ -113,9 +127,41 @@ struct AdminServer::Impl {
     }
     std::ostringstream serialized;
     prometheus::TextSerializer().Serialize(serialized, families);
-    std::string out = serialized.str();
-    for (const auto& source : text_sources) source(out);
-    return out;
+    return serialized.str();
+  }
+
+  // The registries' text first, then each source piece by piece.
+  AdminResponse metricsResponse() {
+    struct State {
+      std::string head;
+      std::vector<std::shared_ptr<const ExpositionSource>> sources;
+      size_t index = 0;
+      std::unique_ptr<ExpositionSource::Cursor> cursor;
+    };
+    auto st = std::make_shared<State>();
+    st->head = metricsText();
+    {
+      std::lock_guard<std::mutex> lock(registries_mu);
+      st->sources = sources;
+    }
+    AdminResponse r{200, "text/plain; version=0.0.4; charset=utf-8", "", nullptr};
+    r.stream = [st](std::string& out) {
+      if (!st->head.empty()) {
+        out = std::move(st->head);
+        st->head.clear();
+        return true;
+      }
+      while (st->index < st->sources.size()) {
+        const auto& src = *st->sources[st->index];
+        if (!st->cursor) st->cursor = src.begin();
+        if (src.next(*st->cursor, out, 64 << 10)) return true;
+        st->cursor.reset();
+        ++st->index;
+        if (!out.empty()) return true;
+      }
+      return !out.empty();
+    };
+    return r;
   }
 };
 
@@ -172,7 +218,7 @@ AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
   Role metrics_role = p->options.public_metrics ? Role::kNone : Role::kViewer;
   s.Get("/metrics", [p, metrics_role](const httplib::Request& req, httplib::Response& res) {
     p->serve(req, res, metrics_role, [p](const AdminRequest&) {
-      return AdminResponse{200, "text/plain; version=0.0.4; charset=utf-8", p->metricsText()};
+      return p->metricsResponse();
     });
   });
   s.set_exception_handler([](const httplib::Request&, httplib::Response& res,
@@ -208,9 +254,9 @@ void AdminServer::addCollectable(std::shared_ptr<prometheus::Collectable> source
   impl_->registries.push_back(std::move(source));
 }
 
-void AdminServer::addTextSource(std::function<void(std::string&)> source) {
+void AdminServer::addExpositionSource(std::shared_ptr<const ExpositionSource> source) {
   std::lock_guard<std::mutex> lock(impl_->registries_mu);
-  impl_->text_sources.push_back(std::move(source));
+  impl_->sources.push_back(std::move(source));
 }
 
 void AdminServer::setReady(bool ready) { impl_->ready = ready; }

@@ -6,6 +6,14 @@
 
 namespace greenlight {
 
+std::string ExpositionSource::all() const {
+  std::string out;
+  auto cursor = begin();
+  while (next(*cursor, out, 1 << 20)) {
+  }
+  return out;
+}
+
 void FixedHistogram::observe(double v) {
   size_t i = std::lower_bound(bounds->begin(), bounds->end(), v) - bounds->begin();
   ++counts[i];

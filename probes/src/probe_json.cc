@@ -23,10 +23,10 @@ std::string probesToJson(const std::vector<ProbeStatus>& probes) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& p : probes) {
     nlohmann::json j;
-    j["name"] = p.name;
+    j["name"] = p.spec->name;
     j["labels"] = nlohmann::json::object();
-    for (const auto& [k, v] : p.labels) j["labels"][k] = v;
-    j["interval_seconds"] = toSeconds(p.interval);
+    for (const auto& [k, v] : p.spec->labels) j["labels"][k] = v;
+    j["interval_seconds"] = toSeconds(p.spec->interval);
     j["health"] = healthName(p.health.health);
     j["consecutive_failures"] = p.health.consecutive_failures;
     if (p.last) {

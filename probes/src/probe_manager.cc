@@ -39,17 +39,14 @@ void ProbeManager::apply(std::vector<ProbeSpec> specs) {
     it = slots_.erase(it);
   }
   for (auto& owned : specs) {
-    std::string fp = owned.fingerprint();
+    const uint64_t fp = owned.fingerprint();
     auto shared = std::make_shared<const ProbeSpec>(std::move(owned));
     const ProbeSpec& spec = *shared;
     auto it = slots_.find(spec.name);
     metrics_->setProbe(spec);
     {
       std::lock_guard<std::mutex> lock(status_mu_);
-      auto& st = status_[spec.name];
-      st.name = spec.name;
-      st.labels = spec.labels;
-      st.interval = spec.interval;
+      status_[spec.name].spec = shared;
     }
     if (it != slots_.end() && it->second.fingerprint == fp) {
       it->second.spec = shared;  // labels may differ: the next run reports them
@@ -60,7 +57,7 @@ void ProbeManager::apply(std::vector<ProbeSpec> specs) {
     if (slot.run) slot.run->cancel();
     slot.run.reset();
     slot.spec = shared;
-    slot.fingerprint = std::move(fp);
+    slot.fingerprint = fp;
     slot.health = HealthState{};
     // Spread first runs over one interval so a config of many probes never starts in a burst.
     slot.planned = scheduler_.time().monotonicNow() +

@@ -109,118 +109,163 @@ void ProbeMetrics::observeLateness(Duration lateness) {
   lateness_.observe(toSeconds(lateness));
 }
 
-void ProbeMetrics::appendExposition(std::string& out) const {
+namespace {
+
+using Series = ProbeMetrics::Series;
+
+// One metric family: whether a probe has series in it, and how to write them.
+struct Family {
+  const char* name;
+  const char* help;
+  const char* type;
+  bool (*has)(const Series&);
+  void (*write)(ExpositionWriter&, const char* name, const Series&);
+};
+
+bool always(const Series&) { return true; }
+bool ran(const Series& s) { return s.has_result; }
+bool ranRequest(const Series& s) { return s.has_result && s.lastRequest(); }
+bool ranHttp(const Series& s) { return ranRequest(s) && s.kind_http; }
+bool hasCert(const Series& s) { return ranRequest(s) && s.lastRequest()->cert_earliest_expiry; }
+bool multiStep(const Series& s) { return s.has_result && s.steps.size() > 1; }
+bool hasStepCounts(const Series& s) { return !s.step_runs.empty(); }
+bool hasFailures(const Series& s) {
+  for (size_t r = 1; r < s.failures.size(); ++r) {
+    if (s.failures[r]) return true;
+  }
+  return false;
+}
+
+template <double (*value)(const Series&)>
+void gauge(ExpositionWriter& w, const char* name, const Series& s) {
+  w.sample(name, s.labels, "", value(s));
+}
+
+std::string stepLabel(const std::string& step) {
+  std::string label = "step=\"";
+  ExpositionWriter::appendEscaped(label, step);
+  return label + '"';
+}
+
+template <double (*value)(const LastStep&)>
+void perStep(ExpositionWriter& w, const char* name, const Series& s) {
+  for (const auto& st : s.steps) w.sample(name, s.labels, stepLabel(st.name), value(st));
+}
+
+template <bool failures>
+void stepCounts(ExpositionWriter& w, const char* name, const Series& s) {
+  for (const auto& [step, counts] : s.step_runs) {
+    w.sample(name, s.labels, stepLabel(step), double(failures ? counts.second : counts.first));
+  }
+}
+
+void phases(ExpositionWriter& w, const char* name, const Series& s) {
+  const PhaseTimings& t = s.lastRequest()->timings;
+  w.sample(name, s.labels, "phase=\"resolve\"", toSeconds(t.resolve));
+  w.sample(name, s.labels, "phase=\"connect\"", toSeconds(t.connect));
+  w.sample(name, s.labels, "phase=\"tls\"", toSeconds(t.tls));
+  w.sample(name, s.labels, "phase=\"processing\"", toSeconds(t.processing));
+  w.sample(name, s.labels, "phase=\"transfer\"", toSeconds(t.transfer));
+}
+
+void failures(ExpositionWriter& w, const char* name, const Series& s) {
+  for (size_t r = 1; r < s.failures.size(); ++r) {
+    if (!s.failures[r]) continue;
+    w.sample(name, s.labels, std::string("reason=\"") + reasonName(static_cast<FailureReason>(r)) + "\"",
+             double(s.failures[r]));
+  }
+}
+
+void durationHistogram(ExpositionWriter& w, const char* name, const Series& s) {
+  w.histogram(name, s.labels, s.histogram);
+}
+
+const Family kFamilies[] = {
+    {"probe_success", "1 if the probe passed every step and condition", "gauge", ran,
+     gauge<[](const Series& s) { return s.success ? 1.0 : 0.0; }>},
+    {"probe_duration_seconds", "How long the last run took", "gauge", ran,
+     gauge<[](const Series& s) { return toSeconds(s.duration); }>},
+    {"probe_http_duration_seconds", "Duration of the last request by phase", "gauge", ranHttp, phases},
+    {"probe_http_status_code", "Status code of the last response (0 if none)", "gauge", ranHttp,
+     gauge<[](const Series& s) { return double(s.lastRequest()->status); }>},
+    {"probe_http_version", "HTTP version of the last response", "gauge", ranHttp,
+     gauge<[](const Series& s) { return s.lastRequest()->http_version; }>},
+    {"probe_http_ssl", "1 if the last request used TLS", "gauge", ranHttp,
+     gauge<[](const Series& s) { return s.lastRequest()->ssl ? 1.0 : 0.0; }>},
+    {"probe_http_redirects", "Redirects followed", "gauge", ranHttp,
+     gauge<[](const Series& s) { return double(s.lastRequest()->redirects); }>},
+    {"probe_http_content_length", "Content-Length of the last response (-1 if none)", "gauge", ranHttp,
+     gauge<[](const Series& s) { return double(s.lastRequest()->content_length); }>},
+    {"probe_http_uncompressed_body_length", "Body bytes of the last response", "gauge", ranHttp,
+     gauge<[](const Series& s) { return double(s.lastRequest()->body_length); }>},
+    {"probe_ssl_earliest_cert_expiry", "Unix time of the earliest certificate expiry in the presented chain",
+     "gauge", hasCert, gauge<[](const Series& s) { return unixSeconds(*s.lastRequest()->cert_earliest_expiry); }>},
+    {"probe_dns_lookup_time_seconds", "Name resolution time", "gauge", ranRequest,
+     gauge<[](const Series& s) { return toSeconds(s.lastRequest()->timings.resolve); }>},
+    {"greenlight_probe_runs_total", "Probe runs", "counter", always,
+     gauge<[](const Series& s) { return double(s.runs); }>},
+    {"greenlight_probe_failures_total", "Failed probe runs by reason", "counter", hasFailures, failures},
+    {"greenlight_probe_skipped_total", "Runs skipped because the previous one was still in flight", "counter",
+     [](const Series& s) { return s.skipped > 0; }, gauge<[](const Series& s) { return double(s.skipped); }>},
+    {"greenlight_probe_duration_seconds", "Probe run duration", "histogram", always, durationHistogram},
+    {"greenlight_probe_healthy", "1 healthy, 0 unhealthy (after thresholds); absent until known", "gauge",
+     [](const Series& s) { return s.health != Health::kUnknown; },
+     gauge<[](const Series& s) { return s.health == Health::kHealthy ? 1.0 : 0.0; }>},
+    {"greenlight_probe_last_run_timestamp_seconds", "Unix time of the last completed run (staleness check)",
+     "gauge", ran, gauge<[](const Series& s) { return s.last_run_ts; }>},
+    {"greenlight_probe_step_success", "1 if the step passed in the last run", "gauge", multiStep,
+     perStep<[](const LastStep& st) { return st.success ? 1.0 : 0.0; }>},
+    {"greenlight_probe_step_duration_seconds", "Duration of the step in the last run", "gauge", multiStep,
+     perStep<[](const LastStep& st) { return toSeconds(st.duration); }>},
+    {"greenlight_probe_step_runs_total", "Step executions", "counter", hasStepCounts, stepCounts<false>},
+    {"greenlight_probe_step_failures_total", "Failed step executions", "counter", hasStepCounts, stepCounts<true>},
+};
+constexpr size_t kFamilyCount = sizeof kFamilies / sizeof kFamilies[0];
+
+}  // namespace
+
+struct ProbeMetrics::ScrapeCursor final : Cursor {
+  std::vector<std::string> names;  // the probes at the start of the scrape, in order
+  size_t family = 0;
+  size_t index = 0;
+  bool header_written = false;
+  bool totals_written = false;
+};
+
+std::unique_ptr<ExpositionSource::Cursor> ProbeMetrics::begin() const {
+  auto c = std::make_unique<ScrapeCursor>();
+  std::lock_guard<std::mutex> lock(mu_);
+  c->names.reserve(probes_.size());
+  for (const auto& [name, s] : probes_) c->names.push_back(name);
+  return c;
+}
+
+bool ProbeMetrics::next(Cursor& base, std::string& out, size_t budget) const {
+  auto& c = static_cast<ScrapeCursor&>(base);
+  const size_t limit = out.size() + budget;
   std::lock_guard<std::mutex> lock(mu_);
   ExpositionWriter w(out);
-  out.reserve(out.size() + probes_.size() * 2048);
-  // One family at a time, every probe in it; families with no series are left out.
-  auto family = [&](const char* name, const char* help, const char* type, auto&& has, auto&& write) {
-    bool any = false;
-    for (const auto& [n, s] : probes_) any = any || has(*s);
-    if (!any) return;
-    w.header(name, help, type);
-    for (const auto& [n, s] : probes_) {
-      if (has(*s)) write(*s);
+  for (; c.family < kFamilyCount; ++c.family, c.index = 0, c.header_written = false) {
+    const Family& f = kFamilies[c.family];
+    for (; c.index < c.names.size(); ++c.index) {
+      if (out.size() >= limit) return true;
+      auto it = probes_.find(c.names[c.index]);
+      if (it == probes_.end() || !f.has(*it->second)) continue;
+      if (!c.header_written) {
+        w.header(f.name, f.help, f.type);
+        c.header_written = true;
+      }
+      f.write(w, f.name, *it->second);
     }
-  };
-  auto always = [](const Series&) { return true; };
-  auto ran = [](const Series& s) { return s.has_result; };
-  auto ranHttp = [](const Series& s) { return s.has_result && s.kind_http && s.lastRequest(); };
-  auto ranRequest = [](const Series& s) { return s.has_result && s.lastRequest(); };
-  auto gauge = [&](const char* name, const char* help, auto&& has, auto&& value) {
-    family(name, help, "gauge", has, [&](const Series& s) { w.sample(name, s.labels, "", value(s)); });
-  };
-
-  gauge("probe_success", "1 if the probe passed every step and condition", ran,
-        [](const Series& s) { return s.success ? 1.0 : 0.0; });
-  gauge("probe_duration_seconds", "How long the last run took", ran,
-        [](const Series& s) { return toSeconds(s.duration); });
-  family("probe_http_duration_seconds", "Duration of the last request by phase", "gauge", ranHttp,
-         [&](const Series& s) {
-           const PhaseTimings& t = s.lastRequest()->timings;
-           w.sample("probe_http_duration_seconds", s.labels, "phase=\"resolve\"", toSeconds(t.resolve));
-           w.sample("probe_http_duration_seconds", s.labels, "phase=\"connect\"", toSeconds(t.connect));
-           w.sample("probe_http_duration_seconds", s.labels, "phase=\"tls\"", toSeconds(t.tls));
-           w.sample("probe_http_duration_seconds", s.labels, "phase=\"processing\"", toSeconds(t.processing));
-           w.sample("probe_http_duration_seconds", s.labels, "phase=\"transfer\"", toSeconds(t.transfer));
-         });
-  gauge("probe_http_status_code", "Status code of the last response (0 if none)", ranHttp,
-        [](const Series& s) { return double(s.lastRequest()->status); });
-  gauge("probe_http_version", "HTTP version of the last response", ranHttp,
-        [](const Series& s) { return s.lastRequest()->http_version; });
-  gauge("probe_http_ssl", "1 if the last request used TLS", ranHttp,
-        [](const Series& s) { return s.lastRequest()->ssl ? 1.0 : 0.0; });
-  gauge("probe_http_redirects", "Redirects followed", ranHttp,
-        [](const Series& s) { return double(s.lastRequest()->redirects); });
-  gauge("probe_http_content_length", "Content-Length of the last response (-1 if none)", ranHttp,
-        [](const Series& s) { return double(s.lastRequest()->content_length); });
-  gauge("probe_http_uncompressed_body_length", "Body bytes of the last response", ranHttp,
-        [](const Series& s) { return double(s.lastRequest()->body_length); });
-  gauge("probe_ssl_earliest_cert_expiry", "Unix time of the earliest certificate expiry in the presented chain",
-        [](const Series& s) { return s.has_result && s.lastRequest() && s.lastRequest()->cert_earliest_expiry; },
-        [](const Series& s) { return unixSeconds(*s.lastRequest()->cert_earliest_expiry); });
-  gauge("probe_dns_lookup_time_seconds", "Name resolution time", ranRequest,
-        [](const Series& s) { return toSeconds(s.lastRequest()->timings.resolve); });
-
-  family("greenlight_probe_runs_total", "Probe runs", "counter", always,
-         [&](const Series& s) { w.sample("greenlight_probe_runs_total", s.labels, "", double(s.runs)); });
-  family("greenlight_probe_failures_total", "Failed probe runs by reason", "counter",
-         [](const Series& s) {
-           for (size_t r = 1; r < s.failures.size(); ++r) if (s.failures[r]) return true;
-           return false;
-         },
-         [&](const Series& s) {
-           for (size_t r = 1; r < s.failures.size(); ++r) {
-             if (!s.failures[r]) continue;
-             std::string reason = std::string("reason=\"") + reasonName(static_cast<FailureReason>(r)) + "\"";
-             w.sample("greenlight_probe_failures_total", s.labels, reason, double(s.failures[r]));
-           }
-         });
-  family("greenlight_probe_skipped_total", "Runs skipped because the previous one was still in flight",
-         "counter", [](const Series& s) { return s.skipped > 0; },
-         [&](const Series& s) { w.sample("greenlight_probe_skipped_total", s.labels, "", double(s.skipped)); });
-  family("greenlight_probe_duration_seconds", "Probe run duration", "histogram", always,
-         [&](const Series& s) { w.histogram("greenlight_probe_duration_seconds", s.labels, s.histogram); });
-  gauge("greenlight_probe_healthy", "1 healthy, 0 unhealthy (after thresholds); absent until known",
-        [](const Series& s) { return s.health != Health::kUnknown; },
-        [](const Series& s) { return s.health == Health::kHealthy ? 1.0 : 0.0; });
-  gauge("greenlight_probe_last_run_timestamp_seconds", "Unix time of the last completed run (staleness check)",
-        ran, [](const Series& s) { return s.last_run_ts; });
-  auto multiStep = [](const Series& s) { return s.has_result && s.steps.size() > 1; };
-  auto perStep = [&](const char* name, auto&& value) {
-    return [&w, name, value](const Series& s) {
-      for (const auto& st : s.steps) {
-        std::string step = "step=\"";
-        ExpositionWriter::appendEscaped(step, st.name);
-        step += '"';
-        w.sample(name, s.labels, step, value(st));
-      }
-    };
-  };
-  family("greenlight_probe_step_success", "1 if the step passed in the last run", "gauge", multiStep,
-         perStep("greenlight_probe_step_success", [](const LastStep& st) { return st.success ? 1.0 : 0.0; }));
-  family("greenlight_probe_step_duration_seconds", "Duration of the step in the last run", "gauge", multiStep,
-         perStep("greenlight_probe_step_duration_seconds", [](const LastStep& st) { return toSeconds(st.duration); }));
-  auto stepCounter = [&](const char* name, bool failures) {
-    return [&w, name, failures](const Series& s) {
-      for (const auto& [step, counts] : s.step_runs) {
-        std::string label = "step=\"";
-        ExpositionWriter::appendEscaped(label, step);
-        label += '"';
-        w.sample(name, s.labels, label, double(failures ? counts.second : counts.first));
-      }
-    };
-  };
-  auto hasSteps = [](const Series& s) { return !s.step_runs.empty(); };
-  family("greenlight_probe_step_runs_total", "Step executions", "counter", hasSteps,
-         stepCounter("greenlight_probe_step_runs_total", false));
-  family("greenlight_probe_step_failures_total", "Failed step executions", "counter", hasSteps,
-         stepCounter("greenlight_probe_step_failures_total", true));
-
-  w.header("greenlight_probe_scheduling_lateness_seconds", "How late runs started against their planned time", "histogram");
-  w.histogram("greenlight_probe_scheduling_lateness_seconds", "", lateness_);
-  w.header("greenlight_probes_configured", "Probes in the running config", "gauge");
-  w.sample("greenlight_probes_configured", "", "", double(probes_.size()));
+  }
+  if (!c.totals_written) {
+    c.totals_written = true;
+    w.header("greenlight_probe_scheduling_lateness_seconds", "How late runs started against their planned time", "histogram");
+    w.histogram("greenlight_probe_scheduling_lateness_seconds", "", lateness_);
+    w.header("greenlight_probes_configured", "Probes in the running config", "gauge");
+    w.sample("greenlight_probes_configured", "", "", double(probes_.size()));
+  }
+  return false;
 }
 
 }  // namespace greenlight::probes

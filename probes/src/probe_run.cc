@@ -35,7 +35,7 @@ std::string base64(const std::string& s) {
 }
 
 bool usesPlaceholder(const StepSpec& s, Placeholder p) {
-  for (const auto& c : s.conditions) {
+  for (const auto& c : effectiveConditions(s)) {
     if (c.left.placeholder == p || c.right.placeholder == p) return true;
   }
   for (const auto& c : s.captures) {
@@ -234,7 +234,7 @@ void ProbeRun::onTransportDone(size_t index, TransportResult r, MonoTime started
   }
 
   bool ok = true;
-  for (const auto& c : s.conditions) {
+  for (const auto& c : effectiveConditions(s)) {
     ConditionOutcome outcome = evaluate(c, o);
     if (!outcome.passed && ok) {
       ok = false;

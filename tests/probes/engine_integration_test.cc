@@ -259,7 +259,7 @@ TEST_F(EngineIntegration, EngineRunsProbesOnItsOwnThreadAndAppliesNewConfig) {
   engine.apply({b});
   auto s = engine.snapshot();
   ASSERT_EQ(s.size(), 1u);
-  EXPECT_EQ(s[0].name, "b");
+  EXPECT_EQ(s[0].spec->name, "b");
   engine.stop();
 }
 

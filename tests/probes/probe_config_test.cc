@@ -37,8 +37,11 @@ probes:
   ASSERT_EQ(p.steps.size(), 1u);
   EXPECT_EQ(p.steps[0].kind, StepKind::kHttp);
   EXPECT_FALSE(p.tls.insecure_skip_verify);  // verification on by default
-  ASSERT_EQ(p.steps[0].conditions.size(), 2u);  // default: 2xx
-  EXPECT_EQ(p.steps[0].conditions[0].text, "[STATUS] >= 200");
+  EXPECT_TRUE(p.steps[0].conditions.empty());
+  const auto& defaults = effectiveConditions(p.steps[0]);  // default: 2xx
+  ASSERT_EQ(defaults.size(), 2u);
+  EXPECT_EQ(defaults[0].text, "[STATUS] >= 200");
+  EXPECT_EQ(defaults[1].text, "[STATUS] < 300");
 }
 
 TEST(ProbeConfig, TcpAndTlsKinds) {
@@ -51,7 +54,7 @@ probes:
   ASSERT_TRUE(errors.empty()) << errors.format();
   EXPECT_EQ(probes[0].steps[0].kind, StepKind::kTcp);
   EXPECT_EQ(probes[0].steps[0].url, "127.0.0.1:8080");
-  EXPECT_EQ(probes[0].steps[0].conditions[0].text, "[CONNECTED] == true");
+  EXPECT_EQ(effectiveConditions(probes[0].steps[0]).at(0).text, "[CONNECTED] == true");
   EXPECT_EQ(probes[1].steps[0].kind, StepKind::kTls);
   EXPECT_EQ(probes[1].tls.server_name, "api.example");
 }

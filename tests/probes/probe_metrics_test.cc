@@ -96,3 +96,38 @@ TEST(ProbeMetrics, ConditionValuesNeverReachMetrics) {
 
 }  // namespace
 }  // namespace greenlight::probes
+
+namespace greenlight::probes {
+namespace {
+
+TEST(ProbeMetricsStreaming, PiecesAddUpToTheWholeAndARemovedProbeIsSkipped) {
+  ProbeMetrics m;
+  for (int i = 0; i < 50; ++i) {
+    ProbeSpec s = spec("p" + std::to_string(i));
+    m.setProbe(s);
+    ProbeResult r;
+    r.probe = s.name;
+    r.success = i % 2 == 0;
+    r.reason = r.success ? FailureReason::kNone : FailureReason::kStatus;
+    m.record(r, {}, WallTime{});
+  }
+  const std::string whole = m.exposition();
+  std::string pieces;
+  auto cursor = m.begin();
+  int calls = 0;
+  while (m.next(*cursor, pieces, 256)) ++calls;
+  EXPECT_GT(calls, 10) << "a small budget gives many pieces";
+  EXPECT_EQ(pieces, whole);
+
+  std::string partial;
+  auto c2 = m.begin();
+  ASSERT_TRUE(m.next(*c2, partial, 100));
+  m.removeProbe("p49");
+  while (m.next(*c2, partial, 100)) {
+  }
+  EXPECT_EQ(partial.find("probe=\"p49\""), std::string::npos);
+  EXPECT_NE(partial.find("probe_success{probe=\"p48\",oem=\"bmw\"} 1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace greenlight::probes

@@ -14,6 +14,7 @@
 
 #include "greenlight/common/config_reader.h"
 #include "greenlight/common/crypto.h"
+#include "greenlight/common/exposition.h"
 #include "greenlight/common/status.h"
 
 namespace greenlight {
@@ -54,6 +55,9 @@ struct AdminResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  // When set, the body is sent in chunks: each call appends the next piece and returns false
+  // after the last one (large responses, e.g. /metrics of 10,000 probes).
+  std::function<bool(std::string&)> stream;
 };
 
 AdminResponse jsonResponse(int status, const std::string& json_body);
@@ -70,8 +74,8 @@ class AdminServer {
   void handle(const std::string& method, const std::string& pattern, Role least_role,
               AdminHandler handler);
   void addCollectable(std::shared_ptr<prometheus::Collectable> source);
-  // A source that appends exposition text itself (see ExpositionWriter), called on each scrape.
-  void addTextSource(std::function<void(std::string&)> source);
+  // A source that writes its own exposition text in pieces (see ExpositionSource).
+  void addExpositionSource(std::shared_ptr<const ExpositionSource> source);
   void setReady(bool ready);
 
   Status start();

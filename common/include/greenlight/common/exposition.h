@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -21,6 +22,21 @@ struct FixedHistogram {
   std::vector<uint64_t> counts;
   uint64_t count = 0;
   double sum = 0;
+};
+
+// A source of exposition text that writes itself in pieces, so a large one (10,000 probes: tens
+// of MB) never sits whole in memory while it is sent. Implementations are thread-safe.
+class ExpositionSource {
+ public:
+  struct Cursor {
+    virtual ~Cursor() = default;
+  };
+  virtual ~ExpositionSource() = default;
+  virtual std::unique_ptr<Cursor> begin() const = 0;
+  // Appends about `budget` bytes or more; returns false once everything has been written.
+  virtual bool next(Cursor& cursor, std::string& out, size_t budget) const = 0;
+  // Everything at once (tests, small sources).
+  std::string all() const;
 };
 
 class ExpositionWriter {

@@ -18,9 +18,7 @@
 namespace greenlight::probes {
 
 struct ProbeStatus {
-  std::string name;
-  std::vector<std::pair<std::string, std::string>> labels;
-  Duration interval{0};
+  std::shared_ptr<const ProbeSpec> spec;  // name, labels, interval
   HealthState health;
   std::optional<ProbeResult> last;  // only the latest; nothing older is kept
 };
@@ -43,7 +41,7 @@ class ProbeManager {
  private:
   struct Slot {
     std::shared_ptr<const ProbeSpec> spec;
-    std::string fingerprint;
+    uint64_t fingerprint = 0;
     MonoTime planned;
     TimerId timer = 0;
     std::shared_ptr<ProbeRun> run;

@@ -19,25 +19,25 @@
 
 namespace greenlight::probes {
 
-class ProbeMetrics {
+class ProbeMetrics final : public ExpositionSource {
  public:
   ProbeMetrics();
-  ~ProbeMetrics();
+  ~ProbeMetrics() override;
   void setProbe(const ProbeSpec& spec);  // add or relabel
   void removeProbe(const std::string& name);
   void record(const ProbeResult& result, const HealthState& health, WallTime now);
   void countSkipped(const std::string& name);
   void observeLateness(Duration lateness);
-  // Appends every probe metric in the text exposition format.
-  void appendExposition(std::string& out) const;
-  std::string exposition() const {
-    std::string out;
-    appendExposition(out);
-    return out;
-  }
+  // Written in pieces: family by family, probe by probe, the lock taken per piece. A probe
+  // added during a scrape shows from the next one; a removed one is skipped.
+  std::unique_ptr<Cursor> begin() const override;
+  bool next(Cursor& cursor, std::string& out, size_t budget) const override;
+  std::string exposition() const { return all(); }
+
+  struct Series;  // private to the .cc; named here for its family table
 
  private:
-  struct Series;
+  struct ScrapeCursor;
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<Series>> probes_;
   FixedHistogram lateness_;

@@ -55,9 +55,13 @@ struct StepSpec {
   HttpVersion http_version = HttpVersion::kHttp1_1;
   size_t max_body_bytes = 1 << 20;
   OAuth2Settings oauth2;
-  std::vector<Condition> conditions;
+  std::vector<Condition> conditions;  // empty: the defaults, see effectiveConditions()
   std::vector<Capture> captures;
 };
+
+// A step's conditions, or the defaults when it sets none: a 2xx status for HTTP (as
+// blackbox_exporter), [CONNECTED] == true for TCP and TLS.
+const std::vector<Condition>& effectiveConditions(const StepSpec& step);
 
 struct RetryPolicy {
   int attempts = 1;  // 1 = no retry
@@ -75,8 +79,8 @@ struct ProbeSpec {
   RetryPolicy retry;
   std::vector<StepSpec> steps;
   std::string source;  // "file:line" where it was defined, for messages
-  // True when a scheduled probe must be restarted for this spec (anything but labels differ).
-  std::string fingerprint() const;
+  // Differs when a scheduled probe must be restarted for this spec (anything but labels).
+  uint64_t fingerprint() const;
 };
 
 // Parses `probe_defaults:` and `probes:` from a config root. Every error goes to the reader.
