@@ -74,3 +74,30 @@ TEST(Cli, RunReloadsOnSighupAndStopsCleanlyOnSigterm) {
 
 }  // namespace
 }  // namespace greenlight
+
+namespace greenlight {
+namespace {
+
+TEST(Cli, DemoProbesTheSimulatorAndStopsEverythingOnSigterm) {
+  TempDir dir;
+  const int admin = testing::freePort();
+  ChildProcess p({GREENLIGHT_BINARY, "demo", "--config", std::string(GREENLIGHT_SOURCE_DIR) + "/examples/demo.yaml",
+                  "--admin-port", std::to_string(admin)},
+                 dir.path() + "/demo.txt");
+  // Every flow of the demo passes once it has run (intervals are 10 s, spread).
+  ASSERT_TRUE(testing::waitUntil([&] {
+    const std::string body = testing::httpGet(admin, "/api/v1/probes").body;
+    size_t passed = 0;
+    for (size_t at = 0; (at = body.find("\"health\":\"healthy\"", at)) != std::string::npos; ++at) ++passed;
+    return passed >= 6;
+  }, std::chrono::seconds(30))) << testing::readFile(dir.path() + "/demo.txt");
+  const std::string out = testing::readFile(dir.path() + "/demo.txt");
+  EXPECT_NE(out.find("Greenlight demo is running"), std::string::npos) << out;
+  EXPECT_NE(out.find("/faults/bmw"), std::string::npos) << out;
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(std::chrono::seconds(15)), 0);
+  EXPECT_NE(testing::httpGet(admin, "/healthz").status, 200) << "the admin API stopped with it";
+}
+
+}  // namespace
+}  // namespace greenlight
