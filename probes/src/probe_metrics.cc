@@ -10,21 +10,7 @@ const std::vector<double> kLatenessBounds = {0.0005, 0.001, 0.002, 0.005, 0.01, 
 
 double unixSeconds(WallTime t) { return std::chrono::duration<double>(t.time_since_epoch()).count(); }
 
-// What the last run measured, without anything a condition saw (that may be vehicle data).
-struct LastStep {
-  std::string name;
-  bool success = false;
-  bool from_cache = false;
-  int status = 0;
-  Duration duration{0};
-  PhaseTimings timings;
-  double http_version = 0;
-  bool ssl = false;
-  int redirects = 0;
-  int64_t content_length = -1;
-  int64_t body_length = 0;
-  std::optional<WallTime> cert_earliest_expiry;
-};
+using LastStep = StepResult;  // kept without conditions, message or ip
 
 }  // namespace
 
@@ -83,9 +69,10 @@ void ProbeMetrics::record(const ProbeResult& result, const HealthState& health, 
   s.duration = result.duration;
   s.steps.clear();
   for (const auto& st : result.steps) {
-    s.steps.push_back({st.name, st.success, st.from_cache, st.status, st.duration, st.timings,
-                       st.http_version, st.ssl, st.redirects, st.content_length, st.body_length,
-                       st.cert_earliest_expiry});
+    LastStep& kept = s.steps.emplace_back(st);
+    kept.conditions = {};  // what conditions saw may be vehicle data: never in metrics
+    kept.message = {};
+    kept.ip = {};
     if (result.steps.size() > 1) {
       auto& sr = s.step_runs[st.name];
       ++sr.first;

@@ -7,13 +7,7 @@
 namespace greenlight::app {
 namespace {
 
-EnvLookup env(std::map<std::string, std::string> vars) {
-  return [vars](const std::string& k) -> std::optional<std::string> {
-    auto it = vars.find(k);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-}
+EnvLookup env(std::map<std::string, std::string> vars) { return testing::fakeEnv(std::move(vars)); }
 
 TEST(AppConfig, UnknownTopLevelKeyIsAnError) {
   ConfigErrors errors;

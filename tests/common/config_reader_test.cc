@@ -2,16 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include "support/test_support.h"
+
 namespace greenlight {
 namespace {
 
-EnvLookup fakeEnv(std::map<std::string, std::string> vars) {
-  return [vars](const std::string& k) -> std::optional<std::string> {
-    auto it = vars.find(k);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-}
+using testing::fakeEnv;
 
 TEST(ConfigReader, UnknownKeyIsAnErrorWithPosition) {
   ConfigErrors errors;

@@ -31,23 +31,7 @@ class EngineIntegration : public ::testing::Test {
   static void TearDownTestSuite() { delete sim_; }
   void TearDown() override { sim_->clearFaults(""); }
 
-  // Runs one probe to completion on a private event loop and returns its result.
-  ProbeResult runOnce(const ProbeSpec& spec) {
-    CurlTransport transport;
-    TimerQueue timers(time_);
-    std::optional<ProbeResult> result;
-    auto run = ProbeRun::start(std::make_shared<const ProbeSpec>(spec),
-                               RunContext{transport, timers, random_, tokens_},
-                               [&](ProbeResult r) { result = std::move(r); });
-    const MonoTime give_up = time_.monotonicNow() + spec.timeout + 5s;
-    while (!result && time_.monotonicNow() < give_up) {
-      timers.runDue();
-      transport.perform();
-      if (!result) transport.poll(5ms);
-    }
-    EXPECT_TRUE(result.has_value()) << "probe did not finish";
-    return result.value_or(ProbeResult{});
-  }
+  ProbeResult runOnce(const ProbeSpec& spec) { return testing::runProbeOnce(spec, &tokens_); }
 
   static std::string url(const std::string& target, const std::string& path) {
     int port = target == "platform" ? sim_->platformPort() : sim_->oemPort(target);
@@ -107,7 +91,6 @@ class EngineIntegration : public ::testing::Test {
 
   static Simulator* sim_;
   RealTimeSource time_;
-  DefaultRandom random_{11};
   TokenCache tokens_;
 };
 

@@ -16,25 +16,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-ProbeResult runOnce(const ProbeSpec& spec) {
-  RealTimeSource time;
-  DefaultRandom random(1);
-  TokenCache tokens;
-  CurlTransport transport;
-  TimerQueue timers(time);
-  std::optional<ProbeResult> result;
-  auto run = ProbeRun::start(std::make_shared<const ProbeSpec>(spec),
-                             RunContext{transport, timers, random, tokens},
-                             [&](ProbeResult r) { result = std::move(r); });
-  const MonoTime give_up = time.monotonicNow() + spec.timeout + 5s;
-  while (!result && time.monotonicNow() < give_up) {
-    timers.runDue();
-    transport.perform();
-    if (!result) transport.poll(5ms);
-  }
-  EXPECT_TRUE(result.has_value());
-  return result.value_or(ProbeResult{});
-}
+ProbeResult runOnce(const ProbeSpec& spec) { return testing::runProbeOnce(spec); }
 
 ProbeSpec probe(const std::string& url, const std::string& ca_file) {
   ProbeSpec p;

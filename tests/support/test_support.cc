@@ -1,5 +1,10 @@
 #include "support/test_support.h"
 
+#include "greenlight/common/random.h"
+#include "greenlight/common/scheduler.h"
+#include "greenlight/probes/curl_transport.h"
+#include "greenlight/probes/probe_run.h"
+
 #include <fcntl.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -104,6 +109,35 @@ int ChildProcess::wait(std::chrono::milliseconds timeout) {
   waitUntil([this] { return !running(); }, timeout);
   if (!exited_) return -1;
   return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
+}
+
+EnvLookup fakeEnv(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const std::string& k) -> std::optional<std::string> {
+    auto it = vars.find(k);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+probes::ProbeResult runProbeOnce(const probes::ProbeSpec& spec, probes::TokenCache* tokens) {
+  RealTimeSource time;
+  DefaultRandom random(1);
+  probes::TokenCache own_tokens;
+  probes::CurlTransport transport;
+  TimerQueue timers(time);
+  std::optional<probes::ProbeResult> result;
+  auto run = probes::ProbeRun::start(
+      std::make_shared<const probes::ProbeSpec>(spec),
+      probes::RunContext{transport, timers, random, tokens ? *tokens : own_tokens},
+      [&](probes::ProbeResult r) { result = std::move(r); });
+  const MonoTime give_up = time.monotonicNow() + spec.timeout + std::chrono::seconds(5);
+  while (!result && time.monotonicNow() < give_up) {
+    timers.runDue();
+    transport.perform();
+    if (!result) transport.poll(std::chrono::milliseconds(5));
+  }
+  if (!result) throw std::runtime_error("probe " + spec.name + " did not finish");
+  return std::move(*result);
 }
 
 std::string readFile(const std::string& path) {

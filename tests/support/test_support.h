@@ -8,6 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "greenlight/common/config_reader.h"
+#include "greenlight/probes/probe_result.h"
+#include "greenlight/probes/probe_spec.h"
+#include "greenlight/probes/token_cache.h"
 #include "greenlight/probes/transport.h"
 
 namespace greenlight::testing {
@@ -49,6 +53,13 @@ class ChildProcess {
 };
 
 std::string readFile(const std::string& path);
+
+// An environment of just these variables, for config tests.
+EnvLookup fakeEnv(std::map<std::string, std::string> vars);
+
+// Runs one probe to completion on the real curl transport with a private event loop; the
+// token cache may be shared between calls.
+probes::ProbeResult runProbeOnce(const probes::ProbeSpec& spec, probes::TokenCache* tokens = nullptr);
 
 // Plain HTTP GET/POST to 127.0.0.1 (test servers); returns status (or -1) and body.
 struct HttpReply {
