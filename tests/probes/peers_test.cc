@@ -1,5 +1,5 @@
-// Probes against TLS peers other than the simulator: a server that demands a client certificate
-// (mTLS), and a real nginx (Debian package) speaking HTTP/2.
+// Probes against peers other than the simulator: a server that demands a client certificate
+// (mTLS), a real nginx (Debian package) speaking HTTP/2, and a redirecting server.
 #include <gtest/gtest.h>
 #include <httplib.h>
 
@@ -90,6 +90,34 @@ TEST(TlsPeers, Http2IsUsedWhenTheServerSpeaksIt) {
   EXPECT_EQ(h1.steps[0].http_version, 1.1);
   nginx.signal(SIGQUIT);
   EXPECT_EQ(nginx.wait(10s), 0);
+}
+
+TEST(HttpPeers, RedirectsAreFollowedOrNotAsConfigured) {
+  httplib::Server server;
+  server.Get("/old", [](const httplib::Request&, httplib::Response& res) { res.set_redirect("/new", 301); });
+  server.Get("/new", [](const httplib::Request&, httplib::Response& res) { res.set_content("{}", "application/json"); });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  std::thread t([&] { server.listen_after_bind(); });
+  ASSERT_TRUE(testing::waitUntil([&] { return server.is_running(); }));
+
+  ProbeSpec p = probe("http://127.0.0.1:" + std::to_string(port) + "/old", "");
+  auto followed = runOnce(p);
+  EXPECT_TRUE(followed.success) << followed.message;
+  EXPECT_EQ(followed.steps[0].redirects, 1);
+  EXPECT_FALSE(followed.steps[0].ssl);
+
+  p.steps[0].follow_redirects = false;
+  auto stopped = runOnce(p);
+  EXPECT_FALSE(stopped.success);
+  EXPECT_EQ(stopped.message, "step main: [STATUS] == 200 (got 301)");
+
+  p.steps[0].follow_redirects = true;
+  p.steps[0].max_redirects = 0;
+  auto limited = runOnce(p);
+  EXPECT_EQ(limited.reason, FailureReason::kHttp) << limited.message;
+
+  server.stop();
+  t.join();
 }
 
 }  // namespace
