@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "greenlight/app/app_config.h"
+#include "greenlight/app/proxy_service.h"
 #include "greenlight/app/service.h"
 #include "greenlight/common/logging.h"
 #include "greenlight/simulator/simulator.h"
@@ -55,6 +56,17 @@ int checkConfig(const std::string& path) {
   size_t steps = 0;
   for (const auto& p : config->probes) steps += p.steps.size();
   std::cout << path << ": ok (" << config->probes.size() << " probes, " << steps << " steps)\n";
+  return 0;
+}
+
+int runProxy(const std::string& path, std::optional<int> admin_port) {
+  auto svc = app::ProxyService::start(path, admin_port);
+  if (!svc.ok()) {
+    std::cerr << "greenlight proxy: " << svc.status().message() << "\n";
+    return 1;
+  }
+  waitForStop([] { spdlog::warn("SIGHUP: the proxy reloads routes through its runtime API; restart for config changes"); });
+  (*svc)->stop(std::chrono::seconds(10));  // finish requests in flight
   return 0;
 }
 
@@ -172,6 +184,12 @@ int main(int argc, char** argv) {
   run_cmd->add_option("-c,--config", config, "Config file (YAML)")->required()->check(CLI::ExistingFile);
   run_cmd->add_option("--admin-port", admin_port, "Override admin.listen's port (0 picks a free one)");
 
+  std::string proxy_config;
+  std::optional<int> proxy_admin_port;
+  auto* proxy_cmd = cli.add_subcommand("proxy", "Run the blue/green data plane (reverse proxy) from a config file");
+  proxy_cmd->add_option("-c,--config", proxy_config, "Config file (YAML)")->required()->check(CLI::ExistingFile);
+  proxy_cmd->add_option("--admin-port", proxy_admin_port, "Override admin.listen's port (0 picks a free one)");
+
   std::string check_path;
   auto* check_cmd = cli.add_subcommand("check-config", "Validate a config file and print every error");
   check_cmd->add_option("file", check_path, "Config file (YAML)")->required();
@@ -195,6 +213,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(cli, argc, argv);
   if (*run_cmd) return run(config, admin_port);
+  if (*proxy_cmd) return runProxy(proxy_config, proxy_admin_port);
   if (*check_cmd) return checkConfig(check_path);
   if (*sim_cmd) return simulate(sim_port, sim_admin_port, cert_dir, no_tls);
   if (*demo_cmd) return demo(demo_config, demo_admin_port, sim_port, sim_admin_port);

@@ -1,0 +1,44 @@
+// `greenlight proxy --config FILE`: the data plane process. Owns the routing store, the proxy
+// and an admin server with /metrics, GET /api/v1/routes, GET /api/v1/stats and
+// POST /api/v1/runtime (a runtime command in the body, operator role). Thread-safe.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "greenlight/common/admin_server.h"
+#include "greenlight/common/config_reader.h"
+#include "greenlight/common/logging.h"
+#include "greenlight/proxy/proxy_server.h"
+
+namespace greenlight::app {
+
+struct ProxyAppConfig {
+  LogFormat log_format = LogFormat::kText;
+  std::string log_level = "info";
+  AdminServerOptions admin;
+  proxy::ProxyConfig proxy;
+};
+
+std::optional<ProxyAppConfig> loadProxyConfig(const std::string& path, ConfigErrors& errors,
+                                              EnvLookup env = processEnv());
+
+class ProxyService {
+ public:
+  static StatusOr<std::unique_ptr<ProxyService>> start(const std::string& config_path,
+                                                       std::optional<int> admin_port = std::nullopt);
+  ~ProxyService();
+  void stop(Duration grace);
+  int port(const std::string& service) const { return proxy_->port(service); }
+  int adminPort() const { return admin_->port(); }
+  proxy::RoutingStore& store() { return *store_; }
+
+ private:
+  ProxyService() = default;
+  std::unique_ptr<proxy::RoutingStore> store_;
+  std::unique_ptr<proxy::ProxyServer> proxy_;
+  std::unique_ptr<AdminServer> admin_;
+};
+
+}  // namespace greenlight::app

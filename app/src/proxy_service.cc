@@ -1,0 +1,74 @@
+#include "greenlight/app/proxy_service.h"
+
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+namespace greenlight::app {
+
+std::optional<ProxyAppConfig> loadProxyConfig(const std::string& path, ConfigErrors& errors, EnvLookup env) {
+  ConfigReader r(path, errors, std::move(env));
+  auto root = r.loadFile();
+  if (!root) return std::nullopt;
+  ProxyAppConfig c;
+  if (!r.expectMap(*root, "", {"log", "admin", "proxy"})) return std::nullopt;
+  if (const YAML::Node log = (*root)["log"]; log.IsDefined() && !log.IsNull() && r.expectMap(log, "log", {"format", "level"})) {
+    if (auto f = r.getString(log, "log", "format")) {
+      if (*f == "json") c.log_format = LogFormat::kJson;
+      else if (*f != "text") r.error(log["format"], "log.format", "expected text or json, got \"" + *f + "\"");
+    }
+    if (auto l = r.getString(log, "log", "level")) c.log_level = *l;
+  }
+  c.admin = parseAdminOptions(r, (*root)["admin"], "admin");
+  c.proxy = proxy::parseProxyConfig(r, (*root)["proxy"], "proxy");
+  if (!errors.empty()) return std::nullopt;
+  return c;
+}
+
+StatusOr<std::unique_ptr<ProxyService>> ProxyService::start(const std::string& config_path,
+                                                            std::optional<int> admin_port) {
+  ConfigErrors errors;
+  auto config = loadProxyConfig(config_path, errors);
+  if (!config) return InvalidArgument(errors.format());
+  if (Status s = initLogging(config->log_format, config->log_level); !s.ok()) return s;
+  auto svc = std::unique_ptr<ProxyService>(new ProxyService());
+  auto store = proxy::RoutingStore::open(config->proxy.routes, config->proxy.state_file);
+  if (!store.ok()) return store.status();
+  svc->store_ = std::move(store.value());
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto server = proxy::ProxyServer::start(config->proxy, *svc->store_, registry);
+  if (!server.ok()) return server.status();
+  svc->proxy_ = std::move(server.value());
+  if (admin_port) config->admin.port = *admin_port;
+  auto admin = AdminServer::create(config->admin);
+  if (!admin.ok()) return admin.status();
+  svc->admin_ = std::move(admin.value());
+  svc->admin_->addCollectable(registry);
+  proxy::RoutingStore* st = svc->store_.get();
+  proxy::ProxyServer* px = svc->proxy_.get();
+  svc->admin_->handle("GET", "/api/v1/routes", Role::kViewer, [st](const AdminRequest&) {
+    return jsonResponse(200, proxy::routesToJson(*st->current()));
+  });
+  svc->admin_->handle("GET", "/api/v1/stats", Role::kViewer, [px](const AdminRequest&) {
+    return jsonResponse(200, px->statsJson());
+  });
+  svc->admin_->handle("POST", "/api/v1/runtime", Role::kOperator, [st, px](const AdminRequest& req) {
+    auto r = st->execute(req.body, "admin-api " + req.principal, [px] { return px->statsJson(); });
+    AdminResponse res;
+    res.status = r.ok ? 200 : 400;
+    res.content_type = "text/plain";
+    res.body = r.output;
+    return res;
+  });
+  if (Status s = svc->admin_->start(); !s.ok()) return s;
+  svc->admin_->setReady(true);
+  return svc;
+}
+
+ProxyService::~ProxyService() { stop(std::chrono::seconds(0)); }
+
+void ProxyService::stop(Duration grace) {
+  if (admin_) admin_->stop();
+  if (proxy_) proxy_->stop(grace);
+}
+
+}  // namespace greenlight::app

@@ -1,0 +1,40 @@
+// `greenlight proxy`'s data plane: HTTP/1.1 listeners that send each request to the blue or the
+// green endpoints of a service by weight (read from the RoutingStore per request, so a weight
+// change applies to the very next request, keep-alive or not), or to the preview colour a
+// header or cookie asks for. Upstream keep-alive pools per endpoint; a failed connect is retried
+// once on another endpoint of the colour; 502/503/504 with a short body when nothing can serve.
+// HTTP parsing is Boost.Beast's; request-smuggling shapes get a 400 and the connection closes.
+// Thread-safe.
+#pragma once
+
+#include <prometheus/registry.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "greenlight/common/status.h"
+#include "greenlight/proxy/proxy_config.h"
+#include "greenlight/proxy/routing_store.h"
+
+namespace greenlight::proxy {
+
+class ProxyServer {
+ public:
+  static StatusOr<std::unique_ptr<ProxyServer>> start(const ProxyConfig& config, RoutingStore& store,
+                                                      std::shared_ptr<prometheus::Registry> registry);
+  ~ProxyServer();
+  // The port a service listens on (after binding port 0), -1 if unknown.
+  int port(const std::string& service) const;
+  // Stops accepting, lets requests in flight finish (up to `grace`), closes idle connections.
+  void stop(Duration grace);
+  // Per service and colour: requests by status class, retries, upstream errors (JSON).
+  std::string statsJson() const;
+
+ private:
+  struct Impl;
+  explicit ProxyServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace greenlight::proxy

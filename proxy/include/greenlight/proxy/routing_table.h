@@ -1,0 +1,61 @@
+// The data plane's routing table: per service, the endpoints of each colour and the weight of
+// each colour. Immutable once built; a change makes a new table (RoutingStore swaps it in), so
+// every request reads one consistent version without locks. Pure functions here; thread-safe.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "greenlight/common/status.h"
+
+namespace greenlight::proxy {
+
+enum class Color { kBlue = 0, kGreen = 1 };
+const char* colorName(Color c);
+std::optional<Color> parseColor(std::string_view s);
+
+enum class EndpointState { kReady, kDrain, kMaint };
+const char* endpointStateName(EndpointState s);
+std::optional<EndpointState> parseEndpointState(std::string_view s);
+
+struct Endpoint {
+  std::string address;  // host:port as configured
+  std::string host;
+  uint16_t port = 0;
+  EndpointState state = EndpointState::kReady;
+  bool operator==(const Endpoint&) const = default;
+};
+
+struct ServiceRoutes {
+  std::string name;
+  std::array<int, 2> weight{100, 0};  // blue, green; 0-100, sum 100
+  std::array<std::vector<Endpoint>, 2> endpoints;
+  std::string preview_header;  // e.g. "x-greenlight-color" (lower-case); empty: none
+  std::string preview_cookie;  // e.g. "greenlight-color"; empty: none
+  bool operator==(const ServiceRoutes&) const = default;
+};
+
+struct RoutingTable {
+  uint64_t version = 0;
+  std::map<std::string, ServiceRoutes> services;
+};
+
+// Picks the colour of one request: the preview colour if given and it has a ready endpoint,
+// otherwise by weight with `u` uniform in [0, 1). nullopt when no colour can serve.
+std::optional<Color> pickColor(const ServiceRoutes& s, double u, std::optional<Color> preview);
+bool hasReadyEndpoint(const ServiceRoutes& s, Color c);
+// The preview colour named by a header value or a Cookie header ("a=b; greenlight-color=green").
+std::optional<Color> previewFromCookie(std::string_view cookie_header, std::string_view name);
+
+// Weights as they persist (state file) and show (runtime API).
+std::string routesToJson(const RoutingTable& t);
+// Applies persisted weights and endpoint states to a table built from config; services or
+// endpoints the file names but the config no longer has are ignored.
+Status applyPersisted(RoutingTable& t, const std::string& json);
+
+}  // namespace greenlight::proxy

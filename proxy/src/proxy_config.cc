@@ -1,0 +1,127 @@
+#include "greenlight/proxy/proxy_config.h"
+
+#include <algorithm>
+#include <charconv>
+#include <set>
+
+namespace greenlight::proxy {
+namespace {
+
+using R = ConfigReader;
+
+bool splitHostPort(const std::string& text, std::string* host, uint16_t* port) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  int p = -1;
+  auto r = std::from_chars(text.data() + colon + 1, text.data() + text.size(), p);
+  if (r.ec != std::errc() || r.ptr != text.data() + text.size() || p < 0 || p > 65535) return false;
+  *host = text.substr(0, colon);
+  *port = static_cast<uint16_t>(p);
+  return true;
+}
+
+}  // namespace
+
+ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std::string& field) {
+  ProxyConfig c;
+  if (!node.IsDefined() || node.IsNull()) {
+    r.error(node, field, "is required");
+    return c;
+  }
+  if (!r.expectMap(node, field, {"services", "timeouts", "runtime_api", "state_file", "threads",
+                                  "max_header_bytes", "max_body_bytes", "max_idle_upstream_per_endpoint"})) {
+    return c;
+  }
+  if (auto v = r.getString(node, field, "state_file")) c.state_file = *v;
+  if (auto v = r.getInt(node, field, "threads", 1, 64)) c.threads = int(*v);
+  if (auto v = r.getInt(node, field, "max_header_bytes", 1024, 1 << 20)) c.max_header_bytes = size_t(*v);
+  if (auto v = r.getInt(node, field, "max_body_bytes", 0, int64_t{1} << 32)) c.max_body_bytes = size_t(*v);
+  if (auto v = r.getInt(node, field, "max_idle_upstream_per_endpoint", 0, 10000)) c.max_idle_upstream_per_endpoint = size_t(*v);
+  if (const YAML::Node t = node["timeouts"]; t.IsDefined() && !t.IsNull()) {
+    const std::string tf = R::join(field, "timeouts");
+    if (r.expectMap(t, tf, {"connect", "header", "idle", "request"})) {
+      if (auto v = r.getDuration(t, tf, "connect")) c.timeouts.connect = *v;
+      if (auto v = r.getDuration(t, tf, "header")) c.timeouts.header = *v;
+      if (auto v = r.getDuration(t, tf, "idle")) c.timeouts.idle = *v;
+      if (auto v = r.getDuration(t, tf, "request")) c.timeouts.request = *v;
+    }
+  }
+  if (const YAML::Node a = node["runtime_api"]; a.IsDefined() && !a.IsNull()) {
+    const std::string af = R::join(field, "runtime_api");
+    if (r.expectMap(a, af, {"socket"})) c.runtime_socket = r.getString(a, af, "socket", true).value_or("");
+  }
+  const YAML::Node services = node["services"];
+  const std::string sf = R::join(field, "services");
+  if (!services.IsDefined() || !r.expectSequence(services, sf)) {
+    if (!services.IsDefined()) r.error(node, sf, "is required: at least one service");
+    return c;
+  }
+  std::set<std::string> names;
+  std::set<std::pair<std::string, uint16_t>> listens;
+  for (size_t i = 0; i < services.size(); ++i) {
+    const YAML::Node s = services[i];
+    const std::string f = R::index(sf, i);
+    if (!r.expectMap(s, f, {"name", "listen", "blue", "green", "weights", "preview"})) continue;
+    ServiceRoutes routes;
+    routes.name = r.getString(s, f, "name", true).value_or("");
+    const bool duplicate = !routes.name.empty() && !names.insert(routes.name).second;
+    if (duplicate) {
+      r.error(s["name"], R::join(f, "name"), "another service already has the name \"" + routes.name + "\"");
+    }
+    ListenerConfig l;
+    l.service = routes.name;
+    if (auto listen = r.getString(s, f, "listen", true)) {
+      if (!splitHostPort(*listen, &l.host, &l.port)) {
+        r.error(s["listen"], R::join(f, "listen"), "expected host:port such as \"127.0.0.1:8080\", got \"" + *listen + "\"");
+      } else if (!listens.insert({l.host, l.port}).second && l.port != 0) {
+        r.error(s["listen"], R::join(f, "listen"), "another service already listens on " + *listen);
+      }
+    }
+    for (Color color : {Color::kBlue, Color::kGreen}) {
+      const char* key = colorName(color);
+      for (const auto& addr : r.getStringList(s, f, key)) {
+        Endpoint e;
+        e.address = addr;
+        if (!splitHostPort(addr, &e.host, &e.port) || e.port == 0) {
+          r.error(s[key], R::join(f, key), "expected host:port endpoints, got \"" + addr + "\"");
+          continue;
+        }
+        routes.endpoints[static_cast<int>(color)].push_back(e);
+      }
+    }
+    if (routes.endpoints[0].empty() && routes.endpoints[1].empty()) {
+      r.error(s, f, "needs at least one endpoint in blue or green");
+    }
+    if (const YAML::Node wn = s["weights"]; wn.IsDefined() && !wn.IsNull()) {
+      const std::string wf = R::join(f, "weights");
+      if (r.expectMap(wn, wf, {"blue", "green"})) {
+        auto b = r.getInt(wn, wf, "blue", 0, 100, true), g = r.getInt(wn, wf, "green", 0, 100, true);
+        if (b && g) {
+          if (*b + *g != 100) r.error(wn, wf, "blue and green must add up to 100");
+          routes.weight = {int(*b), int(*g)};
+        }
+      }
+    } else {
+      routes.weight = routes.endpoints[0].empty() ? std::array<int, 2>{0, 100} : std::array<int, 2>{100, 0};
+    }
+    for (Color color : {Color::kBlue, Color::kGreen}) {
+      if (routes.weight[static_cast<int>(color)] > 0 && routes.endpoints[static_cast<int>(color)].empty()) {
+        r.error(s, f, std::string(colorName(color)) + " has weight but no endpoints");
+      }
+    }
+    if (const YAML::Node p = s["preview"]; p.IsDefined() && !p.IsNull()) {
+      const std::string pf = R::join(f, "preview");
+      if (r.expectMap(p, pf, {"header", "cookie"})) {
+        routes.preview_header = r.getString(p, pf, "header").value_or("");
+        std::transform(routes.preview_header.begin(), routes.preview_header.end(), routes.preview_header.begin(), ::tolower);
+        routes.preview_cookie = r.getString(p, pf, "cookie").value_or("");
+      }
+    }
+    if (duplicate) continue;
+    c.listeners.push_back(l);
+    c.routes.services[routes.name] = std::move(routes);
+  }
+  return c;
+}
+
+}  // namespace greenlight::proxy

@@ -1,0 +1,249 @@
+// The data plane over real sockets: backends started by the test, the proxy in front.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include "greenlight/app/proxy_service.h"
+#include "support/test_backend.h"
+#include "support/test_support.h"
+
+namespace greenlight::proxy {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::RawConnection;
+using testing::TestBackend;
+
+std::string get(const std::string& path = "/") {
+  return "GET " + path + " HTTP/1.1\r\nHost: vehicles\r\n\r\n";
+}
+
+class ProxyTest : public ::testing::Test {
+ protected:
+  void start(const std::string& blue, const std::string& green, const std::string& extra = "",
+             const std::string& weights = "{blue: 100, green: 0}") {
+    config_ = dir_.write("proxy.yaml", "log: {level: warn}\nadmin: {listen: 127.0.0.1:0}\nproxy:\n"
+        "  state_file: " + dir_.path() + "/routes.json\n" + extra +
+        "  services:\n    - name: vehicles\n      listen: 127.0.0.1:0\n"
+        "      blue: [" + blue + "]\n      green: [" + green + "]\n"
+        "      weights: " + weights + "\n"
+        "      preview: {header: X-Greenlight-Color, cookie: greenlight-color}\n");
+    auto svc = app::ProxyService::start(config_, 0);
+    ASSERT_TRUE(svc.ok()) << svc.status().message();
+    svc_ = std::move(svc.value());
+    port_ = svc_->port("vehicles");
+  }
+  void setWeights(int blue, int green) {
+    auto r = svc_->store().execute("set weight vehicles blue " + std::to_string(blue) + " green " +
+                                       std::to_string(green), "test");
+    ASSERT_TRUE(r.ok) << r.output;
+  }
+
+  testing::TempDir dir_;
+  TestBackend blue_{"blue"};
+  TestBackend green_{"green"};
+  std::string config_;
+  std::unique_ptr<app::ProxyService> svc_;
+  int port_ = 0;
+};
+
+TEST_F(ProxyTest, WeightChangeAppliesToTheNextRequestOnTheSameConnection) {
+  start(blue_.address(), green_.address());
+  RawConnection c(port_);
+  ASSERT_TRUE(c.send(get()));
+  auto r1 = c.read();
+  EXPECT_EQ(r1.status, 200);
+  EXPECT_EQ(r1.body, "blue");
+  setWeights(0, 100);
+  ASSERT_TRUE(c.send(get()));  // same client connection, opened before the change
+  auto r2 = c.read();
+  EXPECT_EQ(r2.body, "green");
+}
+
+TEST_F(ProxyTest, ForwardingHeadersAreSetAndHopByHopOnesRemoved) {
+  start(blue_.address(), green_.address());
+  RawConnection c(port_);
+  ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: v\r\nX-Forwarded-For: 10.1.2.3\r\nConnection: keep-alive, X-Secret-Hop\r\nX-Secret-Hop: 1\r\n\r\n"));
+  auto r = c.read();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.headers.find("X-Seen-Forwarded-For: 10.1.2.3, 127.0.0.1"), std::string::npos) << r.headers;
+  EXPECT_NE(r.headers.find("X-Seen-Via: 1.1 greenlight"), std::string::npos) << r.headers;
+}
+
+TEST_F(ProxyTest, PreviewHeaderOrCookieReachesTheIdleColour) {
+  start(blue_.address(), green_.address());
+  RawConnection c(port_);
+  c.send("GET / HTTP/1.1\r\nHost: v\r\nX-Greenlight-Color: green\r\n\r\n");
+  EXPECT_EQ(c.read().body, "green");
+  c.send("GET / HTTP/1.1\r\nHost: v\r\nCookie: a=1; greenlight-color=green\r\n\r\n");
+  EXPECT_EQ(c.read().body, "green");
+  c.send(get());
+  EXPECT_EQ(c.read().body, "blue");
+}
+
+TEST_F(ProxyTest, NoFailedRequestWhileWeightsFlipUnderConcurrentKeepAliveLoad) {
+  start(blue_.address(), green_.address());
+  std::atomic<bool> done{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 8; ++i) {
+    clients.emplace_back([&] {
+      httplib::Client cli("127.0.0.1", port_);
+      cli.set_keep_alive(true);
+      while (!done) {
+        auto res = cli.Get("/");
+        (res && res->status == 200 && (res->body == "blue" || res->body == "green") ? ok : failed)++;
+      }
+    });
+  }
+  // 200 flips, each one only after at least 10 more requests went through: weights change under
+  // load, never in a quiet moment.
+  for (int flip = 0; flip < 200; ++flip) {
+    const int before = ok;
+    setWeights(flip % 2 ? 100 : 0, flip % 2 ? 0 : 100);
+    ASSERT_TRUE(testing::waitUntil([&] { return ok >= before + 10 || failed > 0; }));
+  }
+  done = true;
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(failed, 0);
+  EXPECT_GT(ok, 2000);
+}
+
+TEST_F(ProxyTest, ObservedSplitMatchesTheWeights) {
+  start(blue_.address(), green_.address(), "", "{blue: 70, green: 30}");
+  httplib::Client cli("127.0.0.1", port_);
+  cli.set_keep_alive(true);
+  int green = 0;
+  const int n = 2000;
+  for (int i = 0; i < n; ++i) {
+    auto res = cli.Get("/");
+    ASSERT_TRUE(res);
+    green += res->body == "green";
+  }
+  EXPECT_NEAR(green / double(n), 0.30, 0.05);
+}
+
+TEST_F(ProxyTest, SlowRequestToBlueCompletesAfterASwitchAndTheNextGoesGreen) {
+  start(blue_.address(), green_.address());
+  RawConnection c(port_);
+  ASSERT_TRUE(c.send(get("/hold")));
+  ASSERT_TRUE(testing::waitUntil([&] { return blue_.holding(); }));
+  setWeights(0, 100);
+  blue_.release();
+  auto slow = c.read();
+  EXPECT_EQ(slow.status, 200);
+  EXPECT_EQ(slow.body, "blue-held");
+  ASSERT_TRUE(c.send(get()));
+  EXPECT_EQ(c.read().body, "green");
+}
+
+TEST_F(ProxyTest, DeadEndpointIsRetriedOnAnotherSoClientsSeeNoError) {
+  const std::string dead = "127.0.0.1:" + std::to_string(testing::freePort());
+  start(dead + ", " + blue_.address(), green_.address());
+  httplib::Client cli("127.0.0.1", port_);
+  for (int i = 0; i < 50; ++i) {
+    auto res = cli.Get("/");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+  }
+  auto stats = testing::httpGet(svc_->adminPort(), "/api/v1/stats").body;
+  EXPECT_NE(stats.find("\"retries\":"), std::string::npos);
+  EXPECT_EQ(stats.find("\"retries\":0"), std::string::npos) << stats;
+}
+
+TEST_F(ProxyTest, NothingToServeGivesAShort502) {
+  const std::string dead = "127.0.0.1:" + std::to_string(testing::freePort());
+  start(dead, green_.address());
+  RawConnection c(port_);
+  c.send(get());
+  auto r = c.read();
+  EXPECT_EQ(r.status, 502);
+  EXPECT_LT(r.body.size(), 200u);
+  EXPECT_NE(r.body.find("Bad Gateway"), std::string::npos) << r.body;
+}
+
+struct Hostile {
+  const char* name;
+  std::string bytes;
+  int status;
+};
+
+TEST_F(ProxyTest, MalformedAndHostileRequestsGetA4xxAndTheProxyKeepsServing) {
+  start(blue_.address(), green_.address(), "  timeouts: {header: 300ms}\n");
+  const Hostile cases[] = {
+      {"content-length with transfer-encoding",
+       "POST / HTTP/1.1\r\nHost: v\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+      {"two different content-lengths", "POST / HTTP/1.1\r\nHost: v\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400},
+      {"obs-fold", "GET / HTTP/1.1\r\nHost: v\r\nX-A: a\r\n b\r\n\r\n", 400},
+      {"bad chunk size", "POST / HTTP/1.1\r\nHost: v\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 400},
+      {"invalid request line", "HELLO\r\n\r\n", 400},
+      {"space in method", "GE T / HTTP/1.1\r\nHost: v\r\n\r\n", 400},
+      {"huge header", "GET / HTTP/1.1\r\nHost: v\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n", 431},
+  };
+  for (const auto& h : cases) {
+    RawConnection c(port_);
+    ASSERT_TRUE(c.send(h.bytes)) << h.name;
+    auto r = c.read();
+    EXPECT_EQ(r.status, h.status) << h.name << "\n" << r.headers << r.body;
+    EXPECT_TRUE(c.closedWithin(2s)) << h.name << ": the connection closes after a bad request";
+  }
+  // Slowloris: headers that never end are cut off by the header timeout.
+  RawConnection slow(port_);
+  slow.send("GET / HTTP/1.1\r\nHost: v\r\nX-Slow: ");
+  EXPECT_TRUE(slow.closedWithin(3s));
+  EXPECT_EQ(blue_.requests(), 0) << "nothing hostile reached a backend";
+  RawConnection good(port_);
+  good.send(get());
+  EXPECT_EQ(good.read().body, "blue");
+}
+
+TEST_F(ProxyTest, PostBodiesArePassedThrough) {
+  start(blue_.address(), green_.address());
+  RawConnection c(port_);
+  c.send("POST /x HTTP/1.1\r\nHost: v\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+  auto r = c.read();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "blue:hello world");
+}
+
+TEST(ProxyProcess, ASwitchSurvivesSigkillAndTheFirstRequestAfterRestartGoesGreen) {
+  testing::TempDir dir;
+  TestBackend blue("blue"), green("green");
+  const int port = testing::freePort(), admin = testing::freePort();
+  const std::string socket = dir.path() + "/proxy.sock";
+  const std::string cfg = dir.write("proxy.yaml",
+      "admin: {listen: 127.0.0.1:" + std::to_string(admin) + "}\nproxy:\n"
+      "  state_file: " + dir.path() + "/routes.json\n  runtime_api: {socket: " + socket + "}\n"
+      "  services:\n    - {name: vehicles, listen: 127.0.0.1:" + std::to_string(port) +
+      ", blue: [" + blue.address() + "], green: [" + green.address() + "]}\n");
+  auto proxy = std::make_unique<testing::ChildProcess>(std::vector<std::string>{GREENLIGHT_BINARY, "proxy", "--config", cfg},
+                                                       dir.path() + "/log1.txt");
+  ASSERT_TRUE(testing::waitUntil([&] { return testing::httpGet(admin, "/readyz").status == 200; }))
+      << testing::readFile(dir.path() + "/log1.txt");
+  EXPECT_EQ(testing::httpGet(port, "/").body, "blue");
+  // The runtime API on its Unix socket, as an operator's script would use it.
+  testing::ChildProcess cmd({"sh", "-c", "printf 'set weight vehicles blue 0 green 100\\n' | python3 -c \""
+                             "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect('" + socket + "'); "
+                             "s.sendall(sys.stdin.buffer.read()); print(s.recv(4096).decode())\""},
+                            dir.path() + "/cmd.txt");
+  ASSERT_EQ(cmd.wait(10s), 0) << testing::readFile(dir.path() + "/cmd.txt");
+  EXPECT_NE(testing::readFile(dir.path() + "/cmd.txt").find("ok weights vehicles blue 100->0 green 0->100"), std::string::npos);
+  EXPECT_EQ(testing::httpGet(port, "/").body, "green");
+  proxy->signal(SIGKILL);
+  proxy->wait(5s);
+  proxy = std::make_unique<testing::ChildProcess>(std::vector<std::string>{GREENLIGHT_BINARY, "proxy", "--config", cfg},
+                                                  dir.path() + "/log2.txt");
+  ASSERT_TRUE(testing::waitUntil([&] { return testing::httpGet(admin, "/readyz").status == 200; }))
+      << testing::readFile(dir.path() + "/log2.txt");
+  EXPECT_EQ(testing::httpGet(port, "/").body, "green") << "a restarted proxy never falls back to a stale colour";
+  EXPECT_NE(testing::readFile(dir.path() + "/log2.txt").find("routing table restored"), std::string::npos);
+  proxy->signal(SIGTERM);
+  EXPECT_EQ(proxy->wait(15s), 0);
+}
+
+}  // namespace
+}  // namespace greenlight::proxy

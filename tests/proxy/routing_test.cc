@@ -1,0 +1,178 @@
+#include <gtest/gtest.h>
+
+#include "greenlight/common/files.h"
+#include "greenlight/proxy/proxy_config.h"
+#include "greenlight/proxy/routing_store.h"
+#include "support/test_support.h"
+
+namespace greenlight::proxy {
+namespace {
+
+ServiceRoutes service(int blue, int green) {
+  ServiceRoutes s;
+  s.name = "vehicles";
+  s.weight = {blue, green};
+  s.endpoints[0] = {Endpoint{"127.0.0.1:1", "127.0.0.1", 1, EndpointState::kReady}};
+  s.endpoints[1] = {Endpoint{"127.0.0.1:2", "127.0.0.1", 2, EndpointState::kReady}};
+  return s;
+}
+
+RoutingTable table(int blue, int green) {
+  RoutingTable t;
+  t.services["vehicles"] = service(blue, green);
+  return t;
+}
+
+TEST(PickColor, FollowsWeights) {
+  auto s = service(90, 10);
+  int green = 0;
+  for (int i = 0; i < 1000; ++i) green += pickColor(s, i / 1000.0, std::nullopt) == Color::kGreen;
+  EXPECT_EQ(green, 100);
+  EXPECT_EQ(pickColor(service(100, 0), 0.999, std::nullopt), Color::kBlue);
+  EXPECT_EQ(pickColor(service(0, 100), 0.0, std::nullopt), Color::kGreen);
+}
+
+TEST(PickColor, PreviewWinsOverWeightWhenItCanServe) {
+  auto s = service(100, 0);
+  EXPECT_EQ(pickColor(s, 0.5, Color::kGreen), Color::kGreen);
+  s.endpoints[1][0].state = EndpointState::kMaint;
+  EXPECT_EQ(pickColor(s, 0.5, Color::kGreen), Color::kBlue);
+}
+
+TEST(PickColor, NeverFallsBackToAColourWithoutWeight) {
+  auto s = service(100, 0);
+  s.endpoints[0][0].state = EndpointState::kDrain;
+  EXPECT_FALSE(pickColor(s, 0.5, std::nullopt).has_value());
+}
+
+TEST(PreviewCookie, FindsTheNamedCookie) {
+  EXPECT_EQ(previewFromCookie("a=b; greenlight-color=green; c=d", "greenlight-color"), Color::kGreen);
+  EXPECT_EQ(previewFromCookie("greenlight-color=blue", "greenlight-color"), Color::kBlue);
+  EXPECT_FALSE(previewFromCookie("greenlight-color=purple", "greenlight-color").has_value());
+  EXPECT_FALSE(previewFromCookie("other=green", "greenlight-color").has_value());
+}
+
+struct CommandCase {
+  const char* line;
+  bool ok;
+  const char* output_contains;
+};
+
+class RuntimeCommands : public ::testing::TestWithParam<CommandCase> {};
+void PrintTo(const CommandCase& c, std::ostream* os) { *os << c.line; }
+
+TEST_P(RuntimeCommands, AnswerAsExpected) {
+  const auto& c = GetParam();
+  auto r = runCommand(table(100, 0), c.line);
+  EXPECT_EQ(r.ok, c.ok) << r.output;
+  EXPECT_NE(r.output.find(c.output_contains), std::string::npos) << r.output;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, RuntimeCommands,
+    ::testing::Values(
+        CommandCase{"set weight vehicles blue 90 green 10", true, "ok weights vehicles blue 100->90 green 0->10"},
+        CommandCase{"set weight vehicles green 100 blue 0\n", true, "blue 100->0 green 0->100"},
+        CommandCase{"set weight vehicles blue 90 green 20", false, "must add up to 100, got 110"},
+        CommandCase{"set weight vehicles blue 90", false, "usage: set weight"},
+        CommandCase{"set weight vehicles blue x green 100", false, "whole numbers from 0 to 100"},
+        CommandCase{"set weight vehicles red 50 green 50", false, "expected blue or green"},
+        CommandCase{"set weight trucks blue 50 green 50", false, "no service \"trucks\""},
+        CommandCase{"set endpoint vehicles green 127.0.0.1:2 state drain", true, "state ready->drain"},
+        CommandCase{"set endpoint vehicles blue 127.0.0.1:1 state maint", false, "no ready endpoint"},
+        CommandCase{"set endpoint vehicles blue 127.0.0.1:9 state drain", false, "no blue endpoint 127.0.0.1:9"},
+        CommandCase{"set endpoint vehicles blue 127.0.0.1:1 state sleepy", false, "expected ready, drain or maint"},
+        CommandCase{"show routes", true, "\"weights\""},
+        CommandCase{"help", true, "set weight SERVICE"},
+        CommandCase{"", false, "empty command"},
+        CommandCase{"drop table", false, "unknown command"}));
+
+TEST(RuntimeCommand, AChangeMakesANewVersionAndLeavesTheOldTableAlone) {
+  const RoutingTable t = table(100, 0);
+  auto r = runCommand(t, "set weight vehicles blue 0 green 100");
+  ASSERT_TRUE(r.table);
+  EXPECT_EQ(r.table->version, t.version + 1);
+  EXPECT_EQ(r.table->services.at("vehicles").weight, (std::array<int, 2>{0, 100}));
+  EXPECT_EQ(t.services.at("vehicles").weight, (std::array<int, 2>{100, 0}));
+}
+
+TEST(RuntimeCommand, RefusesWeightOnAColourThatCannotServe) {
+  RoutingTable t = table(100, 0);
+  t.services["vehicles"].endpoints[1][0].state = EndpointState::kMaint;
+  auto r = runCommand(t, "set weight vehicles blue 50 green 50");
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.output.find("green has no ready endpoint"), std::string::npos);
+}
+
+TEST(RoutingStore, PersistsBeforeApplyingAndRestoresAtOpen) {
+  testing::TempDir dir;
+  const std::string file = dir.path() + "/routes.json";
+  {
+    auto store = RoutingStore::open(table(100, 0), file);
+    ASSERT_TRUE(store.ok());
+    auto r = (*store)->execute("set weight vehicles blue 20 green 80", "test");
+    ASSERT_TRUE(r.ok) << r.output;
+    EXPECT_EQ((*store)->current()->services.at("vehicles").weight, (std::array<int, 2>{20, 80}));
+  }
+  auto reopened = RoutingStore::open(table(100, 0), file);  // config says 100/0; the file wins
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ((*reopened)->current()->services.at("vehicles").weight, (std::array<int, 2>{20, 80}));
+  EXPECT_EQ((*reopened)->current()->version, 1u);
+}
+
+TEST(RoutingStore, ACorruptStateFileIsAClearError) {
+  testing::TempDir dir;
+  const std::string file = dir.write("routes.json", "{not json");
+  auto store = RoutingStore::open(table(100, 0), file);
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find(file), std::string::npos);
+}
+
+TEST(RoutingStore, AFailedSaveLeavesTheTableUnchanged) {
+  auto store = RoutingStore::open(table(100, 0), "/nonexistent-dir/routes.json");
+  ASSERT_TRUE(store.ok());
+  auto r = (*store)->execute("set weight vehicles blue 0 green 100", "test");
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.output.find("cannot save"), std::string::npos);
+  EXPECT_EQ((*store)->current()->services.at("vehicles").weight, (std::array<int, 2>{100, 0}));
+}
+
+TEST(ProxyConfig, ReadsServicesAndReportsEveryError) {
+  ConfigErrors errors;
+  ConfigReader r("p.yaml", errors, testing::fakeEnv({}));
+  auto root = r.loadString(R"(proxy:
+  services:
+    - {name: vehicles, listen: "127.0.0.1:8080", blue: ["127.0.0.1:9001"], green: ["127.0.0.1:9002"],
+       weights: {blue: 90, green: 10}, preview: {header: X-Greenlight-Color}}
+    - {name: vehicles, listen: "127.0.0.1:8080", blue: ["nowhere"], weights: {blue: 60, green: 60}}
+    - {name: odd, listen: "8080", colour: blue}
+  timeouts: {connect: 2}
+)");
+  auto c = parseProxyConfig(r, (*root)["proxy"], "proxy");
+  const std::string all = errors.format();
+  for (const char* want : {
+           "proxy.services[1].name: another service already has the name \"vehicles\"",
+           "proxy.services[1].listen: another service already listens on 127.0.0.1:8080",
+           "proxy.services[1].blue: expected host:port endpoints, got \"nowhere\"",
+           "proxy.services[1].weights: blue and green must add up to 100",
+           "proxy.services[2].colour: unknown key",
+           "proxy.services[2].listen: expected host:port",
+           "proxy.timeouts.connect: expected a duration",
+       }) {
+    EXPECT_NE(all.find(want), std::string::npos) << "missing " << want << "\n" << all;
+  }
+  const auto& v = c.routes.services.at("vehicles");
+  EXPECT_EQ(v.preview_header, "x-greenlight-color");
+}
+
+TEST(Files, AtomicWriteReplacesWholeFiles) {
+  testing::TempDir dir;
+  const std::string f = dir.path() + "/state";
+  ASSERT_TRUE(writeFileAtomic(f, "first").ok());
+  ASSERT_TRUE(writeFileAtomic(f, "second").ok());
+  EXPECT_EQ(*readWholeFile(f), "second");
+  EXPECT_FALSE(writeFileAtomic(dir.path() + "/missing/state", "x").ok());
+}
+
+}  // namespace
+}  // namespace greenlight::proxy

@@ -1,0 +1,128 @@
+#include "support/test_backend.h"
+
+#include <arpa/inet.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "support/test_support.h"
+
+namespace greenlight::testing {
+
+TestBackend::TestBackend(std::string name) : name_(std::move(name)), server_(std::make_unique<httplib::Server>()) {
+  server_->new_task_queue = [] { return new httplib::ThreadPool(16); };
+  server_->set_tcp_nodelay(true);
+  server_->Get("/hold", [this](const httplib::Request&, httplib::Response& res) {
+    ++requests_;
+    ++holding_;
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(30), [this] { return released_; });
+    --holding_;
+    res.set_content(name_ + "-held", "text/plain");
+  });
+  server_->Get(".*", [this](const httplib::Request& req, httplib::Response& res) {
+    ++requests_;
+    res.set_header("X-Seen-Forwarded-For", req.get_header_value("X-Forwarded-For"));
+    res.set_header("X-Seen-Via", req.get_header_value("Via"));
+    res.set_content(name_, "text/plain");
+  });
+  server_->Post(".*", [this](const httplib::Request& req, httplib::Response& res) {
+    ++requests_;
+    res.set_content(name_ + ":" + req.body, "text/plain");
+  });
+  port_ = server_->bind_to_any_port("127.0.0.1");
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  waitUntil([this] { return server_->is_running(); });
+}
+
+TestBackend::~TestBackend() { stop(); }
+
+void TestBackend::release() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_ = true;
+  }
+  cv_.notify_all();
+}
+
+void TestBackend::stop() {
+  if (!thread_.joinable()) return;
+  release();
+  server_->stop();
+  thread_.join();
+}
+
+RawConnection::RawConnection(int port) {
+  fd_ = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd_);
+    fd_ = -1;
+  }
+}
+
+RawConnection::~RawConnection() {
+  if (fd_ >= 0) close(fd_);
+}
+
+bool RawConnection::send(const std::string& bytes) {
+  size_t done = 0;
+  while (fd_ >= 0 && done < bytes.size()) {
+    ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return fd_ >= 0;
+}
+
+RawResponse RawConnection::read(std::chrono::milliseconds timeout) {
+  RawResponse r;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto end = buffer_.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      std::string head = buffer_.substr(0, end + 2);
+      size_t length = 0;
+      std::string lower = head;
+      for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      auto cl = lower.find("content-length:");
+      if (cl != std::string::npos) length = std::stoul(lower.substr(cl + 15));
+      if (buffer_.size() >= end + 4 + length) {
+        r.status = std::stoi(head.substr(9, 3));
+        r.headers = head;
+        r.body = buffer_.substr(end + 4, length);
+        buffer_.erase(0, end + 4 + length);
+        return r;
+      }
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || fd_ < 0) return r;
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return r;
+    char buf[16384];
+    ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) return r;
+    buffer_.append(buf, static_cast<size_t>(n));
+  }
+}
+
+bool RawConnection::closedWithin(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (fd_ >= 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    char buf[4096];
+    ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) return true;
+  }
+  return true;
+}
+
+}  // namespace greenlight::testing

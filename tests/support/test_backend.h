@@ -1,0 +1,64 @@
+// Test doubles at the network edge for proxy tests: an HTTP backend that answers with its name
+// (and can hold a request until released), and a raw HTTP/1.1 client connection for sending
+// exact, hostile or pipelined bytes.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace httplib {
+class Server;
+}
+
+namespace greenlight::testing {
+
+class TestBackend {
+ public:
+  explicit TestBackend(std::string name);
+  ~TestBackend();
+  int port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  int requests() const { return requests_; }
+  // GET /hold blocks until release() (or the backend stops).
+  void release();
+  bool holding() const { return holding_ > 0; }
+  void stop();
+
+ private:
+  std::string name_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::atomic<int> requests_{0};
+  std::atomic<int> holding_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;
+};
+
+struct RawResponse {
+  int status = -1;  // -1: connection closed or timed out before a full response
+  std::string headers;
+  std::string body;
+};
+
+class RawConnection {
+ public:
+  explicit RawConnection(int port);
+  ~RawConnection();
+  bool send(const std::string& bytes);
+  // Reads one response (Content-Length bodies), waiting at most `timeout`.
+  RawResponse read(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // True if the peer closes the connection within `timeout`.
+  bool closedWithin(std::chrono::milliseconds timeout);
+
+ private:
+  int fd_ = -1;
+  std::string buffer_;
+};
+
+}  // namespace greenlight::testing
