@@ -11,7 +11,7 @@ packages=(
   nlohmann-json3-dev libcurl4-openssl-dev libcli11-dev libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # real servers that integration tests and benchmarks start on 127.0.0.1
-  prometheus prometheus-blackbox-exporter nginx
+  prometheus prometheus-blackbox-exporter nginx haproxy wrk
   # tools used by tests and benchmark scripts
   openssl curl procps python3
 )

@@ -64,7 +64,8 @@ struct ProxyServer::Impl {
   struct Upstream {
     tcp::endpoint address;
     std::mutex mu;
-    std::vector<std::unique_ptr<UpstreamConn>> idle;
+    // Idle connections per thread: a connection stays with the event loop that opened it.
+    std::vector<std::vector<std::unique_ptr<UpstreamConn>>> idle;
     prometheus::Counter* requests = nullptr;
     prometheus::Counter* errors = nullptr;
   };
@@ -88,7 +89,11 @@ struct ProxyServer::Impl {
   ProxyConfig cfg;
   RoutingStore& store;
   std::shared_ptr<prometheus::Registry> registry;
-  asio::io_context io;
+  // One event loop per thread; a client connection lives on one of them from accept to close,
+  // so no strand or lock is needed on its path.
+  std::vector<std::unique_ptr<asio::io_context>> loops;
+  asio::io_context& io;  // loops[0]: listeners and the runtime socket
+  std::atomic<size_t> next_loop{0};
   std::vector<std::thread> threads;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   std::map<std::string, int> ports;
@@ -101,8 +106,13 @@ struct ProxyServer::Impl {
   std::set<Session*> sessions;
   std::atomic<int> open_sessions{0};
 
+  static std::vector<std::unique_ptr<asio::io_context>> makeLoops(int n) {
+    std::vector<std::unique_ptr<asio::io_context>> v;
+    for (int i = 0; i < std::max(1, n); ++i) v.push_back(std::make_unique<asio::io_context>(1));
+    return v;
+  }
   Impl(const ProxyConfig& c, RoutingStore& s, std::shared_ptr<prometheus::Registry> r)
-      : cfg(c), store(s), registry(std::move(r)) {}
+      : cfg(c), store(s), registry(std::move(r)), loops(makeLoops(c.threads)), io(*loops[0]) {}
 
   void buildMetrics() {
     auto& requests = prometheus::BuildCounter().Name("greenlight_proxy_requests_total")
@@ -137,7 +147,10 @@ struct ProxyServer::Impl {
         m.weight[static_cast<int>(c)] = &weight.Add({{"service", name}, {"color", colorName(c)}});
         for (const auto& e : s.endpoints[static_cast<int>(c)]) {
           auto& up = upstreams[e.address];
-          if (!up) up = std::make_unique<Upstream>();
+          if (!up) {
+            up = std::make_unique<Upstream>();
+            up->idle.resize(loops.size());
+          }
           up->requests = &ep_requests.Add({{"service", name}, {"color", colorName(c)}, {"endpoint", e.address}});
           up->errors = &ep_errors.Add({{"service", name}, {"color", colorName(c)}, {"endpoint", e.address}});
         }
@@ -175,7 +188,7 @@ struct ProxyServer::Impl {
   // endpoint, and a stale pooled connection once on a fresh one.
   awaitable<http::response<http::string_body>> forward(const ServiceRoutes& svc, Color color,
                                                        http::request<http::string_body>& req,
-                                                       ServiceMetrics& m) {
+                                                       ServiceMetrics& m, size_t loop) {
     std::vector<const Endpoint*> ready;
     for (const auto& e : svc.endpoints[static_cast<int>(color)]) {
       if (e.state == EndpointState::kReady) ready.push_back(&e);
@@ -195,9 +208,10 @@ struct ProxyServer::Impl {
       std::unique_ptr<UpstreamConn> conn;
       {
         std::lock_guard<std::mutex> lock(up.mu);
-        if (!up.idle.empty()) {
-          conn = std::move(up.idle.back());
-          up.idle.pop_back();
+        auto& idle = up.idle[loop];
+        if (!idle.empty()) {
+          conn = std::move(idle.back());
+          idle.pop_back();
         }
       }
       bool reused = conn != nullptr;
@@ -230,7 +244,8 @@ struct ProxyServer::Impl {
           if (keep) {
             conn->stream.expires_never();
             std::lock_guard<std::mutex> lock(up.mu);
-            if (up.idle.size() < cfg.max_idle_upstream_per_endpoint) up.idle.push_back(std::move(conn));
+            auto& idle = up.idle[loop];
+            if (idle.size() < cfg.max_idle_upstream_per_endpoint) idle.push_back(std::move(conn));
           }
           co_return res;
         }
@@ -282,7 +297,7 @@ struct ProxyServer::Impl {
     }
   }
 
-  awaitable<void> session(tcp::socket socket, std::string service) {
+  awaitable<void> session(tcp::socket socket, std::string service, size_t loop) {
     beast::tcp_stream client(std::move(socket));
     Session self;
     self.client = &client;
@@ -363,7 +378,7 @@ struct ProxyServer::Impl {
         m.unavailable->Increment();
         res = errorResponse(http::status::service_unavailable, "no colour of " + service + " can serve", req);
       } else {
-        res = co_await forward(svc, *color, req, m);
+        res = co_await forward(svc, *color, req, m, loop);
         ColorMetrics& cm = m.color[static_cast<int>(*color)];
         cm.latency->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
         cm.by_class[statusClass(res.result_int())]->Increment();
@@ -389,15 +404,15 @@ struct ProxyServer::Impl {
   awaitable<void> acceptLoop(tcp::acceptor& acceptor, std::string service) {
     for (;;) {
       boost::system::error_code ec;
-      tcp::socket socket = co_await acceptor.async_accept(asio::make_strand(io), ecOut(ec));
+      const size_t loop = next_loop.fetch_add(1, std::memory_order_relaxed) % loops.size();
+      tcp::socket socket = co_await acceptor.async_accept(*loops[loop], ecOut(ec));
       if (ec) {
         if (stopping || ec == asio::error::operation_aborted) co_return;
         spdlog::warn("proxy: accept on {} failed: {}", service, ec.message());
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
-      auto ex = socket.get_executor();
-      asio::co_spawn(ex, session(std::move(socket), service), asio::detached);
+      asio::co_spawn(*loops[loop], session(std::move(socket), service, loop), asio::detached);
     }
   }
 
@@ -482,10 +497,10 @@ StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::start(const ProxyConfig& con
     im.runtime_acceptor->listen(16, ec);
     asio::co_spawn(im.io, im.runtimeLoop(), asio::detached);
   }
-  for (int i = 0; i < config.threads; ++i) {
-    im.threads.emplace_back([p = &im] {
-      auto guard = asio::make_work_guard(p->io);
-      p->io.run();
+  for (auto& loop : im.loops) {
+    im.threads.emplace_back([l = loop.get()] {
+      auto guard = asio::make_work_guard(*l);
+      l->run();
     });
   }
   return std::unique_ptr<ProxyServer>(new ProxyServer(std::move(impl)));
@@ -524,7 +539,7 @@ void ProxyServer::stop(Duration grace) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     closeIdle();
   }
-  im.io.stop();
+  for (auto& loop : im.loops) loop->stop();
   for (auto& t : im.threads) t.join();
   im.threads.clear();
   if (!im.cfg.runtime_socket.empty()) ::unlink(im.cfg.runtime_socket.c_str());

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""Data-plane benchmark: wrk against the backend directly, greenlight proxy, HAProxy and nginx,
+same backends, same run, keep-alive and `Connection: close`; then the switch test: weight flips
+blue->green->blue under wrk load, for greenlight (runtime socket) and HAProxy (runtime API).
+
+  python3 bench/proxy_bench.py [--seconds 10] [--connections 64] [--flips 1000] [--build build]
+"""
+import argparse
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def cpu(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        x = f.read().rsplit(")", 1)[1].split()
+    return (int(x[11]) + int(x[12])) / TICKS
+
+
+def tree_cpu(pid):
+    """CPU of a process and its children (nginx workers, haproxy's worker)."""
+    total = cpu(pid)
+    try:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        total += sum(tree_cpu(int(c)) for c in out)
+    except Exception:
+        pass
+    return total
+
+
+def wait_http(port, path="/", deadline=20):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not answer")
+
+
+def nginx(tmp, name, body):
+    port = free_port()
+    d = os.path.join(tmp, name)
+    os.makedirs(d, exist_ok=True)
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""daemon off; worker_processes 1; pid {d}/pid; error_log {d}/error.log;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 1000000;
+  client_body_temp_path {d}/b; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;
+  server {{ listen 127.0.0.1:{port} backlog=4096; location / {{ return 200 '{body}'; }} }} }}
+""")
+    return subprocess.Popen(["nginx", "-c", conf, "-p", d], stderr=subprocess.DEVNULL), port
+
+
+def nginx_proxy(tmp, backend_port):
+    port = free_port()
+    d = os.path.join(tmp, "nginx-proxy")
+    os.makedirs(d, exist_ok=True)
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""daemon off; worker_processes 2; pid {d}/pid; error_log {d}/error.log;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 1000000;
+  client_body_temp_path {d}/b; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;
+  upstream be {{ server 127.0.0.1:{backend_port}; keepalive 64; }}
+  server {{ listen 127.0.0.1:{port} backlog=4096;
+    location / {{ proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; }} }} }}
+""")
+    return subprocess.Popen(["nginx", "-c", conf, "-p", d], stderr=subprocess.DEVNULL), port
+
+
+def haproxy(tmp, blue_port, green_port):
+    port, d = free_port(), os.path.join(tmp, "haproxy")
+    os.makedirs(d, exist_ok=True)
+    sock = os.path.join(d, "admin.sock")
+    conf = os.path.join(d, "haproxy.cfg")
+    with open(conf, "w") as f:
+        f.write(f"""global
+  nbthread 2
+  stats socket {sock} mode 600 level admin
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:{port}
+  default_backend be
+backend be
+  balance roundrobin
+  server blue 127.0.0.1:{blue_port} weight 100
+  server green 127.0.0.1:{green_port} weight 0
+""")
+    return subprocess.Popen(["haproxy", "-f", conf], stderr=subprocess.DEVNULL), port, sock
+
+
+def greenlight(tmp, build, blue_port, green_port, threads):
+    port, admin, d = free_port(), free_port(), os.path.join(tmp, "greenlight")
+    os.makedirs(d, exist_ok=True)
+    sock = os.path.join(d, "proxy.sock")
+    conf = os.path.join(d, "proxy.yaml")
+    with open(conf, "w") as f:
+        f.write(f"""log: {{level: warn}}
+admin: {{listen: 127.0.0.1:{admin}}}
+proxy:
+  threads: {threads}
+  state_file: {d}/routes.json
+  runtime_api: {{socket: {sock}}}
+  services:
+    - {{name: bench, listen: 127.0.0.1:{port}, blue: [127.0.0.1:{blue_port}], green: [127.0.0.1:{green_port}]}}
+""")
+    return subprocess.Popen([os.path.join(build, "app", "greenlight"), "proxy", "--config", conf]), port, sock
+
+
+def unix_command(path, line):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    s.sendall(line.encode() + b"\n")
+    out = s.recv(65536).decode()
+    s.close()
+    return out
+
+
+def wrk(port, seconds, connections, close=False):
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}/"]
+    if close:
+        cmd[1:1] = ["-H", "Connection: close"]
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1, "s": 1000}[p50.group(2)]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sockerr = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"rps": rps, "p50_ms": float(p50.group(1)) * scale, "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "socket_errors": sum(int(x) for x in sockerr.groups()) if sockerr else 0, "requests": total}
+
+
+def measure(name, pid, port, args, close):
+    c0 = tree_cpu(pid) if pid else 0
+    r = wrk(port, args.seconds, args.connections, close)
+    r["cpu_us_per_req"] = (tree_cpu(pid) - c0) / r["requests"] * 1e6 if pid else None
+    r["name"] = name
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--flips", type=int, default=1000)
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--threads", type=int, default=2, help="greenlight proxy threads")
+    args = ap.parse_args()
+    procs = []
+    with tempfile.TemporaryDirectory(prefix="greenlight-proxy-bench-") as tmp:
+        try:
+            blue, blue_port = nginx(tmp, "blue", "blue")
+            green, green_port = nginx(tmp, "green", "green")
+            gl, gl_port, gl_sock = greenlight(tmp, args.build, blue_port, green_port, args.threads)
+            hp, hp_port, hp_sock = haproxy(tmp, blue_port, green_port)
+            ng, ng_port = nginx_proxy(tmp, blue_port)
+            procs = [blue, green, gl, hp, ng]
+            for p in (blue_port, green_port, gl_port, hp_port, ng_port):
+                wait_http(p)
+            results = {}
+            for close in (False, True):
+                rows = [measure("direct", None, blue_port, args, close),
+                        measure("greenlight", gl.pid, gl_port, args, close),
+                        measure("haproxy", hp.pid, hp_port, args, close),
+                        measure("nginx", ng.pid, ng_port, args, close)]
+                results[close] = rows
+            flips = {}
+            for name, port, flip in (
+                    ("greenlight", gl_port, lambda i: unix_command(gl_sock, f"set weight bench blue {0 if i % 2 == 0 else 100} green {100 if i % 2 == 0 else 0}")),
+                    ("haproxy", hp_port, lambda i: unix_command(hp_sock, f"set server be/{'green' if i % 2 == 0 else 'blue'} weight 100; set server be/{'blue' if i % 2 == 0 else 'green'} weight 0"))):
+                load = subprocess.Popen(["wrk", "-t2", f"-c{args.connections}", f"-d{max(5, args.flips // 100)}s",
+                                         f"http://127.0.0.1:{port}/"], stdout=subprocess.PIPE, text=True)
+                time.sleep(0.5)
+                for i in range(args.flips):
+                    flip(i)
+                out = load.communicate()[0]
+                non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+                sockerr = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+                flips[name] = (int(non2xx.group(1)) if non2xx else 0, sum(int(x) for x in sockerr.groups()) if sockerr else 0,
+                               int(re.search(r"(\d+) requests in", out).group(1)))
+        finally:
+            for p in procs:
+                p.send_signal(signal.SIGTERM)
+            for p in procs:
+                try:
+                    p.wait(timeout=15)
+                except Exception:
+                    p.kill()
+    print(f"\nProxy benchmark: wrk -t2 -c{args.connections} -d{args.seconds}s, all on {os.cpu_count()} cores "
+          f"(backend: nginx, 1 worker; proxies: 2 threads/workers)\n")
+    for close in (False, True):
+        rows = results[close]
+        direct, hp = rows[0], rows[2]
+        print(f"{'Connection: close' if close else 'keep-alive'}\n")
+        print("| target | req/s | vs direct | vs HAProxy | p50 ms | proxy CPU µs/req | non-2xx | socket errors |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for r in rows:
+            cpu_col = "-" if r["cpu_us_per_req"] is None else f"{r['cpu_us_per_req']:.1f}"
+            print(f"| {r['name']} | {r['rps']:.0f} | {r['rps'] / direct['rps']:.2f}x | {r['rps'] / hp['rps']:.2f}x | "
+                  f"{r['p50_ms']:.3f} | {cpu_col} | {r['non2xx']} | {r['socket_errors']} |")
+        print()
+    print(f"Switch test: {args.flips} weight flips (blue->green->blue...) under wrk load\n")
+    print("| proxy | requests | non-2xx | socket errors |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, (n2, se, total) in flips.items():
+        print(f"| {name} | {total} | {n2} | {se} |")
+
+
+if __name__ == "__main__":
+    main()
