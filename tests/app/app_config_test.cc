@@ -60,3 +60,27 @@ TEST(AppConfig, MissingFileIsAClearError) {
 
 }  // namespace
 }  // namespace greenlight::app
+
+#include "greenlight/app/proxy_service.h"
+
+namespace greenlight::app {
+namespace {
+
+TEST(ProxyAppConfig, TheShippedExampleIsValid) {
+  ConfigErrors errors;
+  auto c = loadProxyConfig(std::string(GREENLIGHT_SOURCE_DIR) + "/examples/proxy.yaml", errors, testing::fakeEnv({}));
+  ASSERT_TRUE(c) << errors.format();
+  EXPECT_EQ(c->proxy.listeners.size(), 1u);
+  EXPECT_EQ(c->proxy.routes.services.at("vehicles").weight, (std::array<int, 2>{100, 0}));
+}
+
+TEST(ProxyAppConfig, UnknownTopLevelKeyIsAnError) {
+  testing::TempDir dir;
+  ConfigErrors errors;
+  auto c = loadProxyConfig(dir.write("p.yaml", "proxy: {services: []}\nproxie: {}\n"), errors, testing::fakeEnv({}));
+  EXPECT_FALSE(c);
+  EXPECT_NE(errors.format().find(":2:1: proxie: unknown key"), std::string::npos) << errors.format();
+}
+
+}  // namespace
+}  // namespace greenlight::app
