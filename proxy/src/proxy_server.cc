@@ -328,6 +328,19 @@ struct ProxyServer::Impl {
         break;
       }
       if (!ec) {
+        // Expect: 100-continue: the client waits for our go-ahead before sending the body; we
+        // read the body ourselves, so we answer it and do not pass the expectation on.
+        if (auto it = parser.get().find(http::field::expect); it != parser.get().end()) {
+          if (!beast::iequals(it->value(), "100-continue")) {
+            ec = http::error::bad_field;  // an expectation we cannot meet: 417 below
+          } else if (!parser.is_done()) {
+            static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+            client.expires_after(cfg.timeouts.request);
+            co_await asio::async_write(client, asio::buffer(kContinue), ecOut(ec));
+          }
+        }
+      }
+      if (!ec) {
         client.expires_after(cfg.timeouts.request);
         co_await http::async_read(client, buffer, parser, ecOut(ec));
       }
@@ -336,6 +349,10 @@ struct ProxyServer::Impl {
         http::status status = http::status::bad_request;
         if (ec == http::error::header_limit) status = http::status::request_header_fields_too_large;
         if (ec == http::error::body_limit) status = http::status::payload_too_large;
+        if (ec == http::error::bad_field && parser.is_header_done() &&
+            parser.get().find(http::field::expect) != parser.get().end()) {
+          status = http::status::expectation_failed;
+        }
         http::response<http::string_body> res{status, 11};
         res.set(http::field::content_type, "text/plain");
         res.set(http::field::connection, "close");
@@ -347,6 +364,7 @@ struct ProxyServer::Impl {
         break;
       }
       auto req = parser.release();
+      req.erase(http::field::expect);
       const bool client_keep_alive = req.keep_alive();
       const auto started = std::chrono::steady_clock::now();
 

@@ -247,3 +247,44 @@ TEST(ProxyProcess, ASwitchSurvivesSigkillAndTheFirstRequestAfterRestartGoesGreen
 
 }  // namespace
 }  // namespace greenlight::proxy
+
+namespace greenlight::proxy {
+namespace {
+
+TEST_F(ProxyTest, ExpectContinueIsAnsweredBeforeTheBodyIsSent) {
+  start(blue_.address(), green_.address());
+  RawConnection c(port_);
+  ASSERT_TRUE(c.send("POST /x HTTP/1.1\r\nHost: v\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"));
+  auto interim = c.read(2s);
+  EXPECT_EQ(interim.status, 100) << "the go-ahead comes before the client sends its body";
+  ASSERT_TRUE(c.send("hello"));
+  auto r = c.read();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "blue:hello");
+  RawConnection odd(port_);
+  odd.send("POST /x HTTP/1.1\r\nHost: v\r\nContent-Length: 5\r\nExpect: teapot\r\n\r\nhello");
+  EXPECT_EQ(odd.read().status, 417);
+}
+
+TEST_F(ProxyTest, StopLetsTheRequestInFlightFinishAndClosesIdleConnections) {
+  start(blue_.address(), green_.address());
+  RawConnection idle(port_);
+  idle.send(get());
+  EXPECT_EQ(idle.read().body, "blue");
+  RawConnection busy(port_);
+  busy.send(get("/hold"));
+  ASSERT_TRUE(testing::waitUntil([&] { return blue_.holding(); }));
+  std::thread stopper([&] { svc_->stop(10s); });
+  EXPECT_TRUE(idle.closedWithin(5s)) << "an idle keep-alive connection is closed at once";
+  blue_.release();
+  auto r = busy.read();
+  EXPECT_EQ(r.status, 200) << "the request in flight completes";
+  EXPECT_EQ(r.body, "blue-held");
+  EXPECT_NE(r.headers.find("Connection: close"), std::string::npos) << r.headers;
+  stopper.join();
+  RawConnection after(port_);
+  EXPECT_FALSE(after.send(get()) && after.read(1s).status == 200) << "no longer accepting";
+}
+
+}  // namespace
+}  // namespace greenlight::proxy
