@@ -10,6 +10,8 @@ packages=(
   prometheus-cpp-dev libcpp-httplib-dev libssl-dev libspdlog-dev libyaml-cpp-dev
   nlohmann-json3-dev libcurl4-openssl-dev libcli11-dev libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # libFuzzer targets (tests/fuzz) build with clang and its runtime
+  clang libclang-rt-14-dev
   # real servers that integration tests and benchmarks start on 127.0.0.1
   prometheus prometheus-blackbox-exporter nginx haproxy wrk
   # tools used by tests and benchmark scripts

@@ -2,6 +2,8 @@
 
 #include "greenlight/proxy/proxy_server.h"
 
+#include "request_rules.h"
+
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
@@ -28,6 +30,8 @@ using asio::use_awaitable;
 // Errors come back as values (Boost 1.74 has redirect_error, not as_tuple).
 inline auto ecOut(boost::system::error_code& ec) { return asio::redirect_error(use_awaitable, ec); }
 
+using rules::stripHopByHop;
+
 namespace {
 
 // Per-thread generator for the weighted pick: no lock on the request path.
@@ -35,21 +39,6 @@ double uniform01() {
   thread_local std::mt19937_64 gen(std::random_device{}());
   return std::uniform_real_distribution<double>(0.0, 1.0)(gen);
 }
-
-const char* kHopByHop[] = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
-                           "upgrade", "proxy-authenticate", "proxy-authorization"};
-
-template <class Fields>
-void stripHopByHop(Fields& f) {
-  // Headers the Connection header names are hop-by-hop too.
-  std::vector<std::string> named;
-  for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it) {
-    for (auto token : http::token_list(it->value())) named.emplace_back(token);
-  }
-  for (const auto& n : named) f.erase(n);
-  for (const char* h : kHopByHop) f.erase(h);
-}
-
 
 int statusClass(unsigned status) { return std::clamp<int>(static_cast<int>(status) / 100, 1, 5); }
 
@@ -279,17 +268,11 @@ struct ProxyServer::Impl {
   awaitable<void> readHead(beast::tcp_stream& client, beast::flat_buffer& buffer, boost::system::error_code* ec) {
     for (;;) {
       std::string_view seen(static_cast<const char*>(buffer.data().data()), buffer.size());
-      const size_t end = seen.find("\r\n\r\n");
-      if (end != std::string_view::npos) {
-        const std::string_view head = seen.substr(0, end + 2);
-        if (head.find("\r\n ") != std::string_view::npos || head.find("\r\n\t") != std::string_view::npos) {
-          *ec = http::error::bad_field;
-        }
-        co_return;
-      }
-      if (seen.size() > cfg.max_header_bytes) {
-        *ec = http::error::header_limit;
-        co_return;
+      switch (rules::checkRawHead(seen, cfg.max_header_bytes)) {
+        case rules::HeadCheck::kComplete: co_return;
+        case rules::HeadCheck::kObsFold: *ec = http::error::bad_field; co_return;
+        case rules::HeadCheck::kTooLarge: *ec = http::error::header_limit; co_return;
+        case rules::HeadCheck::kIncomplete: break;
       }
       const size_t n = co_await client.async_read_some(buffer.prepare(8192), ecOut(*ec));
       if (*ec) co_return;
@@ -346,13 +329,9 @@ struct ProxyServer::Impl {
       }
       if (ec) {
         m.bad_requests->Increment();
-        http::status status = http::status::bad_request;
-        if (ec == http::error::header_limit) status = http::status::request_header_fields_too_large;
-        if (ec == http::error::body_limit) status = http::status::payload_too_large;
-        if (ec == http::error::bad_field && parser.is_header_done() &&
-            parser.get().find(http::field::expect) != parser.get().end()) {
-          status = http::status::expectation_failed;
-        }
+        const http::status status = rules::statusFor(
+            ec, ec == http::error::bad_field && parser.is_header_done() &&
+                    parser.get().find(http::field::expect) != parser.get().end());
         http::response<http::string_body> res{status, 11};
         res.set(http::field::content_type, "text/plain");
         res.set(http::field::connection, "close");
@@ -381,15 +360,7 @@ struct ProxyServer::Impl {
       }
       std::optional<Color> color = pickColor(svc, uniform01(), preview);
 
-      stripHopByHop(req);
-      std::string xff = client_ip;
-      if (auto it = req.find("X-Forwarded-For"); it != req.end()) xff = std::string(it->value()) + ", " + client_ip;
-      req.set("X-Forwarded-For", xff);
-      req.set("X-Forwarded-Proto", "http");
-      req.set(http::field::via, "1.1 greenlight");
-      req.version(11);
-      req.keep_alive(true);
-      req.prepare_payload();
+      rules::prepareForUpstream(req, client_ip);
 
       http::response<http::string_body> res;
       if (!color) {

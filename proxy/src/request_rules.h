@@ -1,0 +1,44 @@
+// How the proxy reads and rewrites a request, shared by the server's async path, the tests and
+// the libFuzzer target: raw-head checks Beast does not make, Beast's parser with our limits,
+// and the header rewrite towards an upstream. Private to the proxy module (Beast types).
+#pragma once
+
+#include <boost/beast/http.hpp>
+#include <string>
+#include <string_view>
+
+namespace greenlight::proxy::rules {
+
+namespace http = boost::beast::http;
+
+enum class HeadCheck { kIncomplete, kComplete, kObsFold, kTooLarge };
+
+// Looks at the bytes buffered so far for one request head.
+HeadCheck checkRawHead(std::string_view buffered, size_t max_header_bytes);
+
+struct Limits {
+  size_t max_header_bytes = 16 << 10;
+  size_t max_body_bytes = 8 << 20;
+};
+
+struct Parsed {
+  http::status error = http::status::ok;  // ok, or the 4xx to answer
+  std::string why;
+  http::request<http::string_body> request;
+};
+
+// Parses one complete request from `bytes` exactly as the server does (for tests and fuzzing).
+Parsed parseRequest(std::string_view bytes, const Limits& limits);
+
+// Removes hop-by-hop headers (and those the Connection header names).
+template <class Fields>
+void stripHopByHop(Fields& f);
+
+// Rewrites a client request for the upstream: hop-by-hop headers out, X-Forwarded-For appended,
+// X-Forwarded-Proto and Via set, HTTP/1.1 keep-alive, a Content-Length for the body.
+void prepareForUpstream(http::request<http::string_body>& req, const std::string& client_ip);
+
+// The 4xx status for a parse error.
+http::status statusFor(boost::system::error_code ec, bool expectation_failed);
+
+}  // namespace greenlight::proxy::rules
