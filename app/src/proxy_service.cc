@@ -35,7 +35,7 @@ StatusOr<std::unique_ptr<ProxyService>> ProxyService::start(const std::string& c
   if (!store.ok()) return store.status();
   svc->store_ = std::move(store.value());
   auto registry = std::make_shared<prometheus::Registry>();
-  auto server = proxy::ProxyServer::start(config->proxy, *svc->store_, registry);
+  auto server = proxy::ProxyServer::start(config->proxy, *svc->store_, registry, svc->time_);
   if (!server.ok()) return server.status();
   svc->proxy_ = std::move(server.value());
   if (admin_port) config->admin.port = *admin_port;

@@ -13,6 +13,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -78,6 +79,7 @@ struct ProxyServer::Impl {
   ProxyConfig cfg;
   RoutingStore& store;
   std::shared_ptr<prometheus::Registry> registry;
+  const TimeSource& time;
   // One event loop per thread; a client connection lives on one of them from accept to close,
   // so no strand or lock is needed on its path.
   std::vector<std::unique_ptr<asio::io_context>> loops;
@@ -94,14 +96,15 @@ struct ProxyServer::Impl {
   std::mutex sessions_mu;
   std::set<Session*> sessions;
   std::atomic<int> open_sessions{0};
+  std::condition_variable sessions_cv;  // signalled when a session ends (graceful stop waits)
 
   static std::vector<std::unique_ptr<asio::io_context>> makeLoops(int n) {
     std::vector<std::unique_ptr<asio::io_context>> v;
     for (int i = 0; i < std::max(1, n); ++i) v.push_back(std::make_unique<asio::io_context>(1));
     return v;
   }
-  Impl(const ProxyConfig& c, RoutingStore& s, std::shared_ptr<prometheus::Registry> r)
-      : cfg(c), store(s), registry(std::move(r)), loops(makeLoops(c.threads)), io(*loops[0]) {}
+  Impl(const ProxyConfig& c, RoutingStore& s, std::shared_ptr<prometheus::Registry> r, const TimeSource& t)
+      : cfg(c), store(s), registry(std::move(r)), time(t), loops(makeLoops(c.threads)), io(*loops[0]) {}
 
   void buildMetrics() {
     auto& requests = prometheus::BuildCounter().Name("greenlight_proxy_requests_total")
@@ -345,7 +348,7 @@ struct ProxyServer::Impl {
       auto req = parser.release();
       req.erase(http::field::expect);
       const bool client_keep_alive = req.keep_alive();
-      const auto started = std::chrono::steady_clock::now();
+      const MonoTime started = time.monotonicNow();
 
       auto table = store.current();  // one consistent version for this request
       const ServiceRoutes& svc = table->services.at(service);
@@ -369,7 +372,7 @@ struct ProxyServer::Impl {
       } else {
         res = co_await forward(svc, *color, req, m, loop);
         ColorMetrics& cm = m.color[static_cast<int>(*color)];
-        cm.latency->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        cm.latency->Observe(toSeconds(time.monotonicNow() - started));
         cm.by_class[statusClass(res.result_int())]->Increment();
       }
       stripHopByHop(res);
@@ -382,12 +385,13 @@ struct ProxyServer::Impl {
       if (wec || !keep) break;
     }
     client.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    m.active->Decrement();
     {
       std::lock_guard<std::mutex> lock(sessions_mu);
       sessions.erase(&self);
+      --open_sessions;
     }
-    m.active->Decrement();
-    --open_sessions;
+    sessions_cv.notify_all();
   }
 
   awaitable<void> acceptLoop(tcp::acceptor& acceptor, std::string service) {
@@ -452,8 +456,9 @@ struct ProxyServer::Impl {
 ProxyServer::ProxyServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::start(const ProxyConfig& config, RoutingStore& store,
-                                                          std::shared_ptr<prometheus::Registry> registry) {
-  auto impl = std::make_unique<Impl>(config, store, std::move(registry));
+                                                          std::shared_ptr<prometheus::Registry> registry,
+                                                          const TimeSource& time) {
+  auto impl = std::make_unique<Impl>(config, store, std::move(registry), time);
   Impl& im = *impl;
   im.buildMetrics();
   if (Status s = im.resolveUpstreams(); !s.ok()) return s;
@@ -513,20 +518,16 @@ void ProxyServer::stop(Duration grace) {
     for (auto& a : im.acceptors) a->close(ec);
     if (im.runtime_acceptor) im.runtime_acceptor->close(ec);
   });
-  // Idle keep-alive connections close now; busy ones after their response.
-  auto closeIdle = [&im] {
-    std::lock_guard<std::mutex> lock(im.sessions_mu);
+  // Idle keep-alive connections close now; busy ones after their response (a session that
+  // becomes idle later sees `stopping` and ends).
+  {
+    std::unique_lock<std::mutex> lock(im.sessions_mu);
     for (Impl::Session* s : im.sessions) {
       if (!s->idle) continue;
       auto* client = s->client;
       asio::post(client->get_executor(), [client] { client->cancel(); });
     }
-  };
-  closeIdle();
-  const auto deadline = std::chrono::steady_clock::now() + grace;
-  while (im.open_sessions > 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    closeIdle();
+    im.sessions_cv.wait_for(lock, grace, [&im] { return im.open_sessions == 0; });
   }
   for (auto& loop : im.loops) loop->stop();
   for (auto& t : im.threads) t.join();

@@ -10,6 +10,7 @@
 #include "greenlight/common/admin_server.h"
 #include "greenlight/common/config_reader.h"
 #include "greenlight/common/logging.h"
+#include "greenlight/common/time_source.h"
 #include "greenlight/proxy/proxy_server.h"
 
 namespace greenlight::app {
@@ -39,6 +40,7 @@ class ProxyService {
   std::unique_ptr<proxy::RoutingStore> store_;
   std::unique_ptr<proxy::ProxyServer> proxy_;
   std::unique_ptr<AdminServer> admin_;
+  RealTimeSource time_;
 };
 
 }  // namespace greenlight::app

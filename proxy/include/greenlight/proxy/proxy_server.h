@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "greenlight/common/status.h"
+#include "greenlight/common/time_source.h"
 #include "greenlight/proxy/proxy_config.h"
 #include "greenlight/proxy/routing_store.h"
 
@@ -22,7 +23,8 @@ namespace greenlight::proxy {
 class ProxyServer {
  public:
   static StatusOr<std::unique_ptr<ProxyServer>> start(const ProxyConfig& config, RoutingStore& store,
-                                                      std::shared_ptr<prometheus::Registry> registry);
+                                                      std::shared_ptr<prometheus::Registry> registry,
+                                                      const TimeSource& time);
   ~ProxyServer();
   // The port a service listens on (after binding port 0), -1 if unknown.
   int port(const std::string& service) const;
