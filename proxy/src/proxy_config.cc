@@ -29,7 +29,8 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
     return c;
   }
   if (!r.expectMap(node, field, {"services", "timeouts", "runtime_api", "state_file", "threads",
-                                  "max_header_bytes", "max_body_bytes", "max_idle_upstream_per_endpoint"})) {
+                                  "max_header_bytes", "max_body_bytes", "max_idle_upstream_per_endpoint",
+                                  "passive_health"})) {
     return c;
   }
   if (auto v = r.getString(node, field, "state_file")) c.state_file = *v;
@@ -44,6 +45,13 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
       if (auto v = r.getDuration(t, tf, "header")) c.timeouts.header = *v;
       if (auto v = r.getDuration(t, tf, "idle")) c.timeouts.idle = *v;
       if (auto v = r.getDuration(t, tf, "request")) c.timeouts.request = *v;
+    }
+  }
+  if (const YAML::Node ph = node["passive_health"]; ph.IsDefined() && !ph.IsNull()) {
+    const std::string pf = R::join(field, "passive_health");
+    if (r.expectMap(ph, pf, {"failures", "ejection"})) {
+      if (auto v = r.getInt(ph, pf, "failures", 0, 1000)) c.passive_health.failures = int(*v);
+      if (auto v = r.getDuration(ph, pf, "ejection")) c.passive_health.ejection = *v;
     }
   }
   if (const YAML::Node a = node["runtime_api"]; a.IsDefined() && !a.IsNull()) {

@@ -58,6 +58,9 @@ struct ProxyServer::Impl {
     std::vector<std::vector<std::unique_ptr<UpstreamConn>>> idle;
     prometheus::Counter* requests = nullptr;
     prometheus::Counter* errors = nullptr;
+    prometheus::Counter* ejections = nullptr;
+    std::atomic<int> consecutive_failures{0};
+    std::atomic<int64_t> ejected_until{0};  // monotonic ns; 0: not ejected
   };
   struct ColorMetrics {
     std::array<prometheus::Counter*, 6> by_class{};
@@ -125,6 +128,8 @@ struct ProxyServer::Impl {
                             .Help("Requests sent to an upstream endpoint").Register(*registry);
     auto& ep_errors = prometheus::BuildCounter().Name("greenlight_proxy_endpoint_errors_total")
                           .Help("Connect or exchange failures of an upstream endpoint").Register(*registry);
+    auto& ep_ejections = prometheus::BuildCounter().Name("greenlight_proxy_endpoint_ejections_total")
+                             .Help("Times an endpoint was ejected by passive health").Register(*registry);
     const prometheus::Histogram::BucketBoundaries bounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                             0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
     auto table = store.current();
@@ -145,6 +150,7 @@ struct ProxyServer::Impl {
           }
           up->requests = &ep_requests.Add({{"service", name}, {"color", colorName(c)}, {"endpoint", e.address}});
           up->errors = &ep_errors.Add({{"service", name}, {"color", colorName(c)}, {"endpoint", e.address}});
+          up->ejections = &ep_ejections.Add({{"service", name}, {"color", colorName(c)}, {"endpoint", e.address}});
         }
       }
       m.retries = &retries.Add({{"service", name}});
@@ -176,6 +182,26 @@ struct ProxyServer::Impl {
     return Status::Ok();
   }
 
+  int64_t nowNs() const { return time.monotonicNow().time_since_epoch().count(); }
+  bool ejected(const Upstream& up) const { return up.ejected_until.load(std::memory_order_relaxed) > nowNs(); }
+
+  // Passive health: consecutive failures eject an endpoint for a while; a success resets.
+  void recordOutcome(Upstream& up, const std::string& address, bool failed) {
+    if (!failed) {
+      up.consecutive_failures.store(0, std::memory_order_relaxed);
+      return;
+    }
+    const int threshold = cfg.passive_health.failures;
+    if (threshold <= 0) return;
+    if (up.consecutive_failures.fetch_add(1) + 1 >= threshold) {
+      up.consecutive_failures = 0;
+      up.ejected_until = nowNs() + cfg.passive_health.ejection.count();
+      up.ejections->Increment();
+      spdlog::warn("proxy: ejecting {} for {} s after {} consecutive failures", address,
+                   toSeconds(cfg.passive_health.ejection), threshold);
+    }
+  }
+
   // Sends one request to an endpoint of `color`; retries a failed connect once on another
   // endpoint, and a stale pooled connection once on a fresh one.
   awaitable<http::response<http::string_body>> forward(const ServiceRoutes& svc, Color color,
@@ -183,7 +209,12 @@ struct ProxyServer::Impl {
                                                        ServiceMetrics& m, size_t loop) {
     std::vector<const Endpoint*> ready;
     for (const auto& e : svc.endpoints[static_cast<int>(color)]) {
-      if (e.state == EndpointState::kReady) ready.push_back(&e);
+      if (e.state == EndpointState::kReady && !ejected(*upstreams.at(e.address))) ready.push_back(&e);
+    }
+    if (ready.empty()) {  // every ready endpoint is ejected: trying one beats a certain 503
+      for (const auto& e : svc.endpoints[static_cast<int>(color)]) {
+        if (e.state == EndpointState::kReady) ready.push_back(&e);
+      }
     }
     if (ready.empty()) co_return errorResponse(http::status::service_unavailable, "no ready endpoint", req);
     const uint64_t start = rr.fetch_add(1, std::memory_order_relaxed);
@@ -215,6 +246,7 @@ struct ProxyServer::Impl {
           co_await conn->stream.async_connect(up.address, ecOut(ec));
           if (ec) {
             up.errors->Increment();
+            recordOutcome(up, ep.address, true);
             last_error = "connect to " + ep.address + ": " + ec.message();
             timed_out = ec == beast::error::timeout;
             conn.reset();
@@ -232,6 +264,7 @@ struct ProxyServer::Impl {
         const auto ec = wec ? wec : rec;
         if (!ec) {
           auto res = parser.release();
+          recordOutcome(up, ep.address, res.result_int() >= 500);
           const bool keep = res.keep_alive() && !stopping;
           if (keep) {
             conn->stream.expires_never();
@@ -247,6 +280,7 @@ struct ProxyServer::Impl {
                                       ec == asio::error::broken_pipe || ec == asio::error::eof);
         if (stale && (idempotent || wec)) continue;
         up.errors->Increment();
+        recordOutcome(up, ep.address, true);
         if (ec == beast::error::timeout) {
           co_return errorResponse(http::status::gateway_timeout, "upstream " + ep.address + " timed out", req);
         }

@@ -288,3 +288,41 @@ TEST_F(ProxyTest, StopLetsTheRequestInFlightFinishAndClosesIdleConnections) {
 
 }  // namespace
 }  // namespace greenlight::proxy
+
+namespace greenlight::proxy {
+namespace {
+
+TEST_F(ProxyTest, AnEndpointThatKeepsFailingIsEjected) {
+  TestBackend broken("broken");
+  broken.failWith(500);
+  start(blue_.address() + ", " + broken.address(), green_.address(),
+        "  passive_health: {failures: 3, ejection: 60s}\n");
+  httplib::Client cli("127.0.0.1", port_);
+  int errors = 0;
+  for (int i = 0; i < 40; ++i) {
+    auto res = cli.Get("/");
+    ASSERT_TRUE(res);
+    errors += res->status == 500;
+  }
+  EXPECT_EQ(errors, 3) << "three 500s in a row, then the endpoint gets no more requests";
+  EXPECT_EQ(broken.requests(), 3);
+  auto metrics = testing::httpGet(svc_->adminPort(), "/metrics").body;
+  EXPECT_NE(metrics.find("greenlight_proxy_endpoint_ejections_total{color=\"blue\",endpoint=\"" + broken.address() +
+                         "\",service=\"vehicles\"} 1"), std::string::npos) << metrics;
+}
+
+TEST_F(ProxyTest, ADeadEndpointStopsCostingRetriesOnceEjected) {
+  const std::string dead = "127.0.0.1:" + std::to_string(testing::freePort());
+  start(dead + ", " + blue_.address(), green_.address(), "  passive_health: {failures: 2, ejection: 60s}\n");
+  httplib::Client cli("127.0.0.1", port_);
+  for (int i = 0; i < 40; ++i) {
+    auto res = cli.Get("/");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+  }
+  auto stats = testing::httpGet(svc_->adminPort(), "/api/v1/stats").body;
+  EXPECT_NE(stats.find("\"retries\":2"), std::string::npos) << stats;
+}
+
+}  // namespace
+}  // namespace greenlight::proxy

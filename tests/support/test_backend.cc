@@ -24,6 +24,11 @@ TestBackend::TestBackend(std::string name) : name_(std::move(name)), server_(std
   });
   server_->Get(".*", [this](const httplib::Request& req, httplib::Response& res) {
     ++requests_;
+    if (fail_status_ != 0) {
+      res.status = fail_status_;
+      res.set_content(name_ + "-failed", "text/plain");
+      return;
+    }
     res.set_header("X-Seen-Forwarded-For", req.get_header_value("X-Forwarded-For"));
     res.set_header("X-Seen-Via", req.get_header_value("Via"));
     res.set_content(name_, "text/plain");

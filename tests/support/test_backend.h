@@ -25,6 +25,8 @@ class TestBackend {
   int requests() const { return requests_; }
   // GET /hold blocks until release() (or the backend stops).
   void release();
+  // Answer every later request to "/" with this status (500: a broken release).
+  void failWith(int status) { fail_status_ = status; }
   bool holding() const { return holding_ > 0; }
   void stop();
 
@@ -35,6 +37,7 @@ class TestBackend {
   int port_ = 0;
   std::atomic<int> requests_{0};
   std::atomic<int> holding_{0};
+  std::atomic<int> fail_status_{0};
   std::mutex mu_;
   std::condition_variable cv_;
   bool released_ = false;

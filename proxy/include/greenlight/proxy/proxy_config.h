@@ -24,10 +24,18 @@ struct ProxyTimeouts {
   Duration request{30s};  // the whole upstream exchange
 };
 
+// Passive health: an endpoint that fails `failures` times in a row (connect error or 5xx) gets
+// no requests for `ejection`, then is tried again. 0 failures turns it off.
+struct PassiveHealth {
+  int failures = 3;
+  Duration ejection{10s};
+};
+
 struct ProxyConfig {
   std::vector<ListenerConfig> listeners;
   RoutingTable routes;  // from config: weights and endpoints
   ProxyTimeouts timeouts;
+  PassiveHealth passive_health;
   std::string runtime_socket;  // Unix socket of the runtime API; empty: none
   std::string state_file;      // persisted routing table; empty: none
   int threads = 1;
