@@ -13,46 +13,12 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.request
 
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from benchlib import free_port, tree_cpu_seconds, wait_http
 
 
-def cpu(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        x = f.read().rsplit(")", 1)[1].split()
-    return (int(x[11]) + int(x[12])) / TICKS
-
-
-def tree_cpu(pid):
-    """CPU of a process and its children (nginx workers, haproxy's worker)."""
-    total = cpu(pid)
-    try:
-        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-        total += sum(tree_cpu(int(c)) for c in out)
-    except Exception:
-        pass
-    return total
-
-
-def wait_http(port, path="/", deadline=20):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except Exception:
-            time.sleep(0.05)
-    raise RuntimeError(f"port {port} did not answer")
+def wait_port(port):
+    wait_http(f"http://127.0.0.1:{port}/")
 
 
 def nginx(tmp, name, body):
@@ -156,9 +122,9 @@ def wrk(port, seconds, connections, close=False):
 
 
 def measure(name, pid, port, args, close):
-    c0 = tree_cpu(pid) if pid else 0
+    c0 = tree_cpu_seconds(pid) if pid else 0
     r = wrk(port, args.seconds, args.connections, close)
-    r["cpu_us_per_req"] = (tree_cpu(pid) - c0) / r["requests"] * 1e6 if pid else None
+    r["cpu_us_per_req"] = (tree_cpu_seconds(pid) - c0) / r["requests"] * 1e6 if pid else None
     r["name"] = name
     return r
 
@@ -181,7 +147,7 @@ def main():
             ng, ng_port = nginx_proxy(tmp, blue_port)
             procs = [blue, green, gl, hp, ng]
             for p in (blue_port, green_port, gl_port, hp_port, ng_port):
-                wait_http(p)
+                wait_port(p)
             results = {}
             for close in (False, True):
                 rows = [measure("direct", None, blue_port, args, close),

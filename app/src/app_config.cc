@@ -10,22 +10,9 @@ std::optional<AppConfig> fromRoot(ConfigReader& r, const YAML::Node& root) {
     return std::nullopt;
   }
   if (!r.expectMap(root, "", {"log", "admin", "probe_defaults", "probes"})) return std::nullopt;
-  if (const YAML::Node log = root["log"]; log.IsDefined() && !log.IsNull()) {
-    if (r.expectMap(log, "log", {"format", "level"})) {
-      if (auto f = r.getString(log, "log", "format")) {
-        if (*f == "text") c.log_format = LogFormat::kText;
-        else if (*f == "json") c.log_format = LogFormat::kJson;
-        else r.error(log["format"], "log.format", "expected text or json, got \"" + *f + "\"");
-      }
-      if (auto l = r.getString(log, "log", "level")) {
-        static const char* kLevels[] = {"trace", "debug", "info", "warn", "error"};
-        bool ok = false;
-        for (const char* k : kLevels) ok = ok || *l == k;
-        if (!ok) r.error(log["level"], "log.level", "expected trace, debug, info, warn or error, got \"" + *l + "\"");
-        else c.log_level = *l;
-      }
-    }
-  }
+  const LogOptions log = parseLogOptions(r, root["log"], "log");
+  c.log_format = log.format;
+  c.log_level = log.level;
   c.admin = parseAdminOptions(r, root["admin"], "admin");
   c.probes = probes::parseProbes(r, root);
   if (!r.errors().empty()) return std::nullopt;

@@ -11,13 +11,7 @@ std::optional<ProxyAppConfig> loadProxyConfig(const std::string& path, ConfigErr
   if (!root) return std::nullopt;
   ProxyAppConfig c;
   if (!r.expectMap(*root, "", {"log", "admin", "proxy"})) return std::nullopt;
-  if (const YAML::Node log = (*root)["log"]; log.IsDefined() && !log.IsNull() && r.expectMap(log, "log", {"format", "level"})) {
-    if (auto f = r.getString(log, "log", "format")) {
-      if (*f == "json") c.log_format = LogFormat::kJson;
-      else if (*f != "text") r.error(log["format"], "log.format", "expected text or json, got \"" + *f + "\"");
-    }
-    if (auto l = r.getString(log, "log", "level")) c.log_level = *l;
-  }
+  c.log = parseLogOptions(r, (*root)["log"], "log");
   c.admin = parseAdminOptions(r, (*root)["admin"], "admin");
   c.proxy = proxy::parseProxyConfig(r, (*root)["proxy"], "proxy");
   if (!errors.empty()) return std::nullopt;
@@ -29,7 +23,7 @@ StatusOr<std::unique_ptr<ProxyService>> ProxyService::start(const std::string& c
   ConfigErrors errors;
   auto config = loadProxyConfig(config_path, errors);
   if (!config) return InvalidArgument(errors.format());
-  if (Status s = initLogging(config->log_format, config->log_level); !s.ok()) return s;
+  if (Status s = initLogging(config->log.format, config->log.level); !s.ok()) return s;
   auto svc = std::unique_ptr<ProxyService>(new ProxyService());
   auto store = proxy::RoutingStore::open(config->proxy.routes, config->proxy.state_file);
   if (!store.ok()) return store.status();

@@ -39,6 +39,28 @@ class JsonLineFormatter final : public spdlog::formatter {
 
 }  // namespace
 
+LogOptions parseLogOptions(ConfigReader& r, const YAML::Node& log, const std::string& field) {
+  LogOptions o;
+  if (!log.IsDefined() || log.IsNull() || !r.expectMap(log, field, {"format", "level"})) return o;
+  if (auto f = r.getString(log, field, "format")) {
+    if (*f == "text") o.format = LogFormat::kText;
+    else if (*f == "json") o.format = LogFormat::kJson;
+    else r.error(log["format"], ConfigReader::join(field, "format"), "expected text or json, got \"" + *f + "\"");
+  }
+  if (auto l = r.getString(log, field, "level")) {
+    static const char* kLevels[] = {"trace", "debug", "info", "warn", "error"};
+    bool ok = false;
+    for (const char* k : kLevels) ok = ok || *l == k;
+    if (!ok) {
+      r.error(log["level"], ConfigReader::join(field, "level"),
+              "expected trace, debug, info, warn or error, got \"" + *l + "\"");
+    } else {
+      o.level = *l;
+    }
+  }
+  return o;
+}
+
 Status initLogging(LogFormat format, const std::string& level) {
   auto lvl = spdlog::level::from_str(level);
   if (lvl == spdlog::level::off && level != "off") {

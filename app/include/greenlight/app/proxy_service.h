@@ -16,8 +16,7 @@
 namespace greenlight::app {
 
 struct ProxyAppConfig {
-  LogFormat log_format = LogFormat::kText;
-  std::string log_level = "info";
+  LogOptions log;
   AdminServerOptions admin;
   proxy::ProxyConfig proxy;
 };

@@ -1,0 +1,52 @@
+"""Helpers shared by the benchmark scripts: ports, process CPU and memory from /proc, waiting
+for a server to answer."""
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of one process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def tree_cpu_seconds(pid):
+    """CPU of a process and its children (nginx workers, haproxy's worker)."""
+    total = cpu_seconds(pid)
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return total + sum(tree_cpu_seconds(int(c)) for c in children)
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def wait_http(url, deadline_s=30):
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
