@@ -281,6 +281,15 @@ struct ProxyServer::Impl {
         if (stale && (idempotent || wec)) continue;
         up.errors->Increment();
         recordOutcome(up, ep.address, true);
+        // Closed or reset before a single response byte (e.g. an upstream shutting down with our
+        // connection in its backlog): an idempotent request can go to another endpoint.
+        const bool empty = !parser.got_some() &&
+                           (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
+                            ec == asio::error::eof || ec == asio::error::broken_pipe);
+        if (empty && idempotent) {
+          last_error = ep.address + " closed the connection without an answer";
+          break;  // next endpoint
+        }
         if (ec == beast::error::timeout) {
           co_return errorResponse(http::status::gateway_timeout, "upstream " + ep.address + " timed out", req);
         }

@@ -326,3 +326,35 @@ TEST_F(ProxyTest, ADeadEndpointStopsCostingRetriesOnceEjected) {
 
 }  // namespace
 }  // namespace greenlight::proxy
+
+namespace greenlight::proxy {
+namespace {
+
+TEST_F(ProxyTest, AnUpstreamKilledUnderLoadCostsNoClientErrors) {
+  TestBackend second("blue2");
+  start(blue_.address() + ", " + second.address(), green_.address(),
+        "  passive_health: {failures: 1, ejection: 60s}\n");
+  std::atomic<bool> done{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.emplace_back([&] {
+      httplib::Client cli("127.0.0.1", port_);
+      cli.set_keep_alive(true);
+      while (!done) {
+        auto res = cli.Get("/");
+        (res && res->status == 200 ? ok : failed)++;
+      }
+    });
+  }
+  ASSERT_TRUE(testing::waitUntil([&] { return ok > 300; }));
+  second.stop();  // killed while requests flow; its pooled connections go stale
+  const int at_kill = ok;
+  ASSERT_TRUE(testing::waitUntil([&] { return ok > at_kill + 600 || failed > 0; }));
+  done = true;
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(failed, 0);
+}
+
+}  // namespace
+}  // namespace greenlight::proxy
