@@ -13,20 +13,26 @@ if [ "${1:-}" = "--sanitize" ]; then
 fi
 cmake -S . -B "$build" -G Ninja "${flags[@]}"
 cmake --build "$build" -j "$(nproc)"
-(cd "$build" && ctest --output-on-failure -j "$(nproc)" --timeout 300)
-
 # libFuzzer targets (request parsing, runtime commands), a bounded run each, when clang is here.
 if [ "$build" = build ] && command -v clang++ >/dev/null; then
   cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DGREENLIGHT_FUZZ=ON \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
   cmake --build build-fuzz
-  for target in request runtime; do
-    bin=build-fuzz/tests/fuzz/${target}_fuzz
-    [ "$target" = runtime ] && bin=build-fuzz/tests/fuzz/runtime_command_fuzz
+  for pair in request_fuzz:request runtime_command_fuzz:runtime; do
+    bin=build-fuzz/tests/fuzz/${pair%%:*}
     corpus=$(mktemp -d)
-    cp tests/fuzz/corpus/$target/* "$corpus"/
-    "$bin" -max_total_time="${FUZZ_SECONDS:-20}" -print_final_stats=1 "$corpus" 2>&1 | tail -n 3
-    rm -rf "$corpus"
+    cp "tests/fuzz/corpus/${pair##*:}"/* "$corpus"/
+    log=$(mktemp)
+    if ! "$bin" -max_total_time="${FUZZ_SECONDS:-20}" "$corpus" > "$log" 2>&1; then
+      tail -n 60 "$log"
+      echo "fuzz: ${pair%%:*} found a crash"
+      exit 1
+    fi
+    echo "fuzz: ${pair%%:*}: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$log"), no crash"
+    rm -rf "$corpus" "$log"
   done
-  echo "fuzz: no crash"
 fi
+
+# Every unit and integration test (the last thing printed is ctest's summary).
+cd "$build"
+ctest --output-on-failure -j "$(nproc)" --timeout 300
