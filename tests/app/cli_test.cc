@@ -101,3 +101,23 @@ TEST(Cli, DemoProbesTheSimulatorAndStopsEverythingOnSigterm) {
 
 }  // namespace
 }  // namespace greenlight
+
+namespace greenlight {
+namespace {
+
+TEST(Cli, CheckConfigKnowsProxyConfigs) {
+  TempDir dir;
+  ChildProcess good({GREENLIGHT_BINARY, "check-config", std::string(GREENLIGHT_SOURCE_DIR) + "/examples/proxy.yaml"},
+                    dir.path() + "/good.txt");
+  EXPECT_EQ(good.wait(std::chrono::seconds(10)), 0) << testing::readFile(dir.path() + "/good.txt");
+  EXPECT_NE(testing::readFile(dir.path() + "/good.txt").find("ok (proxy: 1 services, 2 endpoints)"), std::string::npos);
+  const std::string bad = dir.write("bad.yaml", "proxy:\n  services:\n    - {name: v, listen: '127.0.0.1:1', blue: ['x'], weight: {}}\n");
+  ChildProcess p({GREENLIGHT_BINARY, "check-config", bad}, dir.path() + "/bad.txt");
+  EXPECT_EQ(p.wait(std::chrono::seconds(10)), 1);
+  const std::string out = testing::readFile(dir.path() + "/bad.txt");
+  EXPECT_NE(out.find(bad + ":3:"), std::string::npos) << out;
+  EXPECT_NE(out.find("proxy.services[0].weight: unknown key"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace greenlight
