@@ -67,21 +67,17 @@ void ProbeManager::apply(std::vector<ProbeSpec> specs) {
 }
 
 void ProbeManager::schedule(Slot& slot) {
-  const std::string name = slot.spec->name;
-  slot.timer = scheduler_.scheduleAt(slot.planned, [this, name] { tick(name); });
+  slot.timer = scheduler_.scheduleAt(slot.planned, [this, &slot] { tick(slot); });
 }
 
-void ProbeManager::tick(const std::string& name) {
-  auto it = slots_.find(name);
-  if (it == slots_.end()) return;
-  Slot& slot = it->second;
+void ProbeManager::tick(Slot& slot) {
   const MonoTime now = scheduler_.time().monotonicNow();
   metrics_->observeLateness(now - slot.planned);
   if (slot.run) {
-    metrics_->countSkipped(name);  // the previous run is still going: never run twice at once
+    metrics_->countSkipped(slot.spec->name);  // the previous run is still going: never twice at once
   } else {
     slot.run = ProbeRun::start(slot.spec, RunContext{transport_, scheduler_, random_, tokens_},
-                               [this, name](ProbeResult r) { onResult(name, std::move(r)); });
+                               [this, &slot](ProbeResult r) { onResult(slot, std::move(r)); });
   }
   // Fixed rate: the next run is planned from the plan, not from now; a long stall skips the
   // missed runs instead of firing them in a burst.
@@ -93,10 +89,8 @@ void ProbeManager::tick(const std::string& name) {
   schedule(slot);
 }
 
-void ProbeManager::onResult(const std::string& name, ProbeResult result) {
-  auto it = slots_.find(name);
-  if (it == slots_.end()) return;
-  Slot& slot = it->second;
+void ProbeManager::onResult(Slot& slot, ProbeResult result) {
+  const std::string& name = slot.spec->name;
   slot.run.reset();
   const HealthState prev = slot.health;
   slot.health = nextHealth(slot.spec->health, prev, result.success);

@@ -41,6 +41,12 @@ double uniform01() {
   return std::uniform_real_distribution<double>(0.0, 1.0)(gen);
 }
 
+// The upstream closed or reset the connection (as opposed to a timeout or a protocol error).
+bool closedByPeer(const boost::system::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
+         ec == asio::error::broken_pipe || ec == asio::error::eof;
+}
+
 int statusClass(unsigned status) { return std::clamp<int>(static_cast<int>(status) / 100, 1, 5); }
 
 }  // namespace
@@ -207,15 +213,13 @@ struct ProxyServer::Impl {
   awaitable<http::response<http::string_body>> forward(const ServiceRoutes& svc, Color color,
                                                        http::request<http::string_body>& req,
                                                        ServiceMetrics& m, size_t loop) {
-    std::vector<const Endpoint*> ready;
+    std::vector<std::pair<const Endpoint*, Upstream*>> ready, ejected_too;
     for (const auto& e : svc.endpoints[static_cast<int>(color)]) {
-      if (e.state == EndpointState::kReady && !ejected(*upstreams.at(e.address))) ready.push_back(&e);
+      if (e.state != EndpointState::kReady) continue;
+      Upstream* up = upstreams.at(e.address).get();
+      (ejected(*up) ? ejected_too : ready).emplace_back(&e, up);
     }
-    if (ready.empty()) {  // every ready endpoint is ejected: trying one beats a certain 503
-      for (const auto& e : svc.endpoints[static_cast<int>(color)]) {
-        if (e.state == EndpointState::kReady) ready.push_back(&e);
-      }
-    }
+    if (ready.empty()) ready = std::move(ejected_too);  // trying an ejected one beats a certain 503
     if (ready.empty()) co_return errorResponse(http::status::service_unavailable, "no ready endpoint", req);
     const uint64_t start = rr.fetch_add(1, std::memory_order_relaxed);
     const bool idempotent = req.method() == http::verb::get || req.method() == http::verb::head ||
@@ -223,9 +227,9 @@ struct ProxyServer::Impl {
                             req.method() == http::verb::delete_;
     std::string last_error = "upstream failed";
     bool timed_out = false;
-    for (size_t attempt = 0; attempt < std::min<size_t>(2, ready.size() + 1); ++attempt) {
-      const Endpoint& ep = *ready[(start + attempt) % ready.size()];
-      Upstream& up = *upstreams.at(ep.address);
+    for (size_t attempt = 0; attempt < std::min<size_t>(2, ready.size()); ++attempt) {
+      const Endpoint& ep = *ready[(start + attempt) % ready.size()].first;
+      Upstream& up = *ready[(start + attempt) % ready.size()].second;
       if (attempt > 0) m.retries->Increment();
       up.requests->Increment();
       std::unique_ptr<UpstreamConn> conn;
@@ -276,17 +280,12 @@ struct ProxyServer::Impl {
         }
         conn.reset();
         // A pooled connection the upstream had closed: nothing was processed, try a new one.
-        const bool stale = reused && (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
-                                      ec == asio::error::broken_pipe || ec == asio::error::eof);
-        if (stale && (idempotent || wec)) continue;
+        if (reused && closedByPeer(ec) && (idempotent || wec)) continue;
         up.errors->Increment();
         recordOutcome(up, ep.address, true);
         // Closed or reset before a single response byte (e.g. an upstream shutting down with our
         // connection in its backlog): an idempotent request can go to another endpoint.
-        const bool empty = !parser.got_some() &&
-                           (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
-                            ec == asio::error::eof || ec == asio::error::broken_pipe);
-        if (empty && idempotent) {
+        if (idempotent && closedByPeer(ec) && !parser.got_some()) {
           last_error = ep.address + " closed the connection without an answer";
           break;  // next endpoint
         }

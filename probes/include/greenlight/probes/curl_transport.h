@@ -26,7 +26,6 @@ class CurlTransport final : public Transport {
   // Waits for socket activity, wakeup() or max_wait, whichever comes first.
   void poll(Duration max_wait);
   void wakeup();
-  size_t inFlight() const { return transfers_.size(); }
 
  private:
   struct Transfer;

@@ -27,7 +27,6 @@ class ProbeEngine {
   void post(std::function<void()> fn);
   std::vector<ProbeStatus> snapshot() const { return manager_.snapshot(); }
   std::shared_ptr<ProbeMetrics> metrics() const { return metrics_; }
-  ProbeManager& manager() { return manager_; }  // loop thread only
 
  private:
   void loop();

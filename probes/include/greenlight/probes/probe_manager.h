@@ -47,9 +47,11 @@ class ProbeManager {
     std::shared_ptr<ProbeRun> run;
     HealthState health;
   };
+  // Timers and run callbacks hold a Slot&: map nodes are stable, and every path that erases or
+  // replaces a slot cancels its timer and its run first.
   void schedule(Slot& slot);
-  void tick(const std::string& name);
-  void onResult(const std::string& name, ProbeResult result);
+  void tick(Slot& slot);
+  void onResult(Slot& slot, ProbeResult result);
 
   Transport& transport_;
   Scheduler& scheduler_;
