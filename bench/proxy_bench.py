@@ -21,36 +21,31 @@ def wait_port(port):
     wait_http(f"http://127.0.0.1:{port}/")
 
 
-def nginx(tmp, name, body):
+def start_nginx(tmp, name, workers, location, upstream=""):
+    """An nginx of its own (prefix, pid and temp paths in tmp) listening on a free port."""
     port = free_port()
     d = os.path.join(tmp, name)
     os.makedirs(d, exist_ok=True)
     conf = os.path.join(d, "nginx.conf")
     with open(conf, "w") as f:
-        f.write(f"""daemon off; worker_processes 1; pid {d}/pid; error_log {d}/error.log;
+        f.write(f"""daemon off; worker_processes {workers}; pid {d}/pid; error_log {d}/error.log;
 events {{ worker_connections 4096; }}
 http {{ access_log off; keepalive_requests 1000000;
   client_body_temp_path {d}/b; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;
-  server {{ listen 127.0.0.1:{port} backlog=4096; location / {{ return 200 '{body}'; }} }} }}
+  {upstream}
+  server {{ listen 127.0.0.1:{port} backlog=4096; location / {{ {location} }} }} }}
 """)
     return subprocess.Popen(["nginx", "-c", conf, "-p", d], stderr=subprocess.DEVNULL), port
+
+
+def nginx(tmp, name, body):
+    return start_nginx(tmp, name, 1, f"return 200 '{body}';")
 
 
 def nginx_proxy(tmp, backend_port):
-    port = free_port()
-    d = os.path.join(tmp, "nginx-proxy")
-    os.makedirs(d, exist_ok=True)
-    conf = os.path.join(d, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(f"""daemon off; worker_processes 2; pid {d}/pid; error_log {d}/error.log;
-events {{ worker_connections 4096; }}
-http {{ access_log off; keepalive_requests 1000000;
-  client_body_temp_path {d}/b; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;
-  upstream be {{ server 127.0.0.1:{backend_port}; keepalive 64; }}
-  server {{ listen 127.0.0.1:{port} backlog=4096;
-    location / {{ proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; }} }} }}
-""")
-    return subprocess.Popen(["nginx", "-c", conf, "-p", d], stderr=subprocess.DEVNULL), port
+    return start_nginx(tmp, "nginx-proxy", 2,
+                       'proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection "";',
+                       f"upstream be {{ server 127.0.0.1:{backend_port}; keepalive 64; }}")
 
 
 def haproxy(tmp, blue_port, green_port):

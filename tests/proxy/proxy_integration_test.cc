@@ -22,6 +22,37 @@ std::string get(const std::string& path = "/") {
   return "GET " + path + " HTTP/1.1\r\nHost: vehicles\r\n\r\n";
 }
 
+// N client threads sending GETs on their own keep-alive connections until stopped; counts
+// 200s from a known backend (blue*, green) as ok and everything else as failed.
+class KeepAliveLoad {
+ public:
+  KeepAliveLoad(int port, int threads) {
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this, port] {
+        httplib::Client cli("127.0.0.1", port);
+        cli.set_keep_alive(true);
+        while (!done_) {
+          auto res = cli.Get("/");
+          const bool served = res && res->status == 200 && (res->body.rfind("blue", 0) == 0 || res->body == "green");
+          (served ? ok : failed)++;
+        }
+      });
+    }
+  }
+  ~KeepAliveLoad() { stop(); }
+  void stop() {
+    done_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  std::atomic<int> ok{0}, failed{0};
+
+ private:
+  std::atomic<bool> done_{false};
+  std::vector<std::thread> threads_;
+};
+
 class ProxyTest : public ::testing::Test {
  protected:
   void start(const std::string& blue, const std::string& green, const std::string& extra = "",
@@ -87,19 +118,9 @@ TEST_F(ProxyTest, PreviewHeaderOrCookieReachesTheIdleColour) {
 
 TEST_F(ProxyTest, NoFailedRequestWhileWeightsFlipUnderConcurrentKeepAliveLoad) {
   start(blue_.address(), green_.address());
-  std::atomic<bool> done{false};
-  std::atomic<int> ok{0}, failed{0};
-  std::vector<std::thread> clients;
-  for (int i = 0; i < 8; ++i) {
-    clients.emplace_back([&] {
-      httplib::Client cli("127.0.0.1", port_);
-      cli.set_keep_alive(true);
-      while (!done) {
-        auto res = cli.Get("/");
-        (res && res->status == 200 && (res->body == "blue" || res->body == "green") ? ok : failed)++;
-      }
-    });
-  }
+  KeepAliveLoad load(port_, 8);
+  auto& ok = load.ok;
+  auto& failed = load.failed;
   // 200 flips, each one only after at least 10 more requests went through: weights change under
   // load, never in a quiet moment.
   for (int flip = 0; flip < 200; ++flip) {
@@ -107,8 +128,7 @@ TEST_F(ProxyTest, NoFailedRequestWhileWeightsFlipUnderConcurrentKeepAliveLoad) {
     setWeights(flip % 2 ? 100 : 0, flip % 2 ? 0 : 100);
     ASSERT_TRUE(testing::waitUntil([&] { return ok >= before + 10 || failed > 0; }));
   }
-  done = true;
-  for (auto& t : clients) t.join();
+  load.stop();
   EXPECT_EQ(failed, 0);
   EXPECT_GT(ok, 2000);
 }
@@ -334,25 +354,14 @@ TEST_F(ProxyTest, AnUpstreamKilledUnderLoadCostsNoClientErrors) {
   TestBackend second("blue2");
   start(blue_.address() + ", " + second.address(), green_.address(),
         "  passive_health: {failures: 1, ejection: 60s}\n");
-  std::atomic<bool> done{false};
-  std::atomic<int> ok{0}, failed{0};
-  std::vector<std::thread> clients;
-  for (int i = 0; i < 4; ++i) {
-    clients.emplace_back([&] {
-      httplib::Client cli("127.0.0.1", port_);
-      cli.set_keep_alive(true);
-      while (!done) {
-        auto res = cli.Get("/");
-        (res && res->status == 200 ? ok : failed)++;
-      }
-    });
-  }
+  KeepAliveLoad load(port_, 4);
+  auto& ok = load.ok;
+  auto& failed = load.failed;
   ASSERT_TRUE(testing::waitUntil([&] { return ok > 300; }));
   second.stop();  // killed while requests flow; its pooled connections go stale
   const int at_kill = ok;
   ASSERT_TRUE(testing::waitUntil([&] { return ok > at_kill + 600 || failed > 0; }));
-  done = true;
-  for (auto& t : clients) t.join();
+  load.stop();
   EXPECT_EQ(failed, 0);
 }
 
