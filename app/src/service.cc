@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "alert_routes.h"
 #include "greenlight/probes/probe_json.h"
 
 namespace greenlight::app {
@@ -49,6 +50,20 @@ StatusOr<std::unique_ptr<Service>> Service::start(ServiceOptions options) {
   svc->reload_ok_->Set(1);
   svc->reload_time_->Set(std::chrono::duration<double>(svc->time_.wallNow().time_since_epoch()).count());
   svc->engine_ = std::make_unique<probes::ProbeEngine>(svc->time_, svc->random_);
+  if (Status s = svc->applyAlerting(svc->config_.alerting); !s.ok()) return s;
+  // Every probe result goes to the alert rules the moment it lands, on the probe loop.
+  svc->engine_->addListener([p = svc.get()](const probes::ProbeSpec& spec, const probes::ProbeResult& result,
+                                            const probes::HealthState& health, probes::HealthTransition) {
+    auto alerting = p->alerts();
+    if (!alerting) return;
+    alerts::Observation o;
+    o.labels.insert(spec.labels.begin(), spec.labels.end());
+    o.labels["probe"] = spec.name;
+    o.ok = result.success;
+    o.latency_seconds = toSeconds(result.duration);
+    if (health.health != probes::Health::kUnknown) o.unhealthy = health.health == probes::Health::kUnhealthy;
+    alerting->observe(o);
+  });
   const size_t probe_count = svc->config_.probes.size();
   svc->engine_->apply(std::move(svc->config_.probes));  // the engine owns the specs from here
   svc->config_.probes.clear();
@@ -67,7 +82,25 @@ Service::~Service() { stop(); }
 
 void Service::stop() {
   if (admin_) admin_->stop();
-  if (engine_) engine_->stop();
+  if (engine_) engine_->stop();  // first: alert timers run on the probe loop
+  if (auto a = alerts()) a->stop();
+}
+
+Status Service::applyAlerting(const alerts::AlertingConfig& config) {
+  auto current = alerts();
+  if (!config.enabled) {
+    if (current) spdlog::warn("the alerting section was removed: alerting stays as it is until a restart");
+    return Status::Ok();
+  }
+  if (current) {
+    current->reconfigure(config);
+    return Status::Ok();
+  }
+  auto created = alerts::AlertEngine::create(config, engine_->scheduler(), random_, *registry_);
+  if (!created.ok()) return created.status();
+  std::atomic_store(&alerts_, std::shared_ptr<alerts::AlertEngine>(std::move(created.value())));
+  spdlog::info("alerting: {} rule(s), {} receiver(s)", config.rules.size(), config.receivers.size());
+  return Status::Ok();
 }
 
 Status Service::reload() {
@@ -88,6 +121,11 @@ Status Service::reload() {
   if (config->log_level != config_.log_level) {
     spdlog::set_level(spdlog::level::from_str(config->log_level));
   }
+  if (Status s = applyAlerting(config->alerting); !s.ok()) {
+    reload_ok_->Set(0);
+    spdlog::error("reload rejected: {}", s.message());
+    return s;
+  }
   const size_t probe_count = config->probes.size();
   engine_->apply(std::move(config->probes));
   releaseFreedMemory();
@@ -100,6 +138,7 @@ Status Service::reload() {
 }
 
 void Service::registerRoutes() {
+  registerAlertRoutes(*admin_, [this] { return alerts(); }, time_);
   admin_->handle("GET", "/api/v1/probes", Role::kViewer, [this](const AdminRequest&) {
     return jsonResponse(200, probes::probesToJson(engine_->snapshot()));
   });

@@ -46,6 +46,19 @@ void ProbeEngine::apply(std::vector<ProbeSpec> specs) {
   applied.get_future().wait();
 }
 
+void ProbeEngine::addListener(ResultListener listener) {
+  if (!thread_.joinable()) {
+    manager_.addListener(std::move(listener));
+    return;
+  }
+  std::promise<void> added;
+  post([this, &listener, &added] {
+    manager_.addListener(std::move(listener));
+    added.set_value();
+  });
+  added.get_future().wait();
+}
+
 void ProbeEngine::loop() {
   loop_id_ = std::this_thread::get_id();
   while (!stopping_) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "greenlight/alerts/alert_config.h"
 #include "greenlight/common/admin_server.h"
 #include "greenlight/common/config_reader.h"
 #include "greenlight/common/logging.h"
@@ -18,6 +19,7 @@ struct AppConfig {
   std::string log_level = "info";
   AdminServerOptions admin;
   std::vector<probes::ProbeSpec> probes;
+  alerts::AlertingConfig alerting;
 };
 
 // Reads and checks the file; on any problem returns nullopt and fills `errors` with all of them.

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 
+#include "greenlight/alerts/alert_engine.h"
 #include "greenlight/app/app_config.h"
 #include "greenlight/common/admin_server.h"
 #include "greenlight/common/random.h"
@@ -34,16 +35,20 @@ class Service {
   int adminPort() const { return admin_->port(); }
   bool adminTls() const { return admin_->tls(); }
   probes::ProbeEngine& engine() { return *engine_; }
+  // Null while alerting is not configured.
+  std::shared_ptr<alerts::AlertEngine> alerts() const { return std::atomic_load(&alerts_); }
 
  private:
   Service() = default;
   void registerRoutes();
+  Status applyAlerting(const alerts::AlertingConfig& config);
   ServiceOptions options_;
   RealTimeSource time_;
   DefaultRandom random_;
   std::mutex reload_mu_;
   AppConfig config_;
   std::unique_ptr<probes::ProbeEngine> engine_;
+  std::shared_ptr<alerts::AlertEngine> alerts_;  // read by the probe loop: atomic_load/store
   std::unique_ptr<AdminServer> admin_;
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Gauge* reload_ok_ = nullptr;

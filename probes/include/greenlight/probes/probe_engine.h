@@ -25,6 +25,10 @@ class ProbeEngine {
   void apply(std::vector<ProbeSpec> specs);
   // Runs fn on the loop thread (from any thread), e.g. to add a result listener.
   void post(std::function<void()> fn);
+  // Adds a listener called on the loop thread after every probe result (from any thread).
+  void addListener(ResultListener listener);
+  // The loop's timers: a component that shares the loop (alerting) schedules on it.
+  Scheduler& scheduler() { return timers_; }
   std::vector<ProbeStatus> snapshot() const { return manager_.snapshot(); }
   std::shared_ptr<ProbeMetrics> metrics() const { return metrics_; }
 

@@ -1,0 +1,102 @@
+// Delivery that survives receiver outages and restarts: every payload goes into an outbox that
+// is written to disk (atomically, fsync'd) before it is sent, and leaves it only once the
+// receiver accepted it or refused it for good. A kill -9 loses nothing: the next start sends
+// what is left. Back-off is exponential with jitter, a receiver's Retry-After wins, and an
+// entry older than `max_age` is dropped with an error (it would be stale news).
+// Thread-safe: enqueue() from any thread; deliveries run on the Deliverer's own thread.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "greenlight/alerts/notifier.h"
+#include "greenlight/common/random.h"
+
+namespace greenlight::alerts {
+
+struct OutboxEntry {
+  std::string id;
+  std::string receiver;
+  Payload payload;
+  WallTime created{};
+  WallTime first_alert_start{};  // for the failure-to-notification latency
+  int attempts = 0;
+  WallTime next_attempt{};
+  std::string last_error;
+};
+
+class HttpClient {
+ public:
+  virtual ~HttpClient() = default;
+  virtual HttpReply send(const HttpRequestSpec& request) = 0;
+};
+std::unique_ptr<HttpClient> makeCurlHttpClient();
+
+struct RetryPolicy {
+  Duration initial{std::chrono::seconds(1)};
+  Duration max{std::chrono::minutes(5)};
+  Duration max_age{std::chrono::hours(24)};
+};
+
+class Deliverer {
+ public:
+  // `state_file` empty: the outbox lives in memory only.
+  Deliverer(const TimeSource& time, RandomSource& random, std::unique_ptr<HttpClient> http,
+            std::string state_file, RetryPolicy retry, prometheus::Registry& registry);
+  ~Deliverer();
+
+  // Loads what a previous run left; an unreadable file is an error (nothing is half-read).
+  Status load();
+  void setReceivers(std::map<std::string, std::shared_ptr<const Notifier>> receivers);
+  // Encodes and stores the payloads of `n`, then wakes the sender. Returns how many.
+  size_t enqueue(const Notification& n, const EncodeContext& ctx);
+  void start();
+  void stop();
+  size_t depth() const;
+  std::vector<OutboxEntry> entries() const;
+
+ private:
+  void loop();
+  Status persistLocked();
+  void removeLocked(const std::string& id);
+  Duration backoff(int attempts, std::optional<Duration> asked);
+
+  struct ReceiverMetrics {
+    prometheus::Counter* sent = nullptr;
+    prometheus::Counter* failed = nullptr;
+    prometheus::Counter* retried = nullptr;
+    prometheus::Counter* dropped = nullptr;
+  };
+  ReceiverMetrics& metricsFor(const std::string& receiver);
+
+  const TimeSource& time_;
+  RandomSource& random_;
+  std::unique_ptr<HttpClient> http_;
+  std::string state_file_;
+  RetryPolicy retry_;
+  prometheus::Registry& registry_;
+  prometheus::Family<prometheus::Counter>* notifications_;
+  prometheus::Gauge* depth_;
+  prometheus::Histogram* latency_;
+  std::map<std::string, ReceiverMetrics> receiver_metrics_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, std::shared_ptr<const Notifier>> receivers_;
+  std::map<std::string, OutboxEntry> entries_;  // by id
+  uint64_t next_id_ = 1;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace greenlight::alerts
