@@ -13,7 +13,7 @@ packages=(
   # libFuzzer targets (tests/fuzz) build with clang and its runtime
   clang libclang-rt-14-dev
   # real servers that integration tests and benchmarks start on 127.0.0.1
-  prometheus prometheus-blackbox-exporter nginx haproxy wrk
+  prometheus prometheus-blackbox-exporter prometheus-alertmanager nginx haproxy wrk
   # tools used by tests and benchmark scripts
   openssl curl procps python3
 )

@@ -194,7 +194,8 @@ std::optional<ReceiverSpec> readReceiver(R& r, const YAML::Node& n, const std::s
     ++kinds;
     spec.kind = kind;
     const std::string kf = R::join(f, key);
-    if (!r.expectMap(k, kf, {"url", "routing_key", "headers", "timeout", "send_resolved", "max_alerts", "tls"})) continue;
+    if (!r.expectMap(k, kf, {"url", "routing_key", "headers", "timeout", "send_resolved", "max_alerts", "tls",
+                                   "resend_interval"})) continue;
     const bool pd = kind == ReceiverKind::kPagerDuty;
     if (auto v = r.getString(k, kf, "url", !pd)) spec.url = *v;
     if (pd && spec.url.empty()) spec.url = "https://events.pagerduty.com/v2/enqueue";
@@ -212,6 +213,11 @@ std::optional<ReceiverSpec> readReceiver(R& r, const YAML::Node& n, const std::s
       r.error(k["headers"], R::join(kf, "headers"), "only for webhook receivers");
     }
     if (auto v = r.getDuration(k, kf, "timeout")) spec.timeout = *v;
+    if (kind == ReceiverKind::kAlertmanager) {
+      if (auto v = r.getDuration(k, kf, "resend_interval")) spec.resend_interval = *v;
+    } else if (k["resend_interval"].IsDefined()) {
+      r.error(k["resend_interval"], R::join(kf, "resend_interval"), "only for alertmanager receivers");
+    }
     if (auto v = r.getBool(k, kf, "send_resolved")) spec.send_resolved = *v;
     if (auto v = r.getInt(k, kf, "max_alerts", 0, 100000)) spec.max_alerts = static_cast<int>(*v);
     const YAML::Node tls = k["tls"];
@@ -280,6 +286,7 @@ AlertingConfig parseAlertingConfig(ConfigReader& r, const YAML::Node& node, cons
         r.error(receivers[i]["name"], R::join(f, "name"), "a receiver named \"" + rec->name + "\" exists already");
         continue;
       }
+      if (rec->kind == ReceiverKind::kAlertmanager) c.dispatch.resend[rec->name] = rec->resend_interval;
       c.receivers.push_back(std::move(*rec));
     }
   }

@@ -58,6 +58,12 @@ std::vector<Dispatcher::Route> Dispatcher::routesFor(const Labels& labels) const
   std::vector<Route> out;
   bool matched = false;
   collectRoutes(config_.root, root, labels, out, &matched);
+  for (Route& r : out) {
+    if (auto it = config_.resend.find(r.receiver); it != config_.resend.end()) {
+      r.group_interval = std::min(r.group_interval, it->second);
+      r.repeat_interval = std::min(r.repeat_interval, it->second);
+    }
+  }
   return out;
 }
 

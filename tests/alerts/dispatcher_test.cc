@@ -229,3 +229,24 @@ TEST(DispatcherTest, RestoredGroupsDoNotNotifyAgain) {
 
 }  // namespace
 }  // namespace greenlight::alerts
+
+namespace greenlight::alerts {
+namespace {
+
+TEST(DispatcherTest, AlertmanagerReceiversHearFiringAlertsEveryResendInterval) {
+  Harness h(0s, 1h, 4h);
+  DispatcherConfig c;
+  c.root.receiver = "am";
+  c.root.group_wait = 0s;
+  c.root.group_interval = 1h;
+  c.root.repeat_interval = 4h;
+  c.resend["am"] = 1min;
+  h.d.setConfig(c);
+  h.fire(kBmw);
+  h.sim.runDue();
+  h.sim.advance(3min);
+  EXPECT_EQ(h.sent.size(), 4u);  // at 0, 1, 2 and 3 minutes
+}
+
+}  // namespace
+}  // namespace greenlight::alerts

@@ -50,6 +50,9 @@ struct DispatcherConfig {
   RouteSpec root;  // root.receiver is required; the root matches everything
   std::vector<InhibitRule> inhibit_rules;
   bool report_short_alerts = true;
+  // Receivers that must hear about a firing alert at least this often (an Alertmanager
+  // forgets an alert after its resolve_timeout): caps group_interval and repeat_interval.
+  std::map<std::string, Duration> resend;
 };
 
 struct Alert {

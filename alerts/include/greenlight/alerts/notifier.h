@@ -57,6 +57,7 @@ struct ReceiverSpec {
   int max_alerts = 0;       // webhook: 0 = all, else truncate (truncatedAlerts says how many)
   std::string ca_file;
   bool verify_tls = true;
+  Duration resend_interval{std::chrono::minutes(1)};  // alertmanager: re-send firing alerts
 };
 
 struct EncodeContext {
