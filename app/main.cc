@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include "greenlight/app/admin_client.h"
 #include "greenlight/app/app_config.h"
 #include "greenlight/app/proxy_service.h"
 #include "greenlight/app/service.h"
@@ -207,7 +208,7 @@ int main(int argc, char** argv) {
 
   std::string config;
   std::optional<int> admin_port;
-  auto* run_cmd = cli.add_subcommand("run", "Run probes (and later alerts and rollouts) from a config file");
+  auto* run_cmd = cli.add_subcommand("run", "Run probes and alerting from a config file");
   run_cmd->add_option("-c,--config", config, "Config file (YAML)")->required()->check(CLI::ExistingFile);
   run_cmd->add_option("--admin-port", admin_port, "Override admin.listen's port (0 picks a free one)");
 
@@ -238,7 +239,36 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--sim-port", sim_port, "Simulated platform port (0 picks a free one)");
   demo_cmd->add_option("--sim-admin-port", sim_admin_port, "Fault-injection port (0 picks a free one)");
 
+  app::ClientOptions client;
+  if (const char* url = std::getenv("GREENLIGHT_URL")) client.url = url;
+  auto addClientOptions = [&client](CLI::App* c) {
+    c->add_option("--url", client.url, "Admin API of `greenlight run` (default $GREENLIGHT_URL or http://127.0.0.1:9470)");
+    c->add_option("--token-file", client.token_file, "File holding the bearer token (default: $GREENLIGHT_TOKEN)");
+    c->add_option("--ca-file", client.ca_file, "CA certificate(s) to verify an https:// admin API");
+    c->add_flag("--json", client.json, "Print the API's JSON");
+  };
+  auto* alerts_cmd = cli.add_subcommand("alerts", "List pending and firing alerts of a running greenlight");
+  addClientOptions(alerts_cmd);
+  auto* silence_cmd = cli.add_subcommand("silence", "Silence alerts: add, list, expire");
+  silence_cmd->require_subcommand(1);
+  std::vector<std::string> silence_matchers;
+  std::string silence_duration = "1h", silence_comment, silence_id;
+  auto* silence_add = silence_cmd->add_subcommand("add", "Silence alerts matching every matcher (oem=bmw, severity=~page|ticket)");
+  silence_add->add_option("matchers", silence_matchers, "Label matchers")->required();
+  silence_add->add_option("-d,--duration", silence_duration, "How long (e.g. 2h)");
+  silence_add->add_option("--comment", silence_comment, "Why (required)")->required();
+  addClientOptions(silence_add);
+  auto* silence_list = silence_cmd->add_subcommand("list", "List silences");
+  addClientOptions(silence_list);
+  auto* silence_expire = silence_cmd->add_subcommand("expire", "End a silence now");
+  silence_expire->add_option("id", silence_id, "Silence id")->required();
+  addClientOptions(silence_expire);
+
   CLI11_PARSE(cli, argc, argv);
+  if (*alerts_cmd) return app::alertsCommand(client);
+  if (*silence_add) return app::silenceAddCommand(client, silence_matchers, silence_duration, silence_comment);
+  if (*silence_list) return app::silenceListCommand(client);
+  if (*silence_expire) return app::silenceExpireCommand(client, silence_id);
   if (*run_cmd) return run(config, admin_port);
   if (*proxy_cmd) return runProxy(proxy_config, proxy_admin_port);
   if (*check_cmd) return checkConfig(check_path);

@@ -121,3 +121,59 @@ TEST(Cli, CheckConfigKnowsProxyConfigs) {
 
 }  // namespace
 }  // namespace greenlight
+
+namespace greenlight {
+namespace {
+
+TEST(Cli, SilenceAddListExpireAndAlertsTalkToARunningGreenlight) {
+  TempDir dir;
+  const int admin = testing::freePort();
+  const std::string token = "operator-token-abcdefghij";
+  const std::string path = dir.write("g.yaml",
+      "admin:\n  listen: 127.0.0.1:" + std::to_string(admin) + "\n  tokens: [{name: alice, role: operator, token: " + token + "}]\n"
+      "probes:\n  - {name: down, labels: {oem: bmw}, url: 'tcp://127.0.0.1:1', interval: 200ms, timeout: 200ms, health: {failure_threshold: 1}}\n"
+      "alerting:\n  rules: [{alert: ProbeFailing, kind: probe_health}]\n"
+      "  route: {receiver: r, group_wait: 1h}\n  receivers: [{name: r, webhook: {url: 'http://127.0.0.1:1/'}}]\n");
+  ChildProcess server({GREENLIGHT_BINARY, "run", "--config", path}, dir.path() + "/log.txt");
+  ASSERT_TRUE(testing::waitUntil([&] { return testing::httpGet(admin, "/readyz").status == 200; }))
+      << testing::readFile(dir.path() + "/log.txt");
+  const std::map<std::string, std::string> env = {{"GREENLIGHT_URL", "http://127.0.0.1:" + std::to_string(admin)},
+                                                  {"GREENLIGHT_TOKEN", token}};
+  auto cli = [&](std::vector<std::string> args, const std::string& out) {
+    args.insert(args.begin(), GREENLIGHT_BINARY);
+    ChildProcess p(args, dir.path() + "/" + out, env);
+    const int rc = p.wait(std::chrono::seconds(15));
+    return std::make_pair(rc, testing::readFile(dir.path() + "/" + out));
+  };
+  auto [add_rc, id] = cli({"silence", "add", "oem=bmw", "--duration", "2h", "--comment", "BMW maintenance"}, "add.txt");
+  ASSERT_EQ(add_rc, 0) << id;
+  id = id.substr(0, id.find('\n'));
+  EXPECT_EQ(id.size(), 32u) << id;
+
+  auto [list_rc, list] = cli({"silence", "list"}, "list.txt");
+  EXPECT_EQ(list_rc, 0);
+  EXPECT_NE(list.find(id), std::string::npos) << list;
+  EXPECT_NE(list.find("active"), std::string::npos) << list;
+  EXPECT_NE(list.find("alice"), std::string::npos) << list;
+  EXPECT_NE(list.find("oem=\"bmw\""), std::string::npos) << list;
+
+  ASSERT_TRUE(testing::waitUntil([&] { return cli({"alerts"}, "alerts.txt").second.find("ProbeFailing") != std::string::npos; }));
+  const std::string alerts = cli({"alerts"}, "alerts.txt").second;
+  EXPECT_NE(alerts.find("ProbeFailing"), std::string::npos) << alerts;
+  EXPECT_NE(alerts.find("silenced"), std::string::npos) << alerts;
+
+  auto [exp_rc, exp] = cli({"silence", "expire", id}, "expire.txt");
+  EXPECT_EQ(exp_rc, 0) << exp;
+  EXPECT_NE(cli({"silence", "list"}, "list2.txt").second.find("expired"), std::string::npos);
+  EXPECT_NE(cli({"silence", "expire", id}, "again.txt").first, 0);  // already over: a clear error
+
+  auto [bad_rc, bad] = cli({"silence", "add", "oem~bmw", "--comment", "x"}, "bad.txt");
+  EXPECT_NE(bad_rc, 0);
+  EXPECT_NE(bad.find("expected =, !=, =~ or !~"), std::string::npos) << bad;
+  const std::string log = testing::readFile(dir.path() + "/log.txt");
+  EXPECT_NE(log.find("audit: alice created silence " + id), std::string::npos) << log;
+  EXPECT_EQ(log.find(token), std::string::npos) << "a token in the log";
+}
+
+}  // namespace
+}  // namespace greenlight
