@@ -11,10 +11,12 @@
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include "greenlight/alerts/prometheus_rules.h"
 #include "greenlight/app/admin_client.h"
 #include "greenlight/app/app_config.h"
 #include "greenlight/app/proxy_service.h"
 #include "greenlight/app/service.h"
+#include "greenlight/common/files.h"
 #include "greenlight/common/logging.h"
 #include "greenlight/simulator/simulator.h"
 
@@ -55,6 +57,25 @@ bool isProxyConfig(const std::string& path) {
   } catch (const YAML::Exception&) {
     return false;  // the run-config path reports the syntax error with its position
   }
+}
+
+int exportRules(const std::string& path, const std::string& out) {
+  ConfigErrors errors;
+  auto config = app::loadAppConfig(path, errors);
+  if (!config) {
+    std::cerr << errors.format();
+    return 1;
+  }
+  const std::string text = alerts::exportPrometheusRules(config->alerting.rules, config->alerting.evaluation_interval);
+  if (out.empty()) {
+    std::cout << text;
+    return 0;
+  }
+  if (Status s = writeFileAtomic(out, text, 0644); !s.ok()) {
+    std::cerr << "greenlight: " << s.message() << "\n";
+    return 1;
+  }
+  return 0;
 }
 
 int checkProxyConfig(const std::string& path) {
@@ -264,7 +285,16 @@ int main(int argc, char** argv) {
   silence_expire->add_option("id", silence_id, "Silence id")->required();
   addClientOptions(silence_expire);
 
+  auto* export_cmd = cli.add_subcommand("export", "Write what other tools read: prometheus-rules");
+  export_cmd->require_subcommand(1);
+  std::string export_config, export_out;
+  auto* export_rules = export_cmd->add_subcommand(
+      "prometheus-rules", "Alerting rules of a run config as a Prometheus rule file (over the probe metrics)");
+  export_rules->add_option("-c,--config", export_config, "Config file (YAML)")->required()->check(CLI::ExistingFile);
+  export_rules->add_option("-o,--output", export_out, "Write to this file (default: standard output)");
+
   CLI11_PARSE(cli, argc, argv);
+  if (*export_rules) return exportRules(export_config, export_out);
   if (*alerts_cmd) return app::alertsCommand(client);
   if (*silence_add) return app::silenceAddCommand(client, silence_matchers, silence_duration, silence_comment);
   if (*silence_list) return app::silenceListCommand(client);
