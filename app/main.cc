@@ -159,6 +159,9 @@ void exportSimulatorEnv(const simulator::Simulator& sim) {
   setenv("SIM_CA_FILE", sim.caFile().c_str(), 1);
   setenv("SIM_CLIENT_ID", sim.options().client_id.c_str(), 1);
   setenv("SIM_CLIENT_SECRET", sim.options().client_secret.c_str(), 1);
+  setenv("SIM_RECEIVER_URL", ("http://" + host + ":" + std::to_string(sim.adminPort()) + "/receiver").c_str(), 1);
+  // Alert state and the notification outbox of the demo (kept across demo restarts).
+  setenv("GREENLIGHT_DEMO_STATE_DIR", (std::filesystem::temp_directory_path() / "greenlight-demo").c_str(), 0);
 }
 
 int simulate(int platform_port, int admin_port, const std::string& cert_dir, bool no_tls) {
@@ -197,7 +200,9 @@ int demo(const std::string& config, int admin_port, int sim_port, int sim_admin_
             << "  Prometheus metrics   " << admin << "/metrics\n"
             << "  health / readiness   " << admin << "/healthz  " << admin << "/readyz\n"
             << "  simulated platform   " << std::getenv("SIM_PLATFORM_URL") << "  (CA: " << (*sim)->caFile() << ")\n"
-            << "  fault injection      " << faults << "/faults\n\n"
+            << "  fault injection      " << faults << "/faults\n"
+            << "  alerts (JSON)        " << admin << "/api/v1/alerts   (or: greenlight alerts --url " << admin << ")\n"
+            << "  demo alert receiver  " << faults << "/receiver  (what the webhook received)\n\n"
             << "Break the BMW integration, then heal it:\n"
             << "  curl -X PUT -d '{\"error_rate\":1,\"status\":503}' " << faults << "/faults/bmw\n"
             << "  curl " << admin << "/api/v1/probes | python3 -m json.tool | less\n"

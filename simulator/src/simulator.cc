@@ -1,12 +1,15 @@
 #include "greenlight/simulator/simulator.h"
 
 #include <httplib.h>
+#include <spdlog/spdlog.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -90,6 +93,7 @@ struct Simulator::Impl {
   std::condition_variable cv;
   bool stopping = false;
   std::map<std::string, Fault> faults;
+  std::deque<json> received;  // the demo's alert receiver: the last notifications posted to it
   std::map<std::string, MonoTime> tokens;  // issued access tokens -> expiry
   int tokens_issued = 0;
 
@@ -310,6 +314,23 @@ struct Simulator::Impl {
     s.Delete(R"(/faults/([a-z0-9_-]+))", [self](const httplib::Request& req, httplib::Response& res) {
       self->clearFaults(req.matches[1]);
       sendJson(res, 200, {{"target", req.matches[1].str()}, {"status", "healed"}});
+    });
+    // A stand-in alert receiver for the demo: records what Greenlight's webhook sends.
+    s.Post("/receiver", [this](const httplib::Request& req, httplib::Response& res) {
+      json body = json::parse(req.body, nullptr, false);
+      if (body.is_discarded()) return sendJson(res, 400, {{"error", "expected JSON"}});
+      std::string summary = body.value("status", "?") + " " + body["groupLabels"].dump();
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        received.push_back(std::move(body));
+        while (received.size() > 100) received.pop_front();
+      }
+      spdlog::info("demo receiver: notification {}", summary);
+      sendJson(res, 200, {{"status", "received"}});
+    });
+    s.Get("/receiver", [this](const httplib::Request&, httplib::Response& res) {
+      std::lock_guard<std::mutex> lock(mu);
+      sendJson(res, 200, json(received));
     });
     s.Delete("/faults", [self](const httplib::Request&, httplib::Response& res) {
       self->clearFaults("");

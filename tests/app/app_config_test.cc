@@ -41,7 +41,8 @@ TEST(AppConfig, EmptyFileIsAnError) {
 TEST(AppConfig, TheShippedDemoConfigIsValid) {
   std::map<std::string, std::string> vars = {
       {"SIM_PLATFORM_URL", "https://127.0.0.1:1"}, {"SIM_PLATFORM_ADDR", "127.0.0.1:1"},
-      {"SIM_CA_FILE", "/tmp/ca.pem"}, {"SIM_CLIENT_ID", "id"}, {"SIM_CLIENT_SECRET", "secret"}};
+      {"SIM_CA_FILE", "/tmp/ca.pem"}, {"SIM_CLIENT_ID", "id"}, {"SIM_CLIENT_SECRET", "secret"},
+      {"SIM_RECEIVER_URL", "http://127.0.0.1:3/receiver"}, {"GREENLIGHT_DEMO_STATE_DIR", "/tmp/gl"}};
   for (const char* oem : {"TESLA", "BMW", "FORD", "HYUNDAI"}) {
     vars[std::string("SIM_") + oem + "_URL"] = "https://127.0.0.1:2";
     vars[std::string("SIM_") + oem + "_ADDR"] = "127.0.0.1:2";
@@ -50,6 +51,7 @@ TEST(AppConfig, TheShippedDemoConfigIsValid) {
   auto c = loadAppConfig(std::string(GREENLIGHT_SOURCE_DIR) + "/examples/demo.yaml", errors, env(vars));
   ASSERT_TRUE(c) << errors.format();
   EXPECT_GE(c->probes.size(), 10u);
+  EXPECT_GE(c->alerting.rules.size(), 3u);
 }
 
 TEST(AppConfig, MissingFileIsAClearError) {

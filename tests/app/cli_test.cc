@@ -83,7 +83,7 @@ TEST(Cli, DemoProbesTheSimulatorAndStopsEverythingOnSigterm) {
   const int admin = testing::freePort();
   ChildProcess p({GREENLIGHT_BINARY, "demo", "--config", std::string(GREENLIGHT_SOURCE_DIR) + "/examples/demo.yaml",
                   "--admin-port", std::to_string(admin)},
-                 dir.path() + "/demo.txt");
+                 dir.path() + "/demo.txt", {{"GREENLIGHT_DEMO_STATE_DIR", dir.path() + "/state"}});
   // Every flow of the demo passes once it has run (intervals are 10 s, spread).
   ASSERT_TRUE(testing::waitUntil([&] {
     const std::string body = testing::httpGet(admin, "/api/v1/probes").body;
@@ -94,9 +94,13 @@ TEST(Cli, DemoProbesTheSimulatorAndStopsEverythingOnSigterm) {
   const std::string out = testing::readFile(dir.path() + "/demo.txt");
   EXPECT_NE(out.find("Greenlight demo is running"), std::string::npos) << out;
   EXPECT_NE(out.find("/faults/bmw"), std::string::npos) << out;
+  // Alerting runs with the demo's rules and keeps its state where it was told to.
+  const auto alerts = testing::httpGet(admin, "/api/v1/alerts");
+  EXPECT_EQ(alerts.status, 200) << alerts.body;
   p.signal(SIGTERM);
   EXPECT_EQ(p.wait(std::chrono::seconds(15)), 0);
   EXPECT_NE(testing::httpGet(admin, "/healthz").status, 200) << "the admin API stopped with it";
+  EXPECT_NE(testing::readFile(dir.path() + "/state/alerts.json").find("\"version\":1"), std::string::npos);
 }
 
 }  // namespace
