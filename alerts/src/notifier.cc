@@ -62,7 +62,7 @@ std::optional<WallTime> parseRfc3339(const std::string& s) {
 HttpRequestSpec Notifier::request(const std::string& body) const {
   HttpRequestSpec r;
   r.url = spec_.url;
-  r.body = body;
+  r.body = bodyForSend(body);
   r.timeout = spec_.timeout;
   r.ca_file = spec_.ca_file;
   r.verify_tls = spec_.verify_tls;
@@ -185,8 +185,7 @@ class PagerDutyNotifier final : public Notifier {
       const auto digest = sha256(n.receiver + "/" + a.fingerprint);
       const std::string dedup = toHex(digest.data(), digest.size()).substr(0, 32);
       json j;
-      j["routing_key"] = spec_.routing_key;
-      j["dedup_key"] = dedup;
+      j["dedup_key"] = dedup;  // routing_key is added at send time (bodyForSend)
       j["event_action"] = a.firing ? "trigger" : "resolve";
       if (a.firing) {
         std::string summary;
@@ -213,6 +212,14 @@ class PagerDutyNotifier final : public Notifier {
       out.push_back({j.dump(), dedup});
     }
     return out;
+  }
+
+ protected:
+  std::string bodyForSend(const std::string& stored) const override {
+    json j = json::parse(stored, nullptr, false);
+    if (j.is_discarded()) return stored;
+    j["routing_key"] = spec_.routing_key;
+    return j.dump();
   }
 };
 

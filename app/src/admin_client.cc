@@ -107,11 +107,11 @@ int alertsCommand(const ClientOptions& o) {
     return 0;
   }
   const json j = json::parse(r.body);
-  std::printf("%-8s %-24s %-8s %-12s %s\n", "STATE", "ALERT", "FOR", "MUTED", "LABELS");
+  std::printf("%-8s %-28s %-8s %-12s %s\n", "STATE", "ALERT", "FOR", "MUTED", "LABELS");
   for (const auto& a : j["alerts"]) {
     std::string muted = a["inhibited"].get<bool>() ? "inhibited" : "";
     if (!a["silenced_by"].empty()) muted = "silenced";
-    std::printf("%-8s %-24s %-8s %-12s %s\n", a["state"].get<std::string>().c_str(),
+    std::printf("%-8s %-28s %-8s %-12s %s\n", a["state"].get<std::string>().c_str(),
                 a["labels"].value("alertname", "").c_str(), ago(a["for_seconds"].get<double>()).c_str(), muted.c_str(),
                 labelsText(a["labels"], true).c_str());
   }

@@ -96,7 +96,10 @@ TEST(PagerDutyNotifierTest, TriggerAndResolveShareTheDedupKey) {
   EXPECT_EQ(resolve["event_action"], "resolve");
   EXPECT_EQ(trigger["dedup_key"], resolve["dedup_key"]);
   EXPECT_EQ(trigger["dedup_key"].get<std::string>().size(), 32u);
-  EXPECT_EQ(trigger["routing_key"], spec.routing_key);
+  EXPECT_FALSE(trigger.contains("routing_key")) << "a key must not be stored in the outbox";
+  const json sent = json::parse(n->request(trigger.dump()).body);
+  EXPECT_EQ(sent["routing_key"], spec.routing_key);
+  EXPECT_EQ(sent["dedup_key"], trigger["dedup_key"]);
   EXPECT_EQ(trigger["payload"]["summary"], "BMW odometer probe failing");
   EXPECT_EQ(trigger["payload"]["severity"], "critical");
   EXPECT_EQ(trigger["payload"]["source"], "https://gl.example");

@@ -78,6 +78,9 @@ class Notifier {
 
  protected:
   virtual void addHeaders(HttpRequestSpec&) const {}
+  // The stored payload as sent: a receiver whose body carries a key adds it here, so the key
+  // never reaches the outbox on disk.
+  virtual std::string bodyForSend(const std::string& stored) const { return stored; }
   ReceiverSpec spec_;
 };
 
