@@ -134,16 +134,24 @@ void AlertEngine::apply(const AlertingConfig& config) {
   deliverer_->setReceivers(std::move(receivers));
   dispatcher_->setConfig(config.dispatch);
   rules_->setRules(config.rules);
-  if (config.watchdog) {
-    const WallTime now = guarded_->time().wallNow();
-    dispatcher_->update(AlertUpdate{{{"alertname", "Watchdog"}, {"severity", "none"}},
-                                    {{"summary", "Greenlight is alive: this alert always fires"}}, true, now, {}, 1});
+  // The dead-man's switch: always firing while Greenlight runs; turned off by a reload, it resolves.
+  const Labels watchdog = {{"alertname", "Watchdog"}, {"severity", "none"}};
+  const WallTime now = guarded_->time().wallNow();
+  if (config.watchdog && !watchdog_started_) {
+    watchdog_started_ = true;
+    dispatcher_->update(AlertUpdate{watchdog, {{"summary", "Greenlight is alive: this alert always fires"}}, true, now, {}, 1});
+  } else if (!config.watchdog && watchdog_started_) {
+    watchdog_started_ = false;
+    dispatcher_->update(AlertUpdate{watchdog, {}, false, now, now, 0});
   }
   updateGauges();
 }
 
 void AlertEngine::reconfigure(const AlertingConfig& config) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
+  if (config.state_dir != config_.state_dir) {
+    spdlog::warn("alerting.state_dir changed: it takes effect at the next restart");
+  }
   apply(config);
   saveState();
 }

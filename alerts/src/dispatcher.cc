@@ -62,6 +62,7 @@ std::vector<Dispatcher::Route> Dispatcher::routesFor(const Labels& labels) const
     if (auto it = config_.resend.find(r.receiver); it != config_.resend.end()) {
       r.group_interval = std::min(r.group_interval, it->second);
       r.repeat_interval = std::min(r.repeat_interval, it->second);
+      r.resend_resolved = true;
     }
   }
   return out;
@@ -162,13 +163,22 @@ void Dispatcher::flush(const std::string& key) {
       const bool short_alert = prev == g.sent.end() && config_.report_short_alerts && !mute;
       if (!was_sent_firing && !short_alert) continue;
       to_send.push_back(a);
+      state[fp] = false;
       changed = true;
     }
   }
   for (const auto& [fp, firing] : g.sent) {
     if (firing && !state.count(fp) && g.alerts.count(fp) && g.alerts.at(fp).firing) changed = true;  // got muted
   }
-  const bool repeat = any_firing && wall - g.last_notified >= g.route.repeat_interval;
+  for (auto it = g.resolved_resend.begin(); it != g.resolved_resend.end();) {
+    if (wall - it->second.ends_at >= config_.resend_resolved_for || g.alerts.count(it->first)) {
+      it = g.resolved_resend.erase(it);
+      continue;
+    }
+    to_send.push_back(it->second);
+    ++it;
+  }
+  const bool repeat = (any_firing || !g.resolved_resend.empty()) && wall - g.last_notified >= g.route.repeat_interval;
   if (!to_send.empty() && (changed || repeat)) {
     Notification n;
     n.receiver = g.route.receiver;
@@ -195,11 +205,17 @@ void Dispatcher::flush(const std::string& key) {
     g.sent = state;
   }
   g.flushed = true;
-  // Resolved alerts have been reported (or were never worth reporting): forget them.
+  // Resolved alerts have been reported (or were never worth reporting): forget them, or keep
+  // re-sending them for a while to a receiver that needs it.
   for (auto it = g.alerts.begin(); it != g.alerts.end();) {
-    it = it->second.firing ? std::next(it) : g.alerts.erase(it);
+    if (it->second.firing) {
+      ++it;
+      continue;
+    }
+    if (g.route.resend_resolved && g.sent.count(it->first)) g.resolved_resend[it->first] = it->second;
+    it = g.alerts.erase(it);
   }
-  if (g.alerts.empty()) {
+  if (g.alerts.empty() && g.resolved_resend.empty()) {
     groups_.erase(key);
     return;
   }

@@ -20,33 +20,58 @@ constexpr Duration kForgetAfter = 10min;
 
 RuleEngine::RuleEngine(const TimeSource& time, Sink sink) : time_(time), sink_(std::move(sink)) {}
 
+namespace {
+// The window spans a rule reads; a reload keeps windows whose span is still read.
+std::set<int64_t> spansOf(const RuleSpec& r) {
+  std::set<int64_t> spans;
+  if (r.kind == RuleKind::kFailureRatio || r.kind == RuleKind::kLatency) spans.insert(r.window.count());
+  if (r.kind == RuleKind::kBurnRate) {
+    for (const auto& w : r.burn_windows) spans.insert({w.long_window.count(), w.short_window.count()});
+  }
+  return spans;
+}
+}  // namespace
+
 void RuleEngine::setRules(std::vector<RuleSpec> rules) {
+  const WallTime wall = time_.wallNow();
+  auto resolve = [&](const Instance& inst) {
+    sink_(AlertUpdate{inst.labels, {}, false, inst.state.starts_at, wall, inst.state.value});
+  };
   std::vector<std::unique_ptr<RuleState>> next;
   for (auto& spec : rules) {
     auto r = std::make_unique<RuleState>();
     for (auto& old : rules_) {
       if (old && old->spec.name == spec.name && old->spec.kind == spec.kind) {
-        // Same rule: instances keep their state; windows restart if their spans changed.
+        // Same rule: series keep their windows (those still read) and instances their state.
         r->series = std::move(old->series);
         old.reset();
         break;
       }
     }
     r->spec = std::move(spec);
+    const std::set<int64_t> spans = spansOf(r->spec);
     for (auto& [key, s] : r->series) {
-      s.windows.clear();
-      for (auto& [sev, inst] : s.instances) inst.labels.clear();  // recomputed with new labels
+      for (auto it = s.windows.begin(); it != s.windows.end();) {
+        it = spans.count(it->first) ? std::next(it) : s.windows.erase(it);
+      }
+      for (auto& [sev, inst] : s.instances) {
+        const Labels labels = instanceLabels(*r, key, sev);
+        if (labels == inst.labels) continue;
+        // Its identity changed (new rule labels): the old alert resolves, the new one fires on
+        // the next evaluation, so no receiver keeps an alert that will never resolve.
+        if (inst.state.phase == Phase::kFiring) resolve(inst);
+        inst = Instance{};
+        inst.labels = labels;
+      }
     }
     next.push_back(std::move(r));
   }
-  // Instances of removed rules that were firing resolve now, so no receiver waits forever.
-  const WallTime wall = time_.wallNow();
+  // Instances of removed rules that were firing resolve now.
   for (auto& old : rules_) {
     if (!old) continue;
     for (auto& [key, s] : old->series) {
       for (auto& [sev, inst] : s.instances) {
-        if (inst.state.phase != Phase::kFiring) continue;
-        sink_(AlertUpdate{inst.labels, {}, false, inst.state.starts_at, wall, inst.state.value});
+        if (inst.state.phase == Phase::kFiring) resolve(inst);
       }
     }
   }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "greenlight/app/service.h"
+#include "greenlight/common/crypto.h"
 #include "greenlight/simulator/simulator.h"
 #include "support/test_receiver.h"
 #include "support/test_support.h"
@@ -29,7 +30,8 @@ class AlertingTest : public ::testing::Test {
   }
 
   std::string config(const std::string& receiver_url, const std::string& extra_route = "",
-                     const std::string& retry = "{initial: 100ms, max: 2s}") {
+                     const std::string& retry = "{initial: 100ms, max: 2s}", std::string receiver = "") {
+    if (receiver.empty()) receiver = "webhook: {url: '" + receiver_url + "', timeout: 2s}";
     const std::string bmw = "http://127.0.0.1:" + std::to_string(sim_->oemPort("bmw"));
     return "log: {level: warn}\n"
            "admin:\n  listen: 127.0.0.1:0\n  tokens:\n    - {name: alice, role: operator, token: " + kOperator + "}\n"
@@ -48,7 +50,7 @@ class AlertingTest : public ::testing::Test {
            "      annotations: {summary: '{{ $labels.probe }} failing', runbook_url: 'https://runbooks.example/probe'}\n"
            "  route:\n    receiver: oncall\n    group_by: [alertname, oem]\n    group_wait: 0s\n"
            "    group_interval: 1h\n    repeat_interval: 4h\n    resolve_immediately: true\n" + extra_route +
-           "  receivers:\n    - name: oncall\n      webhook: {url: '" + receiver_url + "', timeout: 2s}\n";
+           "  receivers:\n    - name: oncall\n      " + receiver + "\n";
   }
 
   std::unique_ptr<app::Service> start(const std::string& yaml) {
@@ -150,6 +152,64 @@ TEST_F(AlertingTest, RateLimitedReceiverIsRetriedAfterWhatItAskedFor) {
   const auto r = receiver.requests();
   EXPECT_GE(r[1].received - r[0].received, 900ms);  // not the 100 ms back-off: the receiver's 1 s
   EXPECT_TRUE(testing::waitUntil([&] { return svc->alerts()->outboxDepth() == 0; }));
+}
+
+TEST_F(AlertingTest, SlackGetsItsMessageAndItsRateLimitIsHonoured) {
+  RecordingReceiver slack;
+  slack.script({{429, R"({"ok":false,"retry_after":1})", {}}});  // Slack may say it in the body
+  auto svc = start(config("", "", "{initial: 100ms, max: 2s}", "slack: {url: '" + slack.url("/services/T0/B0/x") + "'}"));
+  ASSERT_TRUE(svc);
+  breakBmw();
+  ASSERT_TRUE(testing::waitUntil([&] { return slack.count() >= 2; }));
+  const auto r = slack.requests();
+  EXPECT_GE(r[1].received - r[0].received, 900ms);
+  EXPECT_EQ(r[1].path, "/services/T0/B0/x");
+  EXPECT_EQ(json::parse(r[1].body),
+            (json{{"text", "[FIRING:1] ProbeFailing\n• firing: bmw-odometer failing <https://runbooks.example/probe|runbook>"
+                           "\n<https://greenlight.example:9443/|Greenlight>"}}));
+  sim_->clearFaults("bmw");
+  ASSERT_TRUE(testing::waitUntil([&] { return slack.count() >= 3; }));
+  EXPECT_EQ(json::parse(slack.requests()[2].body)["text"].get<std::string>().rfind("[RESOLVED] ProbeFailing", 0), 0u);
+}
+
+TEST_F(AlertingTest, PagerDutyGetsTriggerAndResolveWithOneDedupKey) {
+  RecordingReceiver pd;
+  pd.script({{500, "busy", {}}, {202, R"({"status":"success"})", {}}});
+  const std::string key = "0123456789abcdef0123456789abcdef";
+  auto svc = start(config("", "", "{initial: 1s, max: 2s}",  // time to look at the outbox
+                          "pagerduty: {url: '" + pd.url("/v2/enqueue") + "', routing_key: '" + key + "'}"));
+  ASSERT_TRUE(svc);
+  breakBmw();
+  // While the first attempt failed, the event waits in the outbox on disk, without the key.
+  const std::string outbox = dir_.path() + "/state/outbox.json";
+  ASSERT_TRUE(testing::waitUntil([&] {
+    return pd.count() >= 1 && testing::readFile(outbox).find("dedup_key") != std::string::npos;
+  }));
+  EXPECT_EQ(testing::readFile(outbox).find(key), std::string::npos) << "a routing key written to disk";
+  ASSERT_TRUE(testing::waitUntil([&] { return pd.count() >= 2; }));
+  sim_->clearFaults("bmw");
+  ASSERT_TRUE(testing::waitUntil([&] { return pd.count() >= 3; }));
+  const json trigger = json::parse(pd.requests()[1].body);
+  const json resolve = json::parse(pd.requests()[2].body);
+  EXPECT_EQ(json::parse(pd.requests()[0].body), trigger);  // the retry is the same event
+  const alerts::Labels labels = {{"alertname", "ProbeFailing"}, {"severity", "page"}, {"oem", "bmw"},
+                                 {"integration", "odometer"}, {"probe", "bmw-odometer"}};
+  const auto digest = sha256("oncall/" + alerts::fingerprint(labels));
+  const std::string dedup = toHex(digest.data(), digest.size()).substr(0, 32);
+  ASSERT_TRUE(alerts::parseRfc3339(trigger["payload"]["timestamp"]).has_value());
+  const json expected_trigger = {
+      {"routing_key", key},
+      {"dedup_key", dedup},
+      {"event_action", "trigger"},
+      {"payload", {{"summary", "bmw-odometer failing"},
+                   {"source", "https://greenlight.example:9443"},
+                   {"severity", "critical"},
+                   {"timestamp", trigger["payload"]["timestamp"]},
+                   {"class", "ProbeFailing"},
+                   {"custom_details", labels}}},
+      {"links", json::array({{{"href", "https://runbooks.example/probe"}, {"text", "runbook"}}})}};
+  EXPECT_EQ(trigger, expected_trigger);
+  EXPECT_EQ(resolve, (json{{"routing_key", key}, {"dedup_key", dedup}, {"event_action", "resolve"}}));
 }
 
 TEST_F(AlertingTest, SilenceHidesAnAlertThroughTheApi) {

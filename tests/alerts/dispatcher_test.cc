@@ -250,3 +250,32 @@ TEST(DispatcherTest, AlertmanagerReceiversHearFiringAlertsEveryResendInterval) {
 
 }  // namespace
 }  // namespace greenlight::alerts
+
+namespace greenlight::alerts {
+namespace {
+
+TEST(DispatcherTest, AlertmanagerReceiversKeepHearingAResolvedAlertFor15Minutes) {
+  Harness h(0s, 1h, 4h);
+  DispatcherConfig c;
+  c.root.receiver = "am";
+  c.root.group_wait = 0s;
+  c.resend["am"] = 1min;
+  h.d.setConfig(c);
+  h.fire(kBmw);
+  h.sim.runDue();
+  h.sim.advance(30s);
+  h.resolve(kBmw);
+  h.sim.advance(30s);  // the next tick says "resolved"
+  ASSERT_EQ(h.sent.size(), 2u);
+  EXPECT_FALSE(h.sent[1].firing);
+  h.sim.advance(10min);
+  const size_t after10 = h.sent.size();
+  EXPECT_GE(after10, 10u);  // re-sent every minute
+  for (size_t i = 1; i < h.sent.size(); ++i) EXPECT_FALSE(h.sent[i].alerts.at(0).firing);
+  h.sim.advance(10min);
+  EXPECT_LE(h.sent.size(), after10 + 6);  // stops after 15 minutes
+  EXPECT_EQ(h.d.groupCount(), 0u);
+}
+
+}  // namespace
+}  // namespace greenlight::alerts

@@ -255,3 +255,55 @@ TEST(RuleEngineTest, QuietSeriesAreForgotten) {
 
 }  // namespace
 }  // namespace greenlight::alerts
+
+namespace greenlight::alerts {
+namespace {
+
+RuleSpec ratioRule(Labels labels = {}) {
+  RuleSpec r;
+  r.name = "Errors";
+  r.kind = RuleKind::kFailureRatio;
+  r.window = 5min;
+  r.threshold = 0.5;
+  r.labels = std::move(labels);
+  return r;
+}
+
+TEST(RuleEngineTest, ReloadKeepsWindowsAndFiringAlertsOfUnchangedRules) {
+  Harness h;
+  h.engine.setRules({ratioRule()});
+  for (int i = 0; i < 4; ++i) h.observe({{"probe", "p"}}, false);
+  ASSERT_EQ(h.firing(), 1);
+  const size_t before = h.updates.size();
+  h.engine.setRules({ratioRule()});  // e.g. a reload that added a probe
+  h.observe({{"probe", "p"}}, true);  // 4 of 5 still failing: the window survived
+  EXPECT_EQ(h.firing(), 1);
+  EXPECT_EQ(h.updates.size(), before);  // nothing re-sent
+}
+
+TEST(RuleEngineTest, ReloadThatChangesAnAlertsLabelsResolvesTheOldOne) {
+  Harness h;
+  h.engine.setRules({ratioRule({{"severity", "ticket"}})});
+  h.observe({{"probe", "p"}}, false);
+  ASSERT_EQ(h.updates.size(), 1u);
+  h.engine.setRules({ratioRule({{"severity", "page"}})});
+  ASSERT_EQ(h.updates.size(), 2u);
+  EXPECT_FALSE(h.updates[1].firing);
+  EXPECT_EQ(h.updates[1].labels.at("severity"), "ticket");
+  h.observe({{"probe", "p"}}, false);
+  ASSERT_EQ(h.updates.size(), 3u);
+  EXPECT_TRUE(h.updates[2].firing);
+  EXPECT_EQ(h.updates[2].labels.at("severity"), "page");
+}
+
+TEST(RuleEngineTest, RemovedRulesResolveTheirFiringAlerts) {
+  Harness h;
+  h.engine.setRules({ratioRule()});
+  h.observe({{"probe", "p"}}, false);
+  h.engine.setRules({});
+  ASSERT_EQ(h.updates.size(), 2u);
+  EXPECT_FALSE(h.updates[1].firing);
+}
+
+}  // namespace
+}  // namespace greenlight::alerts

@@ -60,6 +60,7 @@ class AlertEngine {
   std::map<std::pair<std::string, std::string>, prometheus::Gauge*> gauges_;
   TimerId tick_timer_ = 0;
   bool state_dirty_ = false;
+  bool watchdog_started_ = false;
   std::string state_file_;
   std::mutex stop_mu_;
   bool stopped_ = false;

@@ -51,8 +51,11 @@ struct DispatcherConfig {
   std::vector<InhibitRule> inhibit_rules;
   bool report_short_alerts = true;
   // Receivers that must hear about a firing alert at least this often (an Alertmanager
-  // forgets an alert after its resolve_timeout): caps group_interval and repeat_interval.
+  // forgets an alert after its resolve_timeout): caps group_interval and repeat_interval. They
+  // also keep hearing about a resolved alert for `resend_resolved_for`, as Prometheus does, so
+  // the resolution survives an Alertmanager restart.
   std::map<std::string, Duration> resend;
+  Duration resend_resolved_for{std::chrono::minutes(15)};
 };
 
 struct Alert {
@@ -114,12 +117,14 @@ class Dispatcher {
     bool group_by_all = false;
     Duration group_wait, group_interval, repeat_interval;
     bool resolve_immediately = false;
+    bool resend_resolved = false;
   };
   struct Group {
     Route route;
     Labels labels;
     std::map<std::string, Alert> alerts;  // by fingerprint
     std::map<std::string, bool> sent;
+    std::map<std::string, Alert> resolved_resend;  // resolved alerts still re-sent (resend receivers)
     WallTime last_notified{};
     bool flushed = false;
     TimerId timer = 0;
