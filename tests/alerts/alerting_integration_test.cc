@@ -212,6 +212,22 @@ TEST_F(AlertingTest, PagerDutyGetsTriggerAndResolveWithOneDedupKey) {
   EXPECT_EQ(resolve, (json{{"routing_key", key}, {"dedup_key", dedup}, {"event_action", "resolve"}}));
 }
 
+TEST_F(AlertingTest, WatchdogAlwaysFiresToItsDeadMansSwitchReceiver) {
+  RecordingReceiver oncall, deadman;
+  std::string yaml = config(oncall.url());
+  yaml.replace(yaml.find("  evaluation_interval:"), 0, "  watchdog: true\n");
+  yaml.replace(yaml.find("  receivers:\n"), 0,
+               "    routes: [{matchers: [alertname=Watchdog], receiver: deadman, group_wait: 0s, repeat_interval: 1h}]\n");
+  yaml += "    - {name: deadman, webhook: {url: '" + deadman.url() + "'}}\n";
+  auto svc = start(yaml);
+  ASSERT_TRUE(svc);
+  ASSERT_TRUE(testing::waitUntil([&] { return deadman.count() >= 1; }));
+  const json w = json::parse(deadman.requests()[0].body);
+  EXPECT_EQ(w["status"], "firing");
+  EXPECT_EQ(w["alerts"][0]["labels"], (json{{"alertname", "Watchdog"}, {"severity", "none"}}));
+  EXPECT_EQ(oncall.count(), 0u);  // the heartbeat goes to the dead-man's switch only
+}
+
 TEST_F(AlertingTest, SilenceHidesAnAlertThroughTheApi) {
   RecordingReceiver receiver;
   auto svc = start(config(receiver.url()));
