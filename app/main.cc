@@ -14,6 +14,7 @@
 #include "greenlight/alerts/prometheus_rules.h"
 #include "greenlight/app/admin_client.h"
 #include "greenlight/app/app_config.h"
+#include "greenlight/controller/audit_log.h"
 #include "greenlight/app/proxy_service.h"
 #include "greenlight/app/service.h"
 #include "greenlight/common/files.h"
@@ -298,7 +299,40 @@ int main(int argc, char** argv) {
   export_rules->add_option("-c,--config", export_config, "Config file (YAML)")->required()->check(CLI::ExistingFile);
   export_rules->add_option("-o,--output", export_out, "Write to this file (default: standard output)");
 
+  auto* rollout_cmd = cli.add_subcommand("rollout", "Blue-green rollouts of a running greenlight: start, status, promote, ...");
+  rollout_cmd->require_subcommand(1);
+  std::string rollout_service, rollout_release, rollout_reason;
+  std::vector<std::pair<std::string, CLI::App*>> rollout_actions;
+  for (const char* action : {"start", "status", "promote", "pause", "resume", "abort", "rollback"}) {
+    auto* sub = rollout_cmd->add_subcommand(action, std::string(action) + " a service's rollout");
+    auto* svc_opt = sub->add_option("service", rollout_service, "Service name (rollouts.services[].name)");
+    if (std::string(action) != "status") svc_opt->required();
+    if (std::string(action) == "start") sub->add_option("-r,--release", rollout_release, "The new release")->required();
+    if (std::string(action) == "abort" || std::string(action) == "rollback" || std::string(action) == "pause") {
+      sub->add_option("--reason", rollout_reason, "Why (goes to the audit log)");
+    }
+    addClientOptions(sub);
+    rollout_actions.emplace_back(action, sub);
+  }
+  auto* audit_cmd = cli.add_subcommand("audit", "The audit log");
+  audit_cmd->require_subcommand(1);
+  std::string audit_path;
+  auto* audit_verify = audit_cmd->add_subcommand("verify", "Check the audit log's hash chain; report the first broken line");
+  audit_verify->add_option("file", audit_path, "Audit log file")->required();
+
   CLI11_PARSE(cli, argc, argv);
+  for (const auto& [action, sub] : rollout_actions) {
+    if (*sub) return app::rolloutCommand(client, action, rollout_service, rollout_release, rollout_reason);
+  }
+  if (*audit_verify) {
+    const auto v = controller::verifyAuditLog(audit_path);
+    if (v.ok) {
+      std::cout << audit_path << ": " << v.lines << " lines, chain intact\n";
+      return 0;
+    }
+    std::cerr << audit_path << ":" << v.first_bad_line << ": " << v.why << "\n";
+    return 1;
+  }
   if (*export_rules) return exportRules(export_config, export_out);
   if (*alerts_cmd) return app::alertsCommand(client);
   if (*silence_add) return app::silenceAddCommand(client, silence_matchers, silence_duration, silence_comment);

@@ -148,6 +148,43 @@ int silenceListCommand(const ClientOptions& o) {
   return 0;
 }
 
+int rolloutCommand(const ClientOptions& o, const std::string& action, const std::string& service,
+                   const std::string& release, const std::string& reason) {
+  Reply r;
+  if (action == "status") {
+    r = call(o, "GET", service.empty() ? "/api/v1/rollouts" : "/api/v1/rollouts/" + service);
+  } else {
+    json body = json::object();
+    if (!release.empty()) body["release"] = release;
+    if (!reason.empty()) body["reason"] = reason;
+    r = call(o, "POST", "/api/v1/rollouts/" + service + "/" + action, body.dump());
+  }
+  if (int rc = failed(o, r)) return rc;
+  if (o.json) {
+    std::cout << r.body << "\n";
+    return 0;
+  }
+  json j = json::parse(r.body);
+  if (!j.is_array()) j = json::array({j});
+  for (const auto& s : j) {
+    std::string weights;
+    for (auto it = s["weights"].begin(); it != s["weights"].end(); ++it) {
+      weights += (weights.empty() ? "" : " ") + it.key() + "=" + std::to_string(it.value().get<int>()) + "%";
+    }
+    std::printf("%s: %s%s, %s for %s; stable %s on %s", s["service"].get<std::string>().c_str(),
+                s["phase"].get<std::string>().c_str(), s["paused"].get<bool>() ? " (paused)" : "", weights.c_str(),
+                ago(s["seconds_in_phase"].get<double>()).c_str(), s["stable_release"].get<std::string>().c_str(),
+                s["stable"].get<std::string>().c_str());
+    if (!s["candidate_release"].get<std::string>().empty()) {
+      std::printf("; new %s on %s", s["candidate_release"].get<std::string>().c_str(), s["candidate"].get<std::string>().c_str());
+    }
+    std::printf("\n");
+    if (!s["reason"].get<std::string>().empty()) std::printf("  reason: %s\n", s["reason"].get<std::string>().c_str());
+    for (const auto& a : s["results"]) std::printf("  analysis: %s\n", a.get<std::string>().c_str());
+  }
+  return 0;
+}
+
 int silenceExpireCommand(const ClientOptions& o, const std::string& id) {
   const Reply r = call(o, "DELETE", "/api/v1/silences/" + id);
   if (int rc = failed(o, r)) return rc;

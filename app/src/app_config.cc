@@ -9,13 +9,14 @@ std::optional<AppConfig> fromRoot(ConfigReader& r, const YAML::Node& root) {
     r.error(root, "", "the file is empty");
     return std::nullopt;
   }
-  if (!r.expectMap(root, "", {"log", "admin", "probe_defaults", "probes", "alerting"})) return std::nullopt;
+  if (!r.expectMap(root, "", {"log", "admin", "probe_defaults", "probes", "alerting", "rollouts"})) return std::nullopt;
   const LogOptions log = parseLogOptions(r, root["log"], "log");
   c.log_format = log.format;
   c.log_level = log.level;
   c.admin = parseAdminOptions(r, root["admin"], "admin");
   c.probes = probes::parseProbes(r, root);
   c.alerting = alerts::parseAlertingConfig(r, root["alerting"], "alerting");
+  c.rollouts = controller::parseControllerConfig(r, root["rollouts"], "rollouts");
   if (!r.errors().empty()) return std::nullopt;
   return c;
 }

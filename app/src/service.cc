@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "alert_routes.h"
+#include "rollout_routes.h"
 #include "greenlight/probes/probe_json.h"
 
 namespace greenlight::app {
@@ -68,6 +69,16 @@ StatusOr<std::unique_ptr<Service>> Service::start(ServiceOptions options) {
   svc->engine_->apply(std::move(svc->config_.probes));  // the engine owns the specs from here
   svc->config_.probes.clear();
   releaseFreedMemory();
+  if (svc->config_.rollouts.enabled) {
+    // Rollout events become alert events (rules of kind `event`), when alerting runs.
+    auto raise = [p = svc.get()](const std::string& event, const std::map<std::string, std::string>& labels,
+                                 const std::map<std::string, std::string>& annotations) {
+      if (auto a = p->alerts()) a->raise(event, labels, annotations);
+    };
+    auto c = controller::Controller::start(svc->config_.rollouts, svc->time_, *svc->registry_, raise);
+    if (!c.ok()) return c.status();
+    svc->controller_ = std::move(c.value());
+  }
   svc->engine_->start();
   svc->admin_->addCollectable(svc->registry_);
   svc->admin_->addExpositionSource(svc->engine_->metrics());
@@ -83,6 +94,7 @@ Service::~Service() { stop(); }
 void Service::stop() {
   if (admin_) admin_->stop();
   if (engine_) engine_->stop();  // first: alert timers run on the probe loop
+  if (controller_) controller_->stop();
   if (auto a = alerts()) a->stop();
 }
 
@@ -118,6 +130,10 @@ Status Service::reload() {
       config->admin.tokens.size() != config_.admin.tokens.size()) {
     spdlog::warn("admin section changed: it takes effect at the next restart");
   }
+  if (config->rollouts.services.size() != config_.rollouts.services.size() ||
+      config->rollouts.enabled != config_.rollouts.enabled) {
+    spdlog::warn("rollouts section changed: it takes effect at the next restart");
+  }
   if (config->log_level != config_.log_level) {
     spdlog::set_level(spdlog::level::from_str(config->log_level));
   }
@@ -139,6 +155,7 @@ Status Service::reload() {
 
 void Service::registerRoutes() {
   registerAlertRoutes(*admin_, [this] { return alerts(); }, time_);
+  registerRolloutRoutes(*admin_, [this] { return controller_.get(); }, time_);
   admin_->handle("GET", "/api/v1/probes", Role::kViewer, [this](const AdminRequest&) {
     return jsonResponse(200, probes::probesToJson(engine_->snapshot()));
   });

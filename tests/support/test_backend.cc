@@ -23,7 +23,12 @@ TestBackend::TestBackend(std::string name) : name_(std::move(name)), server_(std
     res.set_content(name_ + "-held", "text/plain");
   });
   server_->Get(".*", [this](const httplib::Request& req, httplib::Response& res) {
-    ++requests_;
+    const int n = ++requests_;
+    if (fail_every_ > 0 && n % fail_every_ == 0) {
+      res.status = 500;
+      res.set_content(name_ + "-failed", "text/plain");
+      return;
+    }
     if (fail_status_ != 0) {
       res.status = fail_status_;
       res.set_content(name_ + "-failed", "text/plain");

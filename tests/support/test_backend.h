@@ -27,6 +27,8 @@ class TestBackend {
   void release();
   // Answer every later request to "/" with this status (500: a broken release).
   void failWith(int status) { fail_status_ = status; }
+  // Answer every n-th request to "/" with 500 (n = 5: a release failing 20% of the time).
+  void failEvery(int n) { fail_every_ = n; }
   bool holding() const { return holding_ > 0; }
   void stop();
 
@@ -38,6 +40,7 @@ class TestBackend {
   std::atomic<int> requests_{0};
   std::atomic<int> holding_{0};
   std::atomic<int> fail_status_{0};
+  std::atomic<int> fail_every_{0};
   std::mutex mu_;
   std::condition_variable cv_;
   bool released_ = false;

@@ -20,5 +20,9 @@ int silenceAddCommand(const ClientOptions& o, const std::vector<std::string>& ma
                       const std::string& comment);
 int silenceListCommand(const ClientOptions& o);
 int silenceExpireCommand(const ClientOptions& o, const std::string& id);
+// `greenlight rollout ACTION SERVICE`: start (with a release), promote, pause, resume, abort,
+// rollback; `status` with an empty service lists every service.
+int rolloutCommand(const ClientOptions& o, const std::string& action, const std::string& service,
+                   const std::string& release, const std::string& reason);
 
 }  // namespace greenlight::app

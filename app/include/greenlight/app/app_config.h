@@ -8,6 +8,7 @@
 
 #include "greenlight/alerts/alert_config.h"
 #include "greenlight/common/admin_server.h"
+#include "greenlight/controller/controller_config.h"
 #include "greenlight/common/config_reader.h"
 #include "greenlight/common/logging.h"
 #include "greenlight/probes/probe_spec.h"
@@ -20,6 +21,7 @@ struct AppConfig {
   AdminServerOptions admin;
   std::vector<probes::ProbeSpec> probes;
   alerts::AlertingConfig alerting;
+  controller::ControllerConfig rollouts;
 };
 
 // Reads and checks the file; on any problem returns nullopt and fills `errors` with all of them.

@@ -12,6 +12,7 @@
 
 #include "greenlight/alerts/alert_engine.h"
 #include "greenlight/app/app_config.h"
+#include "greenlight/controller/controller.h"
 #include "greenlight/common/admin_server.h"
 #include "greenlight/common/random.h"
 #include "greenlight/common/time_source.h"
@@ -35,6 +36,7 @@ class Service {
   int adminPort() const { return admin_->port(); }
   bool adminTls() const { return admin_->tls(); }
   probes::ProbeEngine& engine() { return *engine_; }
+  controller::Controller* controller() { return controller_.get(); }
   // Null while alerting is not configured.
   std::shared_ptr<alerts::AlertEngine> alerts() const { return std::atomic_load(&alerts_); }
 
@@ -49,6 +51,7 @@ class Service {
   AppConfig config_;
   std::unique_ptr<probes::ProbeEngine> engine_;
   std::shared_ptr<alerts::AlertEngine> alerts_;  // read by the probe loop: atomic_load/store
+  std::unique_ptr<controller::Controller> controller_;
   std::unique_ptr<AdminServer> admin_;
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Gauge* reload_ok_ = nullptr;

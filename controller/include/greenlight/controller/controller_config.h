@@ -1,0 +1,43 @@
+// The `rollouts:` section of `greenlight run`: the services the controller rolls out, how it
+// reaches their router, how it checks a new release, and the strategy.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "greenlight/common/config_reader.h"
+#include "greenlight/controller/rollout.h"
+#include "greenlight/controller/router.h"
+
+namespace greenlight::controller {
+
+enum class RouterKind { kBuiltin, kHaproxy };
+
+struct ServiceSpec {
+  RolloutSpec rollout;  // name, strategy, analysis
+  // Before the first rollout (no state saved yet): which colour serves, and what it runs.
+  Color initial_stable = Color::kBlue;
+  std::string initial_release;
+  RouterKind router = RouterKind::kBuiltin;
+  BuiltinRouterSpec builtin;
+  HaproxyRouterSpec haproxy;
+  Duration router_timeout{std::chrono::seconds(2)};
+  std::vector<std::string> endpoints[2];  // blue, green: host:port of each release's instances
+  std::string ready_path = "/health";     // GET on every candidate endpoint must answer 2xx
+  Duration ready_timeout{std::chrono::seconds(2)};
+  std::string preview_url;                // through the router, e.g. http://127.0.0.1:8080/health
+  std::string preview_header = "X-Greenlight-Color";
+};
+
+struct ControllerConfig {
+  bool enabled = false;
+  std::string state_dir;   // rollouts.json; empty: memory only
+  std::string audit_log;   // empty: state_dir/audit.log, or none without state_dir
+  Duration tick{std::chrono::milliseconds(500)};
+  std::vector<ServiceSpec> services;
+};
+
+ControllerConfig parseControllerConfig(ConfigReader& r, const YAML::Node& node, const std::string& field);
+
+}  // namespace greenlight::controller

@@ -1,0 +1,426 @@
+#include "greenlight/controller/controller.h"
+
+#include <curl/curl.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "greenlight/common/files.h"
+#include "greenlight/common/scheduler.h"
+#include "rollout_json.h"
+
+namespace greenlight::controller {
+
+using nlohmann::json;
+
+namespace {
+
+size_t discard(char*, size_t size, size_t n, void*) { return size * n; }
+
+// One GET; the status, or 0 with `why` on a transport error.
+long httpGet(const std::string& url, const std::vector<std::string>& headers, Duration timeout, std::string* why) {
+  CURL* c = curl_easy_init();
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(toMillis(timeout)));
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+  curl_slist* h = nullptr;
+  for (const auto& x : headers) h = curl_slist_append(h, x.c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+  long status = 0;
+  const CURLcode rc = curl_easy_perform(c);
+  if (rc == CURLE_OK) {
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  } else {
+    *why = curl_easy_strerror(rc);
+  }
+  curl_slist_free_all(h);
+  curl_easy_cleanup(c);
+  return status;
+}
+
+}  // namespace
+
+struct Controller::Impl {
+  struct Svc {
+    ServiceSpec spec;
+    RolloutState state;
+    std::unique_ptr<Router> router;
+    std::array<ColorCounters, 2> baseline{};
+    bool have_baseline = false;
+    bool restored = false;  // state came from the state file (a restart)
+    std::map<std::string, prometheus::Gauge*> phase_gauges;
+    prometheus::Gauge* weight[2] = {nullptr, nullptr};
+    prometheus::Gauge* paused = nullptr;
+    std::map<std::string, prometheus::Counter*> analysis;
+    prometheus::Counter* rollbacks = nullptr;
+    prometheus::Counter* promotions = nullptr;
+  };
+
+  ControllerConfig config;
+  const TimeSource& time;
+  EventSink events;
+  TimerQueue timers;
+  std::unique_ptr<AuditLog> audit;
+  std::vector<std::unique_ptr<Svc>> svcs;
+  std::string state_file;
+  std::thread thread;
+  std::mutex mu;  // guards `stopping`, wakes the loop; svcs are touched on the loop thread only
+  std::condition_variable cv;
+  bool stopping = false;
+  bool woken = false;
+  mutable std::mutex view_mu;
+  std::vector<ServiceView> view;
+
+  Impl(ControllerConfig c, const TimeSource& t, EventSink e) : config(std::move(c)), time(t), events(std::move(e)), timers(t) {
+    timers.setWakeup([this] {
+      std::lock_guard<std::mutex> lock(mu);
+      woken = true;
+      cv.notify_all();
+    });
+  }
+
+  void buildMetrics(prometheus::Registry& registry) {
+    auto& phase = prometheus::BuildGauge().Name("greenlight_rollout_phase")
+                      .Help("1 for the phase each service's rollout is in").Register(registry);
+    auto& weight = prometheus::BuildGauge().Name("greenlight_rollout_weight")
+                       .Help("Traffic weight per colour as the controller last set it").Register(registry);
+    auto& paused = prometheus::BuildGauge().Name("greenlight_rollout_paused").Help("1 while paused").Register(registry);
+    auto& analysis = prometheus::BuildCounter().Name("greenlight_rollout_analysis_total")
+                         .Help("Analysis measurements by verdict").Register(registry);
+    auto& rollbacks = prometheus::BuildCounter().Name("greenlight_rollout_rollbacks_total")
+                          .Help("Rollouts rolled back").Register(registry);
+    auto& promotions = prometheus::BuildCounter().Name("greenlight_rollout_promotions_total")
+                           .Help("Rollouts promoted").Register(registry);
+    for (auto& s : svcs) {
+      const std::string& n = s->spec.rollout.service;
+      for (int p = 0; p < 8; ++p) {
+        const char* name = phaseName(static_cast<RolloutPhase>(p));
+        s->phase_gauges[name] = &phase.Add({{"service", n}, {"phase", name}});
+      }
+      s->weight[0] = &weight.Add({{"service", n}, {"color", "blue"}});
+      s->weight[1] = &weight.Add({{"service", n}, {"color", "green"}});
+      s->paused = &paused.Add({{"service", n}});
+      for (const char* v : {"pass", "fail", "inconclusive"}) s->analysis[v] = &analysis.Add({{"service", n}, {"verdict", v}});
+      s->rollbacks = &rollbacks.Add({{"service", n}});
+      s->promotions = &promotions.Add({{"service", n}});
+    }
+  }
+
+  void updateGauges(Svc& s) {
+    for (auto& [name, g] : s.phase_gauges) g->Set(name == phaseName(s.state.phase) ? 1 : 0);
+    const int cand = s.state.weight;
+    s.weight[static_cast<int>(s.state.candidate())]->Set(cand);
+    s.weight[static_cast<int>(s.state.stable)]->Set(100 - cand);
+    s.paused->Set(s.state.paused ? 1 : 0);
+  }
+
+  void publish() {
+    std::vector<ServiceView> v;
+    for (const auto& s : svcs) v.push_back({s->spec.rollout.service, s->router->describe(), s->state, s->spec.rollout.strategy});
+    std::lock_guard<std::mutex> lock(view_mu);
+    view = std::move(v);
+  }
+
+  Status persist() {
+    if (state_file.empty()) return Status::Ok();
+    json j = json::object();
+    for (const auto& s : svcs) j[s->spec.rollout.service] = stateToJson(s->state);
+    return writeFileAtomic(state_file, json{{"version", 1}, {"services", j}}.dump());
+  }
+
+  Status load() {
+    if (state_file.empty() || !std::filesystem::exists(state_file)) return Status::Ok();
+    auto text = readWholeFile(state_file);
+    if (!text.ok()) return text.status();
+    try {
+      const json j = json::parse(text.value()).at("services");
+      for (auto& s : svcs) {
+        if (!j.contains(s->spec.rollout.service)) continue;
+        auto st = stateFromJson(j.at(s->spec.rollout.service));
+        if (!st.ok()) return InvalidArgument(state_file + ": " + st.status().message());
+        s->state = st.value();
+        s->restored = true;
+      }
+    } catch (const std::exception& e) {
+      return InvalidArgument(state_file + ": not a valid rollout state file (" + e.what() + ")");
+    }
+    return Status::Ok();
+  }
+
+  void auditLine(Svc& s, const std::string& actor, const std::string& action, const std::string& detail) {
+    spdlog::info("rollout {}: {} ({}) by {}", s.spec.rollout.service, action, detail, actor);
+    if (!audit) return;
+    const std::string release = s.state.candidate_release.empty() ? s.state.stable_release : s.state.candidate_release;
+    if (Status st = audit->append({actor, action, s.spec.rollout.service, release, detail}); !st.ok()) {
+      spdlog::error("audit log: {}", st.message());
+    }
+  }
+
+  // Runs the machine on one event and carries out what it asks, feeding results back.
+  std::string dispatch(Svc& s, Event first) {
+    std::deque<Event> queue{first};
+    std::string error;
+    bool first_event = true;
+    while (!queue.empty()) {
+      Event e = queue.front();
+      queue.pop_front();
+      const RolloutState before = s.state;
+      Transition t = transition(s.spec.rollout, s.state, e, time.wallNow());
+      if (!t.error.empty()) {
+        if (first_event) error = t.error;
+        first_event = false;
+        continue;
+      }
+      first_event = false;
+      s.state = t.state;
+      if (s.state.phase != before.phase) {
+        spdlog::info("rollout {}: {} -> {}{}", s.spec.rollout.service, phaseName(before.phase), phaseName(s.state.phase),
+                     s.state.reason.empty() ? "" : " (" + s.state.reason + ")");
+        if (s.state.phase == RolloutPhase::kRolledBack) s.rollbacks->Increment();
+        if (s.state.phase == RolloutPhase::kPromoted) s.promotions->Increment();
+      }
+      // The new state is on disk before any of its effects happen.
+      if (Status st = persist(); !st.ok()) spdlog::error("rollout state: {}", st.message());
+      for (const Effect& fx : t.effects) {
+        if (auto follow = execute(s, fx, e.actor)) queue.push_back(*follow);
+      }
+      updateGauges(s);
+    }
+    publish();
+    return error;
+  }
+
+  std::optional<Event> execute(Svc& s, const Effect& fx, const std::string& actor) {
+    switch (fx.kind) {
+      case EffectKind::kSetWeights: {
+        Event r(EventKind::kRouted);
+        const Status st = s.router->setWeights(fx.color, fx.weight);
+        r.ok = st.ok();
+        r.detail = st.message();
+        auditLine(s, "controller", "set_weights",
+                  std::string(colorName(fx.color)) + " " + std::to_string(fx.weight) + "%, " + colorName(other(fx.color)) +
+                      " " + std::to_string(100 - fx.weight) + "%" + (st.ok() ? "" : " FAILED: " + st.message()));
+        if (st.ok()) takeBaseline(s);
+        return r;
+      }
+      case EffectKind::kCheckReady: return checkReady(s, fx.color);
+      case EffectKind::kPreview: return preview(s, fx.color);
+      case EffectKind::kMeasure: return measure(s, fx.color);
+      case EffectKind::kStopColor:
+        // Releases deployed by CI elsewhere ("external"): nothing to stop here; say so.
+        spdlog::info("rollout {}: {} on {} may be stopped ({}): deployed externally, left to its deployer",
+                     s.spec.rollout.service, fx.detail, colorName(fx.color), fx.name);
+        return std::nullopt;
+      case EffectKind::kRaise:
+        if (events) {
+          events(fx.name,
+                 {{"service", s.spec.rollout.service},
+                  {"release", s.state.candidate_release.empty() ? s.state.stable_release : s.state.candidate_release},
+                  {"color", colorName(fx.color)}},
+                 {{"summary", s.spec.rollout.service + ": " + fx.name + (fx.detail.empty() ? "" : ": " + fx.detail)}});
+        }
+        return std::nullopt;
+      case EffectKind::kAudit: auditLine(s, actor, fx.name, fx.detail); return std::nullopt;
+    }
+    return std::nullopt;
+  }
+
+  void takeBaseline(Svc& s) {
+    auto c = s.router->counters();
+    s.have_baseline = c.ok();
+    if (c.ok()) s.baseline = c.value();
+  }
+
+  Event checkReady(Svc& s, Color c) {
+    Event r(EventKind::kReady);
+    for (const auto& ep : s.spec.endpoints[static_cast<int>(c)]) {
+      std::string why;
+      const long status = httpGet("http://" + ep + s.spec.ready_path, {}, s.spec.ready_timeout, &why);
+      if (status < 200 || status >= 300) {
+        r.ok = false;
+        r.detail = ep + s.spec.ready_path + ": " + (status ? "HTTP " + std::to_string(status) : why);
+        return r;
+      }
+    }
+    return r;
+  }
+
+  Event preview(Svc& s, Color c) {
+    Event r(EventKind::kPreviewed);
+    const int n = s.spec.rollout.strategy.preview_requests;
+    int bad = 0;
+    std::string last;
+    for (int i = 0; i < n; ++i) {
+      std::string why;
+      const long status = httpGet(s.spec.preview_url, {s.spec.preview_header + ": " + colorName(c)}, s.spec.ready_timeout, &why);
+      if (status < 200 || status >= 300) {
+        ++bad;
+        last = status ? "HTTP " + std::to_string(status) : why;
+      }
+    }
+    r.ok = bad == 0;
+    r.detail = bad ? std::to_string(bad) + " of " + std::to_string(n) + " preview requests failed (" + last + ")"
+                   : std::to_string(n) + " preview requests answered 2xx";
+    return r;
+  }
+
+  Event measure(Svc& s, Color c) {
+    Event r(EventKind::kMeasured);
+    auto now = s.router->counters();
+    if (!now.ok()) {
+      r.verdict = Verdict::kInconclusive;
+      r.detail = "router counters: " + now.status().message();
+    } else if (!s.have_baseline) {
+      s.baseline = now.value();
+      s.have_baseline = true;
+      r.verdict = Verdict::kInconclusive;
+      r.detail = "first look at the counters: no interval to compare yet";
+    } else {
+      const auto& a = s.baseline[static_cast<int>(c)];
+      const auto& b = now.value()[static_cast<int>(c)];
+      uint64_t total = 0, errors = 0;
+      for (int k = 1; k <= 5; ++k) total += b.by_class[k] - std::min(a.by_class[k], b.by_class[k]);
+      errors = b.by_class[5] - std::min(a.by_class[5], b.by_class[5]);
+      s.baseline = now.value();
+      const auto& an = s.spec.rollout.analysis;
+      char buf[128];
+      std::snprintf(buf, sizeof buf, "5xx %llu of %llu (%.2f%%, limit %.2f%%)", static_cast<unsigned long long>(errors),
+                    static_cast<unsigned long long>(total), total ? 100.0 * errors / total : 0.0, 100 * an.max_error_ratio);
+      r.detail = buf;
+      if (total < static_cast<uint64_t>(an.min_requests)) {
+        r.detail = "no data: " + std::to_string(total) + " requests, fewer than min_requests " + std::to_string(an.min_requests);
+        r.verdict = an.no_data == NoDataPolicy::kFail   ? Verdict::kFail
+                    : an.no_data == NoDataPolicy::kPass ? Verdict::kPass
+                                                        : Verdict::kInconclusive;
+      } else {
+        r.verdict = static_cast<double>(errors) / total > an.max_error_ratio ? Verdict::kFail : Verdict::kPass;
+      }
+    }
+    s.analysis[verdictName(r.verdict)]->Increment();
+    return r;
+  }
+
+  void tick() {
+    for (auto& s : svcs) dispatch(*s, Event(EventKind::kTick));
+    timers.scheduleAfter(config.tick, [this] { tick(); });
+  }
+
+  void loop() {
+    for (;;) {
+      timers.runDue();
+      std::unique_lock<std::mutex> lock(mu);
+      if (stopping) return;
+      if (woken) {
+        woken = false;
+        continue;
+      }
+      Duration wait = std::chrono::seconds(1);
+      if (auto next = timers.nextDeadline()) wait = std::min(wait, std::max(Duration(0), *next - time.monotonicNow()));
+      cv.wait_for(lock, wait, [this] { return stopping || woken; });
+    }
+  }
+
+  // Runs fn on the loop thread and waits for its result.
+  template <class T>
+  T onLoop(std::function<T()> fn) {
+    auto p = std::make_shared<std::promise<T>>();
+    auto f = p->get_future();
+    timers.scheduleAt(MonoTime::min(), [p, fn] { p->set_value(fn()); });
+    return f.get();
+  }
+};
+
+Controller::Controller(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+StatusOr<std::unique_ptr<Controller>> Controller::start(ControllerConfig config, const TimeSource& time,
+                                                        prometheus::Registry& registry, EventSink events) {
+  auto impl = std::make_unique<Impl>(std::move(config), time, std::move(events));
+  Impl& im = *impl;
+  if (!im.config.state_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(im.config.state_dir, ec);
+    if (ec) return Unavailable("rollouts.state_dir " + im.config.state_dir + ": " + ec.message());
+    im.state_file = im.config.state_dir + "/rollouts.json";
+  } else {
+    spdlog::warn("rollouts.state_dir is not set: a restart forgets rollouts in progress");
+  }
+  if (!im.config.audit_log.empty()) {
+    auto a = AuditLog::open(im.config.audit_log, time);
+    if (!a.ok()) return a.status();
+    im.audit = std::move(a.value());
+  }
+  for (const auto& spec : im.config.services) {
+    auto s = std::make_unique<Impl::Svc>();
+    s->spec = spec;
+    s->state.service = spec.rollout.service;
+    s->state.stable = spec.initial_stable;
+    s->state.stable_release = spec.initial_release;
+    s->router = spec.router == RouterKind::kBuiltin ? makeBuiltinRouter(spec.builtin, spec.router_timeout)
+                                                    : makeHaproxyRouter(spec.haproxy, spec.router_timeout);
+    im.svcs.push_back(std::move(s));
+  }
+  if (Status s = im.load(); !s.ok()) return s;
+  im.buildMetrics(registry);
+  // After a restart: the router may have been changed (or restarted) meanwhile; the state on
+  // disk is the truth. Active rollouts carry on from their phase.
+  for (auto& s : im.svcs) {
+    if (s->restored) {
+      const Status st = s->router->setWeights(s->state.candidate(), s->state.weight);
+      if (!st.ok()) spdlog::warn("rollout {}: cannot re-assert weights yet: {}", s->spec.rollout.service, st.message());
+      else spdlog::info("rollout {}: resumed in {} with {} at {}%", s->spec.rollout.service, phaseName(s->state.phase),
+                        colorName(s->state.candidate()), s->state.weight);
+      im.takeBaseline(*s);
+      s->state.measuring = false;  // an answer that was out when we stopped will not come
+    }
+    im.updateGauges(*s);
+  }
+  im.publish();
+  im.thread = std::thread([p = &im] { p->loop(); });
+  im.timers.scheduleAfter(im.config.tick, [p = &im] { p->tick(); });
+  return std::unique_ptr<Controller>(new Controller(std::move(impl)));
+}
+
+Controller::~Controller() { stop(); }
+
+void Controller::stop() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stopping = true;
+    impl_->cv.notify_all();
+  }
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+StatusOr<ServiceView> Controller::command(const std::string& service, EventKind kind, const std::string& actor,
+                                          const std::string& release, const std::string& reason) {
+  Impl& im = *impl_;
+  return im.onLoop<StatusOr<ServiceView>>([&]() -> StatusOr<ServiceView> {
+    for (auto& s : im.svcs) {
+      if (s->spec.rollout.service != service) continue;
+      Event e(kind);
+      e.actor = actor;
+      e.release = release;
+      e.detail = reason;
+      const std::string error = im.dispatch(*s, e);
+      if (!error.empty()) return FailedPrecondition(error);
+      return ServiceView{service, s->router->describe(), s->state, s->spec.rollout.strategy};
+    }
+    return NotFound("no service named \"" + service + "\" in rollouts.services");
+  });
+}
+
+std::vector<ServiceView> Controller::services() const {
+  std::lock_guard<std::mutex> lock(impl_->view_mu);
+  return impl_->view;
+}
+
+}  // namespace greenlight::controller

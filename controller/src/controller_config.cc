@@ -1,0 +1,161 @@
+#include "greenlight/controller/controller_config.h"
+
+#include <regex>
+#include <set>
+
+namespace greenlight::controller {
+namespace {
+
+using R = ConfigReader;
+
+bool validHostPort(const std::string& s) {
+  static const std::regex re(R"([A-Za-z0-9.\-]+:[0-9]{1,5})");
+  return std::regex_match(s, re);
+}
+
+void readStrategy(R& r, const YAML::Node& n, const std::string& f, StrategySpec* s) {
+  if (!n.IsDefined()) return;
+  if (!r.expectMap(n, f, {"steps", "bake", "auto_promote", "scale_down_delay", "progress_deadline", "preview_requests"})) return;
+  if (n["steps"].IsDefined()) {
+    std::vector<int> steps;
+    int last = 0;
+    bool ok = r.expectSequence(n["steps"], R::join(f, "steps"));
+    for (size_t i = 0; ok && i < n["steps"].size(); ++i) {
+      int v = -1;
+      try {
+        v = n["steps"][i].as<int>();
+      } catch (const YAML::Exception&) {
+      }
+      if (v <= last || v > 100) {
+        r.error(n["steps"][i], R::index(R::join(f, "steps"), i), "expected increasing weights in 1..100, like [10, 50, 100]");
+        ok = false;
+        break;
+      }
+      steps.push_back(v);
+      last = v;
+    }
+    if (ok && (steps.empty() || steps.back() != 100)) {
+      r.error(n["steps"], R::join(f, "steps"), "the last step must be 100");
+      ok = false;
+    }
+    if (ok) s->steps = steps;
+  }
+  if (auto v = r.getDuration(n, f, "bake")) s->bake = *v;
+  if (auto v = r.getBool(n, f, "auto_promote")) s->auto_promote = *v;
+  if (auto v = r.getDuration(n, f, "scale_down_delay")) s->scale_down_delay = *v;
+  if (auto v = r.getDuration(n, f, "progress_deadline")) s->progress_deadline = *v;
+  if (auto v = r.getInt(n, f, "preview_requests", 0, 1000)) s->preview_requests = static_cast<int>(*v);
+}
+
+void readAnalysis(R& r, const YAML::Node& n, const std::string& f, AnalysisSpec* a) {
+  if (!n.IsDefined()) return;
+  if (!r.expectMap(n, f, {"interval", "count", "failure_limit", "inconclusive_limit", "max_error_ratio", "min_requests", "no_data"})) {
+    return;
+  }
+  if (auto v = r.getDuration(n, f, "interval")) {
+    if (*v < std::chrono::milliseconds(100)) r.error(n["interval"], R::join(f, "interval"), "at least 100ms");
+    a->interval = *v;
+  }
+  if (auto v = r.getInt(n, f, "count", 1, 1000)) a->count = static_cast<int>(*v);
+  if (auto v = r.getInt(n, f, "failure_limit", 0, 1000)) a->failure_limit = static_cast<int>(*v);
+  if (auto v = r.getInt(n, f, "inconclusive_limit", 1, 1000)) a->inconclusive_limit = static_cast<int>(*v);
+  if (auto v = r.getDouble(n, f, "max_error_ratio", 0, 1)) a->max_error_ratio = *v;
+  if (auto v = r.getInt(n, f, "min_requests", 0, 100000000)) a->min_requests = static_cast<int>(*v);
+  if (auto v = r.getString(n, f, "no_data")) {
+    if (*v == "fail") a->no_data = NoDataPolicy::kFail;
+    else if (*v == "pass") a->no_data = NoDataPolicy::kPass;
+    else if (*v == "inconclusive") a->no_data = NoDataPolicy::kInconclusive;
+    else r.error(n["no_data"], R::join(f, "no_data"), "expected fail, pass or inconclusive; got \"" + *v + "\"");
+  }
+}
+
+std::optional<ServiceSpec> readService(R& r, const YAML::Node& n, const std::string& f) {
+  if (!r.expectMap(n, f, {"name", "router", "stable", "release", "blue", "green", "ready", "preview", "strategy", "analysis"})) return std::nullopt;
+  const size_t before = r.errors().size();
+  ServiceSpec s;
+  if (auto v = r.getString(n, f, "name", true)) s.rollout.service = *v;
+  if (auto v = r.getString(n, f, "stable")) {
+    if (auto c = parseColor(*v)) s.initial_stable = *c;
+    else r.error(n["stable"], R::join(f, "stable"), "expected blue or green");
+  }
+  if (auto v = r.getString(n, f, "release")) s.initial_release = *v;
+  const YAML::Node router = n["router"];
+  const std::string rf = R::join(f, "router");
+  if (!router.IsDefined()) {
+    r.error(n, rf, "required: {builtin: {socket: PATH, service: NAME}} or {haproxy: {...}}");
+  } else if (r.expectMap(router, rf, {"builtin", "haproxy", "timeout"})) {
+    if (auto v = r.getDuration(router, rf, "timeout")) s.router_timeout = *v;
+    const bool b = router["builtin"].IsDefined(), h = router["haproxy"].IsDefined();
+    if (b == h) r.error(router, rf, "exactly one of builtin, haproxy");
+    if (b && r.expectMap(router["builtin"], R::join(rf, "builtin"), {"socket", "service"})) {
+      s.router = RouterKind::kBuiltin;
+      if (auto v = r.getString(router["builtin"], R::join(rf, "builtin"), "socket", true)) s.builtin.socket = *v;
+      s.builtin.service = r.getString(router["builtin"], R::join(rf, "builtin"), "service").value_or(s.rollout.service);
+    }
+    const std::string hf = R::join(rf, "haproxy");
+    if (h && r.expectMap(router["haproxy"], hf, {"socket", "address", "backend", "blue", "green"})) {
+      s.router = RouterKind::kHaproxy;
+      const YAML::Node hn = router["haproxy"];
+      if (auto v = r.getString(hn, hf, "socket")) s.haproxy.socket = *v;
+      if (auto v = r.getString(hn, hf, "address")) s.haproxy.address = *v;
+      if (s.haproxy.socket.empty() == s.haproxy.address.empty()) r.error(hn, hf, "exactly one of socket, address");
+      if (auto v = r.getString(hn, hf, "backend", true)) s.haproxy.backend = *v;
+      for (const char* c : {"blue", "green"}) {
+        s.haproxy.servers[c] = r.getStringList(hn, hf, c);
+        if (s.haproxy.servers[c].empty()) r.error(hn, R::join(hf, c), "the backend's server names of this colour");
+      }
+    }
+  }
+  for (int c = 0; c < 2; ++c) {
+    const char* key = c == 0 ? "blue" : "green";
+    s.endpoints[c] = r.getStringList(n, f, key);
+    for (size_t i = 0; i < s.endpoints[c].size(); ++i) {
+      if (!validHostPort(s.endpoints[c][i])) r.error(n[key][i], R::index(R::join(f, key), i), "expected host:port");
+    }
+  }
+  const YAML::Node ready = n["ready"];
+  if (ready.IsDefined() && r.expectMap(ready, R::join(f, "ready"), {"path", "timeout"})) {
+    if (auto v = r.getString(ready, R::join(f, "ready"), "path")) s.ready_path = *v;
+    if (auto v = r.getDuration(ready, R::join(f, "ready"), "timeout")) s.ready_timeout = *v;
+  }
+  const YAML::Node preview = n["preview"];
+  if (preview.IsDefined() && r.expectMap(preview, R::join(f, "preview"), {"url", "header"})) {
+    if (auto v = r.getString(preview, R::join(f, "preview"), "url", true)) s.preview_url = *v;
+    if (auto v = r.getString(preview, R::join(f, "preview"), "header")) s.preview_header = *v;
+  }
+  readStrategy(r, n["strategy"], R::join(f, "strategy"), &s.rollout.strategy);
+  readAnalysis(r, n["analysis"], R::join(f, "analysis"), &s.rollout.analysis);
+  if (s.preview_url.empty()) s.rollout.strategy.preview_requests = 0;
+  if (r.errors().size() != before) return std::nullopt;
+  return s;
+}
+
+}  // namespace
+
+ControllerConfig parseControllerConfig(ConfigReader& r, const YAML::Node& node, const std::string& field) {
+  ControllerConfig c;
+  if (!node.IsDefined() || node.IsNull()) return c;
+  if (!r.expectMap(node, field, {"state_dir", "audit_log", "tick", "services"})) return c;
+  c.enabled = true;
+  if (auto v = r.getString(node, field, "state_dir")) c.state_dir = *v;
+  if (auto v = r.getString(node, field, "audit_log")) c.audit_log = *v;
+  if (c.audit_log.empty() && !c.state_dir.empty()) c.audit_log = c.state_dir + "/audit.log";
+  if (auto v = r.getDuration(node, field, "tick")) c.tick = *v;
+  std::set<std::string> names;
+  const YAML::Node services = node["services"];
+  if (services.IsDefined() && r.expectSequence(services, R::join(field, "services"))) {
+    for (size_t i = 0; i < services.size(); ++i) {
+      const std::string f = R::index(R::join(field, "services"), i);
+      auto s = readService(r, services[i], f);
+      if (!s) continue;
+      if (!names.insert(s->rollout.service).second) {
+        r.error(services[i]["name"], R::join(f, "name"), "another service is named \"" + s->rollout.service + "\"");
+        continue;
+      }
+      c.services.push_back(std::move(*s));
+    }
+  }
+  return c;
+}
+
+}  // namespace greenlight::controller

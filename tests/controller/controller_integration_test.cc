@@ -1,0 +1,254 @@
+// Rollouts end to end on real sockets: two releases of a sample service (v1 on blue, v2 on
+// green) behind `greenlight proxy` or a real HAProxy, client load for the whole rollout, the
+// controller inside `greenlight run` (in-process, or the binary when it must be killed).
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "greenlight/app/proxy_service.h"
+#include "greenlight/app/service.h"
+#include "greenlight/controller/audit_log.h"
+#include "support/test_backend.h"
+#include "support/test_receiver.h"
+#include "support/test_support.h"
+
+namespace greenlight::controller {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using testing::TestBackend;
+
+const std::string kOperator = "operator-token-abcdefghij";
+
+// Client threads on keep-alive connections: a 200 from v1 or v2 is ok, anything else failed.
+class Load {
+ public:
+  Load(int port, int threads) {
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this, port] {
+        httplib::Client cli("127.0.0.1", port);
+        cli.set_keep_alive(true);
+        while (!done_) {
+          auto res = cli.Get("/");
+          const bool served = res && res->status == 200 && (res->body == "v1" || res->body == "v2");
+          (served ? ok : failed)++;
+          if (served && res->body == "v2") ++v2;
+        }
+      });
+    }
+  }
+  ~Load() { stop(); }
+  void stop() {
+    done_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  std::atomic<int> ok{0}, failed{0}, v2{0};
+
+ private:
+  std::atomic<bool> done_{false};
+  std::vector<std::thread> threads_;
+};
+
+class RolloutE2E : public ::testing::Test {
+ protected:
+  void startProxy() {
+    socket_ = dir_.path() + "/proxy.sock";
+    const std::string cfg = dir_.write("proxy.yaml",
+        "log: {level: warn}\nadmin: {listen: 127.0.0.1:0}\nproxy:\n"
+        "  state_file: " + dir_.path() + "/routes.json\n  runtime_api: {socket: " + socket_ + "}\n  threads: 2\n"
+        "  services:\n    - name: vehicles\n      listen: 127.0.0.1:0\n"
+        "      blue: [" + v1_.address() + "]\n      green: [" + v2_.address() + "]\n"
+        "      weights: {blue: 100, green: 0}\n      preview: {header: X-Greenlight-Color}\n");
+    auto p = app::ProxyService::start(cfg, 0);
+    ASSERT_TRUE(p.ok()) << p.status().message();
+    proxy_ = std::move(p.value());
+    proxy_port_ = proxy_->port("vehicles");
+  }
+
+  std::string config(const std::string& router, int port, int admin_port = 0) {
+    return "log: {level: info}\n"
+           "admin:\n  listen: 127.0.0.1:" + std::to_string(admin_port) + "\n"
+           "  tokens: [{name: alice, role: operator, token: " + kOperator + "}]\n"
+           "alerting:\n"
+           "  rules: [{alert: RolloutRolledBack, kind: event, event: rollout_rolled_back, by: [service, release],\n"
+           "           labels: {severity: page}}]\n"
+           "  route: {receiver: r, group_wait: 0s}\n"
+           "  receivers: [{name: r, webhook: {url: '" + receiver_.url() + "'}}]\n"
+           "rollouts:\n"
+           "  state_dir: " + dir_.path() + "/controller\n"
+           "  tick: 50ms\n"
+           "  services:\n"
+           "    - name: vehicles\n"
+           "      release: v1\n"
+           "      router: " + router + "\n"
+           "      blue: [" + v1_.address() + "]\n      green: [" + v2_.address() + "]\n"
+           "      ready: {path: /health}\n"
+           "      preview: {url: 'http://127.0.0.1:" + std::to_string(port) + "/health'}\n"
+           "      strategy: {steps: [25, 50, 100], preview_requests: 3, progress_deadline: 30s}\n"
+           "      analysis: {interval: 300ms, count: 2, max_error_ratio: 0.05, min_requests: 10}\n";
+  }
+  std::string builtin() { return "{builtin: {socket: " + socket_ + ", service: vehicles}}"; }
+
+  std::unique_ptr<app::Service> startController(const std::string& yaml) {
+    app::ServiceOptions o;
+    o.config_path = dir_.write("g.yaml", yaml);
+    o.admin_port = 0;
+    auto s = app::Service::start(o);
+    EXPECT_TRUE(s.ok()) << s.status().message();
+    return s.ok() ? std::move(s.value()) : nullptr;
+  }
+
+  static json status(int admin) {
+    auto r = testing::httpGet(admin, "/api/v1/rollouts/vehicles", kOperator);
+    return r.status == 200 ? json::parse(r.body) : json::object();
+  }
+  static bool phaseIs(int admin, const std::string& phase) { return status(admin).value("phase", "") == phase; }
+
+  testing::TempDir dir_;
+  TestBackend v1_{"v1"};
+  TestBackend v2_{"v2"};
+  testing::RecordingReceiver receiver_;
+  std::string socket_;
+  std::unique_ptr<app::ProxyService> proxy_;
+  int proxy_port_ = 0;
+};
+
+TEST_F(RolloutE2E, GoodReleaseIsPromotedInStepsWithoutAFailedRequest) {
+  startProxy();
+  auto ctl = startController(config(builtin(), proxy_port_));
+  ASSERT_TRUE(ctl);
+  const int admin = ctl->adminPort();
+  Load load(proxy_port_, 4);
+  auto r = testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator);
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_TRUE(testing::waitUntil([&] { return phaseIs(admin, "promoted"); }, 30s)) << status(admin).dump(2);
+  const int before = load.ok;
+  ASSERT_TRUE(testing::waitUntil([&] { return load.ok > before + 200; }));
+  load.stop();
+  EXPECT_EQ(load.failed, 0);
+  EXPECT_GT(load.v2, 0);
+  const json s = status(admin);
+  EXPECT_EQ(s["stable_release"], "v2");
+  EXPECT_EQ(s["stable"], "green");
+  EXPECT_EQ(s["weights"]["green"], 100);
+  EXPECT_NE(proxy_->store().current()->services.at("vehicles").weight[1], 0);
+  EXPECT_EQ(proxy_->store().current()->services.at("vehicles").weight[1], 100);
+  // Every step on the record, in the hash-chained audit log.
+  const auto v = verifyAuditLog(dir_.path() + "/controller/audit.log");
+  EXPECT_TRUE(v.ok) << v.why;
+  const std::string audit = testing::readFile(dir_.path() + "/controller/audit.log");
+  for (const char* w : {"green 25%", "green 50%", "green 100%", "\"action\":\"promoted\"", "\"actor\":\"alice\""}) {
+    EXPECT_NE(audit.find(w), std::string::npos) << w << "\n" << audit;
+  }
+}
+
+TEST_F(RolloutE2E, FailingReleaseIsRolledBackAutomaticallyAndAlerts) {
+  startProxy();
+  v2_.failEvery(5);  // 20% 500s
+  auto ctl = startController(config(builtin(), proxy_port_));
+  ASSERT_TRUE(ctl);
+  const int admin = ctl->adminPort();
+  Load load(proxy_port_, 4);
+  ASSERT_EQ(testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator).status, 200);
+  ASSERT_TRUE(testing::waitUntil([&] { return phaseIs(admin, "rolled-back"); }, 30s)) << status(admin).dump(2);
+  // From here on every request is answered by v1.
+  const int failed_at_rollback = load.failed, v2_at_rollback = load.v2, ok_at_rollback = load.ok;
+  ASSERT_TRUE(testing::waitUntil([&] { return load.ok > ok_at_rollback + 300; }));
+  load.stop();
+  EXPECT_EQ(load.failed, failed_at_rollback) << "a request failed after the rollback";
+  EXPECT_EQ(load.v2, v2_at_rollback) << "v2 still served after the rollback";
+  const json s = status(admin);
+  EXPECT_EQ(s["stable_release"], "v1");
+  EXPECT_NE(s["reason"].get<std::string>().find("analysis failed"), std::string::npos) << s.dump(2);
+  EXPECT_EQ(proxy_->store().current()->services.at("vehicles").weight[0], 100);
+  ASSERT_TRUE(testing::waitUntil([&] { return receiver_.count() >= 1; }));
+  const json alert = json::parse(receiver_.requests()[0].body);
+  EXPECT_EQ(alert["alerts"][0]["labels"]["alertname"], "RolloutRolledBack");
+  EXPECT_EQ(alert["alerts"][0]["labels"]["service"], "vehicles");
+  EXPECT_EQ(alert["alerts"][0]["labels"]["release"], "v2");
+}
+
+TEST_F(RolloutE2E, AbortIsImmediateAndRefusedTwice) {
+  startProxy();
+  auto ctl = startController(config(builtin(), proxy_port_));
+  ASSERT_TRUE(ctl);
+  const int admin = ctl->adminPort();
+  Load load(proxy_port_, 2);
+  ASSERT_EQ(testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator).status, 200);
+  ASSERT_TRUE(testing::waitUntil([&] { return status(admin).value("weight", 0) >= 25; }, 20s));
+  auto r = testing::httpPost(admin, "/api/v1/rollouts/vehicles/abort", R"({"reason":"customer reports"})", kOperator);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["phase"], "rolled-back");  // one router change, confirmed
+  EXPECT_EQ(proxy_->store().current()->services.at("vehicles").weight[1], 0);
+  EXPECT_EQ(testing::httpPost(admin, "/api/v1/rollouts/vehicles/abort", "", kOperator).status, 409);
+  EXPECT_EQ(testing::httpPost(admin, "/api/v1/rollouts/nope/abort", "", kOperator).status, 404);
+  EXPECT_EQ(testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"../x"})", kOperator).status, 400);
+  load.stop();
+  EXPECT_EQ(load.failed, 0);
+}
+
+TEST_F(RolloutE2E, ControllerKilledMidShiftResumesWithoutAFailedRequest) {
+  startProxy();
+  const int admin = testing::freePort();
+  const std::string path = dir_.write("g.yaml", config(builtin(), proxy_port_, admin));
+  Load load(proxy_port_, 4);
+  {
+    testing::ChildProcess first({GREENLIGHT_BINARY, "run", "--config", path}, dir_.path() + "/first.log");
+    ASSERT_TRUE(testing::waitUntil([&] { return testing::httpGet(admin, "/readyz").status == 200; }));
+    ASSERT_EQ(testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator).status, 200);
+    ASSERT_TRUE(testing::waitUntil([&] { return status(admin).value("weight", 0) == 50; }, 20s))
+        << testing::readFile(dir_.path() + "/first.log");
+    first.signal(SIGKILL);
+    first.wait(5s);
+  }
+  const int served_while_down = load.ok;
+  ASSERT_TRUE(testing::waitUntil([&] { return load.ok > served_while_down + 100; }));  // the proxy keeps serving
+  testing::ChildProcess second({GREENLIGHT_BINARY, "run", "--config", path}, dir_.path() + "/second.log");
+  ASSERT_TRUE(testing::waitUntil([&] { return phaseIs(admin, "promoted"); }, 30s)) << testing::readFile(dir_.path() + "/second.log");
+  load.stop();
+  EXPECT_EQ(load.failed, 0);
+  EXPECT_NE(testing::readFile(dir_.path() + "/second.log").find("resumed in shifting"), std::string::npos);
+}
+
+TEST_F(RolloutE2E, SameRolloutThroughARealHaproxy) {
+  const int port = testing::freePort();
+  const std::string sock = dir_.path() + "/haproxy.sock";
+  const std::string cfg = dir_.write("haproxy.cfg",
+      "global\n  stats socket " + sock + " mode 600 level admin\n"
+      "defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n"
+      "frontend fe\n  bind 127.0.0.1:" + std::to_string(port) + "\n  default_backend be\n"
+      "backend be\n  balance roundrobin\n  http-reuse always\n"
+      "  use-server green if { req.hdr(X-Greenlight-Color) -m str green }\n"
+      "  use-server blue if { req.hdr(X-Greenlight-Color) -m str blue }\n"
+      "  server blue " + v1_.address() + " weight 100\n  server green " + v2_.address() + " weight 0\n");
+  testing::ChildProcess haproxy({"haproxy", "-f", cfg, "-db"}, dir_.path() + "/haproxy.log");
+  ASSERT_TRUE(testing::waitUntil([&] { return testing::httpGet(port, "/").status == 200; }))
+      << testing::readFile(dir_.path() + "/haproxy.log");
+  auto ctl = startController(config("{haproxy: {socket: " + sock + ", backend: be, blue: [blue], green: [green]}}", port));
+  ASSERT_TRUE(ctl);
+  const int admin = ctl->adminPort();
+  Load load(port, 4);
+  ASSERT_EQ(testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator).status, 200);
+  ASSERT_TRUE(testing::waitUntil([&] { return phaseIs(admin, "promoted"); }, 30s)) << status(admin).dump(2);
+  const int before = load.ok;
+  ASSERT_TRUE(testing::waitUntil([&] { return load.ok > before + 200; }));
+  const int v2_before = load.v2;
+  ASSERT_TRUE(testing::waitUntil([&] { return load.ok > before + 400; }));
+  load.stop();
+  EXPECT_EQ(load.failed, 0);
+  EXPECT_GT(load.v2, v2_before);
+  auto state = runtimeCommand(sock, "show servers state be", 2s);
+  ASSERT_TRUE(state.ok());
+  EXPECT_NE(state.value().find("blue"), std::string::npos);
+  haproxy.signal(SIGTERM);
+}
+
+}  // namespace
+}  // namespace greenlight::controller
