@@ -1,0 +1,83 @@
+#include "greenlight/controller/controller_config.h"
+
+#include <gtest/gtest.h>
+
+#include "support/test_support.h"
+
+namespace greenlight::controller {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::optional<ControllerConfig> parse(const std::string& yaml, std::string* errors) {
+  ConfigErrors errs;
+  ConfigReader r("g.yaml", errs, testing::fakeEnv({}));
+  auto root = r.loadString(yaml);
+  if (!root) {
+    *errors = errs.format();
+    return std::nullopt;
+  }
+  auto c = parseControllerConfig(r, (*root)["rollouts"], "rollouts");
+  *errors = errs.format();
+  if (!errs.empty()) return std::nullopt;
+  return c;
+}
+
+TEST(ControllerConfigTest, ReadsServicesWithBothRouters) {
+  std::string errors;
+  auto c = parse(R"(
+rollouts:
+  state_dir: /var/lib/greenlight
+  services:
+    - name: vehicles
+      release: v1
+      router: {builtin: {socket: /run/greenlight/proxy.sock}}
+      blue: [10.0.0.1:8080]
+      green: [10.0.0.2:8080]
+      preview: {url: 'http://127.0.0.1:8080/health'}
+      strategy: {steps: [10, 50, 100], bake: 30s, auto_promote: false}
+      analysis: {interval: 10s, count: 3, max_error_ratio: 0.01, min_requests: 50, no_data: fail}
+    - name: oem-gateway
+      stable: green
+      router: {haproxy: {address: '127.0.0.1:9999', backend: gw, blue: [b1, b2], green: [g1, g2]}}
+)", &errors);
+  ASSERT_TRUE(c) << errors;
+  EXPECT_EQ(c->audit_log, "/var/lib/greenlight/audit.log");
+  ASSERT_EQ(c->services.size(), 2u);
+  EXPECT_EQ(c->services[0].builtin.service, "vehicles");  // defaults to the service name
+  EXPECT_EQ(c->services[0].rollout.strategy.steps, (std::vector<int>{10, 50, 100}));
+  EXPECT_FALSE(c->services[0].rollout.strategy.auto_promote);
+  EXPECT_EQ(c->services[0].rollout.analysis.no_data, NoDataPolicy::kFail);
+  EXPECT_EQ(c->services[1].router, RouterKind::kHaproxy);
+  EXPECT_EQ(c->services[1].initial_stable, Color::kGreen);
+  EXPECT_EQ(c->services[1].haproxy.servers.at("green"), (std::vector<std::string>{"g1", "g2"}));
+  EXPECT_EQ(c->services[1].rollout.strategy.preview_requests, 0) << "no preview url: nothing to preview";
+}
+
+TEST(ControllerConfigTest, ErrorsSayWhereAndWhat) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"rollouts: {services: [{name: a, router: {builtin: {socket: /s}}, strategy: {steps: [50, 10, 100]}}]}",
+       "rollouts.services[0].strategy.steps[1]: expected increasing weights"},
+      {"rollouts: {services: [{name: a, router: {builtin: {socket: /s}}, strategy: {steps: [10, 50]}}]}",
+       "rollouts.services[0].strategy.steps: the last step must be 100"},
+      {"rollouts: {services: [{name: a}]}", "rollouts.services[0].router: required"},
+      {"rollouts: {services: [{name: a, router: {builtin: {socket: /s}, haproxy: {}}}]}", "exactly one of builtin, haproxy"},
+      {"rollouts: {services: [{name: a, router: {builtin: {socket: /s}}, blue: [nowhere]}]}",
+       "rollouts.services[0].blue[0]: expected host:port"},
+      {"rollouts: {services: [{name: a, router: {builtin: {socket: /s}}, analysis: {no_data: maybe}}]}",
+       "expected fail, pass or inconclusive"},
+      {"rollouts: {services: [{name: a, router: {builtin: {socket: /s}}, stratgy: {}}]}",
+       "rollouts.services[0].stratgy: unknown key"},
+      {"rollouts: {services: [{name: a, router: {builtin: {socket: /s}}}, {name: a, router: {builtin: {socket: /s}}}]}",
+       "another service is named \"a\""},
+  };
+  for (const auto& [yaml, want] : cases) {
+    std::string errors;
+    EXPECT_FALSE(parse(yaml, &errors)) << yaml;
+    EXPECT_NE(errors.find(want), std::string::npos) << "want: " << want << "\ngot: " << errors;
+    EXPECT_NE(errors.find("g.yaml:1:"), std::string::npos) << errors;
+  }
+}
+
+}  // namespace
+}  // namespace greenlight::controller
