@@ -14,6 +14,7 @@
 
 #include "greenlight/common/files.h"
 #include "greenlight/common/scheduler.h"
+#include "command_runner.h"
 #include "rollout_json.h"
 
 namespace greenlight::controller {
@@ -77,6 +78,8 @@ struct Controller::Impl {
   std::condition_variable cv;
   bool stopping = false;
   bool woken = false;
+  std::mutex workers_mu;
+  std::vector<std::thread> workers;  // start/stop commands in flight (each bounded by its timeout)
   mutable std::mutex view_mu;
   std::vector<ServiceView> view;
 
@@ -102,7 +105,7 @@ struct Controller::Impl {
                            .Help("Rollouts promoted").Register(registry);
     for (auto& s : svcs) {
       const std::string& n = s->spec.rollout.service;
-      for (int p = 0; p < 8; ++p) {
+      for (int p = 0; p < 9; ++p) {
         const char* name = phaseName(static_cast<RolloutPhase>(p));
         s->phase_gauges[name] = &phase.Add({{"service", n}, {"phase", name}});
       }
@@ -215,10 +218,21 @@ struct Controller::Impl {
       case EffectKind::kCheckReady: return checkReady(s, fx.color);
       case EffectKind::kPreview: return preview(s, fx.color);
       case EffectKind::kMeasure: return measure(s, fx.color);
+      case EffectKind::kDeploy:
+        if (s.spec.deploy_start.empty()) {
+          Event d(EventKind::kDeployed);
+          d.detail = "external: deployed by its pipeline";
+          return d;
+        }
+        runAsync(s, s.spec.deploy_start, fx.color, fx.detail, true);
+        return std::nullopt;
       case EffectKind::kStopColor:
-        // Releases deployed by CI elsewhere ("external"): nothing to stop here; say so.
-        spdlog::info("rollout {}: {} on {} may be stopped ({}): deployed externally, left to its deployer",
-                     s.spec.rollout.service, fx.detail, colorName(fx.color), fx.name);
+        if (s.spec.deploy_stop.empty()) {
+          spdlog::info("rollout {}: {} on {} may be stopped ({}): deployed externally, left to its deployer",
+                       s.spec.rollout.service, fx.detail, colorName(fx.color), fx.name);
+          return std::nullopt;
+        }
+        runAsync(s, s.spec.deploy_stop, fx.color, fx.detail, false);
         return std::nullopt;
       case EffectKind::kRaise:
         if (events) {
@@ -232,6 +246,45 @@ struct Controller::Impl {
       case EffectKind::kAudit: auditLine(s, actor, fx.name, fx.detail); return std::nullopt;
     }
     return std::nullopt;
+  }
+
+  // Runs a start/stop command off the loop (deploys take minutes; abort must not wait for
+  // them); a start's outcome comes back as a kDeployed event.
+  void runAsync(Svc& s, const std::string& tmpl, Color c, const std::string& release, bool is_start) {
+    const auto& eps = s.spec.endpoints[static_cast<int>(c)];
+    const std::string port = eps.empty() ? "" : eps.front().substr(eps.front().rfind(':') + 1);
+    const std::map<std::string, std::string> values = {
+        {"service", s.spec.rollout.service}, {"color", colorName(c)}, {"release", release}, {"port", port}};
+    const std::string cmd = expandCommand(tmpl, values);
+    std::map<std::string, std::string> env;
+    for (const auto& [k, v] : values) {
+      std::string up = k;
+      for (auto& ch : up) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      env["GREENLIGHT_" + up] = v;
+    }
+    const std::string service = s.spec.rollout.service;
+    const Duration timeout = s.spec.deploy_timeout;
+    spdlog::info("rollout {}: running {} command: {}", service, is_start ? "start" : "stop", cmd);
+    std::lock_guard<std::mutex> lock(workers_mu);
+    workers.emplace_back([this, cmd, env, timeout, service, is_start] {
+      const CommandResult r = runCommand(cmd, env, timeout);
+      std::string tail = r.output.size() > 2000 ? r.output.substr(r.output.size() - 2000) : r.output;
+      while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r')) tail.pop_back();
+      spdlog::log(r.ok ? spdlog::level::info : spdlog::level::warn, "rollout {}: {} command {} ({}){}{}", service,
+                  is_start ? "start" : "stop", r.ok ? "succeeded" : "failed",
+                  r.timed_out ? "timed out" : "exit " + std::to_string(r.exit_code), tail.empty() ? "" : ":\n", tail);
+      if (!is_start) return;
+      timers.scheduleAt(MonoTime::min(), [this, service, r] {
+        for (auto& svc : svcs) {
+          if (svc->spec.rollout.service != service) continue;
+          Event d(EventKind::kDeployed);
+          d.ok = r.ok;
+          d.detail = r.ok ? "start command succeeded"
+                          : (r.timed_out ? std::string("start command timed out") : "start command exit " + std::to_string(r.exit_code));
+          dispatch(*svc, d);
+        }
+      });
+    });
   }
 
   void takeBaseline(Svc& s) {
@@ -398,6 +451,11 @@ void Controller::stop() {
     impl_->cv.notify_all();
   }
   if (impl_->thread.joinable()) impl_->thread.join();
+  std::lock_guard<std::mutex> lock(impl_->workers_mu);
+  for (auto& w : impl_->workers) {
+    if (w.joinable()) w.join();
+  }
+  impl_->workers.clear();
 }
 
 StatusOr<ServiceView> Controller::command(const std::string& service, EventKind kind, const std::string& actor,

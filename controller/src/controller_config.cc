@@ -70,7 +70,7 @@ void readAnalysis(R& r, const YAML::Node& n, const std::string& f, AnalysisSpec*
 }
 
 std::optional<ServiceSpec> readService(R& r, const YAML::Node& n, const std::string& f) {
-  if (!r.expectMap(n, f, {"name", "router", "stable", "release", "blue", "green", "ready", "preview", "strategy", "analysis"})) return std::nullopt;
+  if (!r.expectMap(n, f, {"name", "router", "stable", "release", "deploy", "blue", "green", "ready", "preview", "strategy", "analysis"})) return std::nullopt;
   const size_t before = r.errors().size();
   ServiceSpec s;
   if (auto v = r.getString(n, f, "name", true)) s.rollout.service = *v;
@@ -112,6 +112,15 @@ std::optional<ServiceSpec> readService(R& r, const YAML::Node& n, const std::str
     for (size_t i = 0; i < s.endpoints[c].size(); ++i) {
       if (!validHostPort(s.endpoints[c][i])) r.error(n[key][i], R::index(R::join(f, key), i), "expected host:port");
     }
+  }
+  const YAML::Node deploy = n["deploy"];
+  const std::string df = R::join(f, "deploy");
+  if (deploy.IsDefined() && deploy.IsScalar()) {
+    if (deploy.Scalar() != "external") r.error(deploy, df, "expected external or {start: CMD, stop: CMD, timeout: 5m}");
+  } else if (deploy.IsDefined() && r.expectMap(deploy, df, {"start", "stop", "timeout"})) {
+    if (auto v = r.getString(deploy, df, "start", true)) s.deploy_start = *v;
+    if (auto v = r.getString(deploy, df, "stop")) s.deploy_stop = *v;
+    if (auto v = r.getDuration(deploy, df, "timeout")) s.deploy_timeout = *v;
   }
   const YAML::Node ready = n["ready"];
   if (ready.IsDefined() && r.expectMap(ready, R::join(f, "ready"), {"path", "timeout"})) {

@@ -13,15 +13,16 @@ std::optional<Color> parseColor(const std::string& s) {
 }
 
 namespace {
-const char* const kPhaseNames[] = {"idle",      "ready-check", "pre-promotion", "shifting",
+const char* const kPhaseNames[] = {"idle",     "deploying", "ready-check",  "pre-promotion", "shifting",
                                    "post-promotion", "promoted", "rolling-back", "rolled-back"};
+constexpr int kPhaseCount = 9;
 constexpr size_t kMaxResults = 50;
 }  // namespace
 
 const char* phaseName(RolloutPhase p) { return kPhaseNames[static_cast<int>(p)]; }
 
 std::optional<RolloutPhase> parsePhase(const std::string& s) {
-  for (int i = 0; i < 8; ++i) {
+  for (int i = 0; i < kPhaseCount; ++i) {
     if (s == kPhaseNames[i]) return static_cast<RolloutPhase>(i);
   }
   return std::nullopt;
@@ -167,6 +168,14 @@ struct Machine {
       rollback(std::string("progress deadline passed in ") + phaseName(st.phase));
       return;
     }
+    if (st.phase == RolloutPhase::kDeploying) {
+      // After a restart the deploy command's answer is lost: start it again (deploys are idempotent).
+      if (!st.measuring) {
+        st.measuring = true;
+        effect(EffectKind::kDeploy, st.candidate(), 0, "", st.candidate_release);
+      }
+      return;
+    }
     if (st.measuring || now < st.measure_at) return;
     st.measure_at = now + std::chrono::duration_cast<WallTime::duration>(spec.analysis.interval);
     if (st.phase == RolloutPhase::kReadyCheck) {
@@ -191,9 +200,21 @@ struct Machine {
         st.reason.clear();
         st.paused = st.awaiting_promotion = false;
         st.step = -1;
-        enter(RolloutPhase::kReadyCheck);
+        enter(RolloutPhase::kDeploying);
         setWeight(0);  // whatever the router had, the new colour starts with nothing
         audit("start", e.release + " on " + colorName(st.candidate()) + " by " + e.actor);
+        st.measuring = true;
+        effect(EffectKind::kDeploy, st.candidate(), 0, "", e.release);
+        return;
+      case EventKind::kDeployed:
+        if (st.phase != RolloutPhase::kDeploying) return;
+        st.measuring = false;
+        record(std::string("deploy: ") + (e.ok ? "done" : "failed") + (e.detail.empty() ? "" : " (" + e.detail + ")"));
+        if (!e.ok) {
+          effect(EffectKind::kRaise, st.candidate(), 0, "deploy_failed", e.detail);
+          return rollback("deploy failed: " + e.detail);
+        }
+        enter(RolloutPhase::kReadyCheck);
         st.measuring = true;
         effect(EffectKind::kCheckReady, st.candidate());
         return;

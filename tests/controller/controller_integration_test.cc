@@ -175,6 +175,40 @@ TEST_F(RolloutE2E, FailingReleaseIsRolledBackAutomaticallyAndAlerts) {
   EXPECT_EQ(alert["alerts"][0]["labels"]["release"], "v2");
 }
 
+TEST_F(RolloutE2E, DeployAndStopCommandsRunWithTheReleaseAndColour) {
+  startProxy();
+  const std::string log = dir_.path() + "/deploys.txt";
+  std::string yaml = config(builtin(), proxy_port_);
+  yaml.replace(yaml.find("      ready:"), 0,
+               "      deploy:\n        start: 'echo start {release} {color} {port} $GREENLIGHT_RELEASE >> " + log + "'\n"
+               "        stop: 'echo stop {release} {color} >> " + log + "'\n");
+  yaml.replace(yaml.find("progress_deadline: 30s"), 0, "scale_down_delay: 0s, ");
+  auto ctl = startController(yaml);
+  ASSERT_TRUE(ctl);
+  const int admin = ctl->adminPort();
+  Load load(proxy_port_, 2);
+  ASSERT_EQ(testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator).status, 200);
+  ASSERT_TRUE(testing::waitUntil([&] { return testing::readFile(log).find("stop v1 blue") != std::string::npos; }, 30s))
+      << testing::readFile(log) << status(admin).dump(2);
+  EXPECT_NE(testing::readFile(log).find("start v2 green " + std::to_string(v2_.port()) + " v2"), std::string::npos)
+      << testing::readFile(log);
+  load.stop();
+  EXPECT_EQ(load.failed, 0);
+}
+
+TEST_F(RolloutE2E, FailingDeployCommandRollsBackBeforeAnyTraffic) {
+  startProxy();
+  std::string yaml = config(builtin(), proxy_port_);
+  yaml.replace(yaml.find("      ready:"), 0, "      deploy: {start: 'echo no such image >&2; exit 3'}\n");
+  auto ctl = startController(yaml);
+  ASSERT_TRUE(ctl);
+  const int admin = ctl->adminPort();
+  ASSERT_EQ(testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator).status, 200);
+  ASSERT_TRUE(testing::waitUntil([&] { return phaseIs(admin, "rolled-back"); }, 20s)) << status(admin).dump(2);
+  EXPECT_NE(status(admin)["reason"].get<std::string>().find("deploy failed: start command exit 3"), std::string::npos);
+  EXPECT_EQ(v2_.requests(), 0);
+}
+
 TEST_F(RolloutE2E, AbortIsImmediateAndRefusedTwice) {
   startProxy();
   auto ctl = startController(config(builtin(), proxy_port_));

@@ -46,6 +46,7 @@ struct Driver {
     Event start{EventKind::kStart};
     start.release = "v2";
     send(start);
+    send(Event{EventKind::kDeployed});
     send(Event{EventKind::kReady});
     send(Event{EventKind::kPreviewed});
   }
@@ -150,6 +151,7 @@ TEST(RolloutTest, ProgressDeadlineRollsBackAStuckReadyCheck) {
   Event start{EventKind::kStart};
   start.release = "v2";
   d.send(start);
+  d.send(EventKind::kDeployed);
   Event not_ready{EventKind::kReady};
   not_ready.ok = false;
   not_ready.detail = "connection refused";
@@ -188,14 +190,15 @@ TEST(RolloutTest, PromoteDuringShiftingSkipsTheRemainingSteps) {
 }
 
 TEST(RolloutTest, AbortFromEveryActivePhase) {
-  for (int stop_after = 0; stop_after < 4; ++stop_after) {
+  for (int stop_after = 0; stop_after < 5; ++stop_after) {
     Driver d;
     Event start{EventKind::kStart};
     start.release = "v2";
     d.send(start);
-    if (stop_after >= 1) d.send(EventKind::kReady);
-    if (stop_after >= 2) d.send(EventKind::kPreviewed);
-    if (stop_after >= 3) d.send(EventKind::kPromote);  // post-promotion
+    if (stop_after >= 1) d.send(EventKind::kDeployed);
+    if (stop_after >= 2) d.send(EventKind::kReady);
+    if (stop_after >= 3) d.send(EventKind::kPreviewed);
+    if (stop_after >= 4) d.send(EventKind::kPromote);  // post-promotion
     Event abort{EventKind::kAbort};
     abort.actor = "alice";
     d.send(abort);
@@ -275,11 +278,46 @@ TEST(RolloutTest, CommandsThatDoNotApplyAreRefusedWithAReason) {
   EXPECT_NE(d.error.find("in progress"), std::string::npos);
 }
 
+TEST(RolloutTest, StartDeploysTheReleaseOnTheIdleColourFirst) {
+  Driver d;
+  Event start{EventKind::kStart};
+  start.release = "v2";
+  const auto fx = d.send(start);
+  EXPECT_EQ(d.state.phase, RolloutPhase::kDeploying);
+  bool deploy = false;
+  for (const auto& e : fx) deploy |= e.kind == EffectKind::kDeploy && e.color == Color::kGreen && e.detail == "v2";
+  EXPECT_TRUE(deploy);
+  d.tick(1s);
+  size_t deploys = 0;
+  for (const auto& e : d.effects) deploys += e.kind == EffectKind::kDeploy;
+  EXPECT_EQ(deploys, 1u) << "not started twice while the first is running";
+  d.state.measuring = false;  // as after a restart: the command's answer is lost
+  d.tick(1s);
+  deploys = 0;
+  for (const auto& e : d.effects) deploys += e.kind == EffectKind::kDeploy;
+  EXPECT_EQ(deploys, 2u) << "started again";
+}
+
+TEST(RolloutTest, FailedDeployRollsBackWithoutTraffic) {
+  Driver d;
+  Event start{EventKind::kStart};
+  start.release = "v2";
+  d.send(start);
+  Event failed{EventKind::kDeployed};
+  failed.ok = false;
+  failed.detail = "start command exit 1";
+  d.send(failed);
+  EXPECT_EQ(d.state.phase, RolloutPhase::kRollingBack);
+  EXPECT_TRUE(d.raised("deploy_failed"));
+  for (int w : d.weights()) EXPECT_EQ(w, 0);
+}
+
 TEST(RolloutTest, FailedPreviewRollsBackBeforeAnyTraffic) {
   Driver d;
   Event start{EventKind::kStart};
   start.release = "v2";
   d.send(start);
+  d.send(EventKind::kDeployed);
   d.send(EventKind::kReady);
   Event bad{EventKind::kPreviewed};
   bad.ok = false;

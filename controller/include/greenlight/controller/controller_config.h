@@ -28,6 +28,10 @@ struct ServiceSpec {
   Duration ready_timeout{std::chrono::seconds(2)};
   std::string preview_url;                // through the router, e.g. http://127.0.0.1:8080/health
   std::string preview_header = "X-Greenlight-Color";
+  // How a release is started and stopped: shell command templates with {service}, {color},
+  // {release}, {port}; both empty: `external` (CI deploys; the controller verifies and shifts).
+  std::string deploy_start, deploy_stop;
+  Duration deploy_timeout{std::chrono::minutes(5)};
 };
 
 struct ControllerConfig {

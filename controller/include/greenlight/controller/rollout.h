@@ -20,7 +20,8 @@ inline Color other(Color c) { return c == Color::kBlue ? Color::kGreen : Color::
 
 enum class RolloutPhase {
   kIdle,           // all traffic on the stable colour
-  kReadyCheck,     // the new release is deployed on the idle colour; waiting for it to be ready
+  kDeploying,      // the new release is being started on the idle colour
+  kReadyCheck,     // the new release runs on the idle colour; waiting for it to be ready
   kPrePromotion,   // 0% traffic: checked through preview routing
   kShifting,       // traffic moves step by step, each step baked and analysed
   kPostPromotion,  // 100% on the new colour, analysed once more
@@ -86,6 +87,7 @@ struct RolloutState {
 
 enum class EventKind {
   kStart,       // release
+  kDeployed,    // ok, detail
   kReady,       // ok, detail
   kPreviewed,   // ok, detail
   kMeasured,    // verdict, detail
@@ -110,6 +112,7 @@ struct Event {
 
 enum class EffectKind {
   kSetWeights,   // weight = the new colour's; stable gets the rest (one atomic router change)
+  kDeploy,       // start the candidate release on `color` (detail: the release)
   kCheckReady,   // is the candidate colour ready?
   kPreview,      // send preview requests to the candidate colour
   kMeasure,      // analyse the candidate colour over the last interval
