@@ -105,7 +105,9 @@ int checkConfig(const std::string& path) {
   }
   size_t steps = 0;
   for (const auto& p : config->probes) steps += p.steps.size();
-  std::cout << path << ": ok (" << config->probes.size() << " probes, " << steps << " steps)\n";
+  std::cout << path << ": ok (" << config->probes.size() << " probes, " << steps << " steps, "
+            << config->alerting.rules.size() << " alert rules, " << config->alerting.receivers.size() << " receivers, "
+            << config->rollouts.services.size() << " rollout services)\n";
   return 0;
 }
 

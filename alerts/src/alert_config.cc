@@ -62,7 +62,7 @@ std::optional<RuleKind> kindOf(const std::string& s) {
 std::optional<RuleSpec> readRule(R& r, const YAML::Node& n, const std::string& f) {
   if (!r.expectMap(n, f, {"alert", "kind", "matchers", "by", "window", "threshold", "quantile", "objective",
                           "windows", "event", "for", "keep_firing_for", "min_samples", "no_data", "labels",
-                          "annotations"})) {
+                          "annotations", "quorum"})) {
     return std::nullopt;
   }
   RuleSpec rule;
@@ -104,6 +104,13 @@ std::optional<RuleSpec> readRule(R& r, const YAML::Node& n, const std::string& f
   only_for("objective", rule.kind == RuleKind::kBurnRate, "burn_rate");
   only_for("windows", rule.kind == RuleKind::kBurnRate, "burn_rate");
   only_for("event", rule.kind == RuleKind::kEvent, "event");
+  only_for("quorum", rule.kind == RuleKind::kProbeHealth, "probe_health");
+  if (auto v = r.getInt(n, f, "quorum", 1, 1000)) {
+    rule.quorum = static_cast<int>(*v);
+    if (rule.quorum > 1 && rule.by.empty()) {
+      r.error(n["quorum"], R::join(f, "quorum"), "a quorum counts probes of a group: set `by` (e.g. by: [oem])");
+    }
+  }
   if (windowed) {
     if (auto v = r.getDuration(n, f, "window")) rule.window = *v;
     if (rule.window <= Duration(0)) r.error(n["window"], R::join(f, "window"), "must be positive");

@@ -54,7 +54,9 @@ std::string ratio(const RuleSpec& r, Duration window) {
 std::string promqlFor(const RuleSpec& r, const std::string& severity) {
   const std::string sel = selector(r);
   switch (r.kind) {
-    case RuleKind::kProbeHealth: return "greenlight_probe_healthy" + sel + " == 0";
+    case RuleKind::kProbeHealth:
+      if (r.by.empty()) return "greenlight_probe_healthy" + sel + " == 0";
+      return "count by (" + byList(r) + ") (greenlight_probe_healthy" + sel + " == 0) >= " + std::to_string(r.quorum);
     case RuleKind::kFailureRatio: return ratio(r, r.window) + " > " + num(r.threshold);
     case RuleKind::kLatency: {
       const std::string by = r.by.empty() ? "sum without () " : "sum by (le, " + byList(r) + ") ";

@@ -95,7 +95,15 @@ void RuleEngine::observe(const Observation& o) {
     Series& s = seriesFor(r, key);
     s.last_seen = now;
     switch (r.spec.kind) {
-      case RuleKind::kProbeHealth: s.unhealthy = o.unhealthy; break;
+      case RuleKind::kProbeHealth: {
+        const std::string member = fingerprint(o.labels);
+        if (o.unhealthy) {
+          s.unhealthy[member] = {*o.unhealthy, now};
+        } else {
+          s.unhealthy.erase(member);
+        }
+        break;
+      }
       case RuleKind::kFailureRatio:
       case RuleKind::kLatency:
         windowOf(s, r.spec.window, true).observe(now, o.ok, o.latency_seconds);
@@ -134,8 +142,19 @@ void RuleEngine::evaluate(RuleState& r, const Labels& key, Series& s, MonoTime n
   }
   switch (spec.kind) {
     case RuleKind::kProbeHealth: {
-      const Condition c = !s.unhealthy ? Condition::kNoData : *s.unhealthy ? Condition::kTrue : Condition::kFalse;
-      apply(r, key, s, "", c, s.unhealthy.value_or(false) ? 1 : 0, now);
+      int down = 0;
+      for (auto it = s.unhealthy.begin(); it != s.unhealthy.end();) {
+        if (now - it->second.second > kForgetAfter) {  // a probe removed from the config
+          it = s.unhealthy.erase(it);
+          continue;
+        }
+        down += it->second.first ? 1 : 0;
+        ++it;
+      }
+      const Condition c = s.unhealthy.empty()     ? Condition::kNoData
+                          : down >= spec.quorum ? Condition::kTrue
+                                                : Condition::kFalse;
+      apply(r, key, s, "", c, down, now);
       break;
     }
     case RuleKind::kFailureRatio: {

@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
 #include <spdlog/spdlog.h>
 
 #include <condition_variable>
@@ -64,6 +65,8 @@ struct Controller::Impl {
     std::map<std::string, prometheus::Counter*> analysis;
     prometheus::Counter* rollbacks = nullptr;
     prometheus::Counter* promotions = nullptr;
+    prometheus::Histogram* duration = nullptr;       // start to promoted or rolled back
+    prometheus::Histogram* rollback_time = nullptr;  // rollback decided to the router confirming 0%
   };
 
   ControllerConfig config;
@@ -103,6 +106,11 @@ struct Controller::Impl {
                           .Help("Rollouts rolled back").Register(registry);
     auto& promotions = prometheus::BuildCounter().Name("greenlight_rollout_promotions_total")
                            .Help("Rollouts promoted").Register(registry);
+    auto& duration = prometheus::BuildHistogram().Name("greenlight_rollout_duration_seconds")
+                         .Help("From start to promoted or rolled back").Register(registry);
+    auto& rollback_time = prometheus::BuildHistogram().Name("greenlight_rollout_rollback_seconds")
+                              .Help("From the rollback decision (abort, failed analysis) to the router confirming 0% on the failed colour")
+                              .Register(registry);
     for (auto& s : svcs) {
       const std::string& n = s->spec.rollout.service;
       for (int p = 0; p < 9; ++p) {
@@ -115,6 +123,9 @@ struct Controller::Impl {
       for (const char* v : {"pass", "fail", "inconclusive"}) s->analysis[v] = &analysis.Add({{"service", n}, {"verdict", v}});
       s->rollbacks = &rollbacks.Add({{"service", n}});
       s->promotions = &promotions.Add({{"service", n}});
+      s->duration = &duration.Add({{"service", n}}, prometheus::Histogram::BucketBoundaries{10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200});
+      s->rollback_time = &rollback_time.Add({{"service", n}}, prometheus::Histogram::BucketBoundaries{
+                                                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5});
     }
   }
 
@@ -188,8 +199,16 @@ struct Controller::Impl {
       if (s.state.phase != before.phase) {
         spdlog::info("rollout {}: {} -> {}{}", s.spec.rollout.service, phaseName(before.phase), phaseName(s.state.phase),
                      s.state.reason.empty() ? "" : " (" + s.state.reason + ")");
-        if (s.state.phase == RolloutPhase::kRolledBack) s.rollbacks->Increment();
-        if (s.state.phase == RolloutPhase::kPromoted) s.promotions->Increment();
+        const double since_start = std::chrono::duration<double>(time.wallNow() - s.state.started_at).count();
+        if (s.state.phase == RolloutPhase::kRolledBack) {
+          s.rollbacks->Increment();
+          s.duration->Observe(since_start);
+          s.rollback_time->Observe(std::chrono::duration<double>(time.wallNow() - before.phase_since).count());
+        }
+        if (s.state.phase == RolloutPhase::kPromoted) {
+          s.promotions->Increment();
+          s.duration->Observe(since_start);
+        }
       }
       // The new state is on disk before any of its effects happen.
       if (Status st = persist(); !st.ok()) spdlog::error("rollout state: {}", st.message());

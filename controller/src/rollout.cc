@@ -196,6 +196,7 @@ struct Machine {
         if (e.release.empty()) return reject("a release name is required");
         if (e.release == st.stable_release) return reject(e.release + " is already the stable release");
         st.candidate_release = e.release;
+        st.started_at = now;
         st.results.clear();
         st.reason.clear();
         st.paused = st.awaiting_promotion = false;

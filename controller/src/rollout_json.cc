@@ -23,6 +23,7 @@ json stateToJson(const RolloutState& s) {
           {"paused", s.paused},
           {"awaiting_promotion", s.awaiting_promotion},
           {"phase_since_ms", ms(s.phase_since)},
+          {"started_at_ms", ms(s.started_at)},
           {"measure_at_ms", ms(s.measure_at)},
           {"passes", s.passes},
           {"failures", s.failures},
@@ -50,6 +51,7 @@ StatusOr<RolloutState> stateFromJson(const json& j) {
     s.awaiting_promotion = j.value("awaiting_promotion", false);
     s.phase_since = fromMs(j.at("phase_since_ms").get<int64_t>());
     s.measure_at = fromMs(j.at("measure_at_ms").get<int64_t>());
+    s.started_at = fromMs(j.value("started_at_ms", int64_t{0}));
     s.passes = j.value("passes", 0);
     s.failures = j.value("failures", 0);
     s.inconclusive = j.value("inconclusive", 0);
@@ -67,6 +69,8 @@ std::string servicesToJson(const std::vector<ServiceView>& views, WallTime now) 
     json j = stateToJson(v.state);
     j.erase("measure_at_ms");
     j.erase("phase_since_ms");
+    j.erase("started_at_ms");
+    j["started_at"] = v.state.started_at == WallTime{} ? json(nullptr) : json(ms(v.state.started_at) / 1000.0);
     j["router"] = v.router;
     j["candidate"] = colorName(v.state.candidate());
     j["weights"] = {{colorName(v.state.candidate()), v.state.weight}, {colorName(v.state.stable), 100 - v.state.weight}};

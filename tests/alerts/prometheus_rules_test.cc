@@ -26,6 +26,7 @@ alerting:
     - {alert: Slow, kind: latency, quantile: 0.95, window: 10m, threshold: 800ms}
     - {alert: OemSloBurn, kind: burn_rate, objective: 99.9, by: [oem]}
     - {alert: RolledBack, kind: event, event: rollout_rolled_back}
+    - {alert: OemDownFromTwoLocations, kind: probe_health, by: [oem], quorum: 2}
   route: {receiver: r}
   receivers: [{name: r, webhook: {url: 'http://127.0.0.1:1/'}}]
 )");
@@ -42,6 +43,7 @@ TEST(PrometheusRulesTest, ExpressionsFollowTheRules) {
             "(sum by (oem) (rate(greenlight_probe_failures_total{}[5m])) / sum by (oem) "
             "(rate(greenlight_probe_runs_total{}[5m]))) > 0.2");
   EXPECT_NE(promqlFor(rs[4], "page").find(" > 0.0144 and "), std::string::npos) << promqlFor(rs[4], "page");
+  EXPECT_EQ(promqlFor(rs[6]), "count by (oem) (greenlight_probe_healthy{} == 0) >= 2");
   const std::string file = exportPrometheusRules(rs, 1s);
   EXPECT_NE(file.find("Not exported (an event raised inside Greenlight, no metric): RolledBack"), std::string::npos);
 }
@@ -61,6 +63,8 @@ tests:
     input_series:
       - series: 'greenlight_probe_healthy{probe="bmw-odometer",oem="bmw"}'
         values: '1 1 0 0 0 0'
+      - series: 'greenlight_probe_healthy{probe="bmw-odometer-us",oem="bmw"}'
+        values: '1 1 1 1 0 0'
       - series: 'greenlight_probe_runs_total{probe="bmw-odometer",oem="bmw"}'
         values: '0+60x130'
       - series: 'greenlight_probe_failures_total{probe="bmw-odometer",oem="bmw",reason="status"}'
@@ -74,6 +78,13 @@ tests:
         exp_alerts:
           - exp_labels: {probe: bmw-odometer, oem: bmw, severity: page}
             exp_annotations: {summary: bmw-odometer failing}
+      - eval_time: 3m
+        alertname: OemDownFromTwoLocations
+        exp_alerts: []
+      - eval_time: 5m
+        alertname: OemDownFromTwoLocations
+        exp_alerts:
+          - exp_labels: {oem: bmw}
       - eval_time: 30m
         alertname: OemSloBurn
         exp_alerts: []

@@ -307,3 +307,28 @@ TEST(RuleEngineTest, RemovedRulesResolveTheirFiringAlerts) {
 
 }  // namespace
 }  // namespace greenlight::alerts
+
+namespace greenlight::alerts {
+namespace {
+
+TEST(RuleEngineTest, QuorumFiresWhenEnoughProbesOfAGroupAreUnhealthy) {
+  Harness h;
+  RuleSpec r;
+  r.name = "OemDown";
+  r.kind = RuleKind::kProbeHealth;
+  r.by = {"oem"};
+  r.quorum = 2;
+  h.engine.setRules({r});
+  h.observe({{"probe", "bmw-eu"}, {"oem", "bmw"}, {"location", "eu"}}, false, 0.1, true);
+  h.observe({{"probe", "bmw-us"}, {"oem", "bmw"}, {"location", "us"}}, true, 0.1, false);
+  EXPECT_EQ(h.firing(), 0) << "one location failing is not a quorum";
+  h.observe({{"probe", "bmw-us"}, {"oem", "bmw"}, {"location", "us"}}, false, 0.1, true);
+  ASSERT_EQ(h.firing(), 1);
+  EXPECT_EQ(h.updates.back().labels, (Labels{{"alertname", "OemDown"}, {"oem", "bmw"}}));
+  EXPECT_EQ(h.updates.back().value, 2);
+  h.observe({{"probe", "bmw-eu"}, {"oem", "bmw"}, {"location", "eu"}}, true, 0.1, false);
+  EXPECT_EQ(h.firing(), 0);
+}
+
+}  // namespace
+}  // namespace greenlight::alerts

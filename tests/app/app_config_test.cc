@@ -54,6 +54,14 @@ TEST(AppConfig, TheShippedDemoConfigIsValid) {
   EXPECT_GE(c->alerting.rules.size(), 3u);
 }
 
+TEST(AppConfig, TheShippedRolloutExampleIsValid) {
+  ConfigErrors errors;
+  auto c = loadAppConfig(std::string(GREENLIGHT_SOURCE_DIR) + "/examples/rollout.yaml", errors, env({}));
+  ASSERT_TRUE(c) << errors.format();
+  ASSERT_EQ(c->rollouts.services.size(), 1u);
+  EXPECT_EQ(c->rollouts.services[0].rollout.strategy.steps, (std::vector<int>{10, 50, 100}));
+}
+
 TEST(AppConfig, MissingFileIsAClearError) {
   ConfigErrors errors;
   EXPECT_FALSE(loadAppConfig("/nonexistent/greenlight.yaml", errors, env({})));

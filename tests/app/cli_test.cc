@@ -39,7 +39,7 @@ TEST(Cli, CheckConfigAcceptsAGoodFile) {
   const std::string path = dir.write("ok.yaml", "probes:\n  - {name: a, url: 'https://x/'}\n");
   ChildProcess p({GREENLIGHT_BINARY, "check-config", path}, dir.path() + "/out.txt");
   EXPECT_EQ(p.wait(std::chrono::seconds(10)), 0);
-  EXPECT_NE(testing::readFile(dir.path() + "/out.txt").find("ok (1 probes, 1 steps)"), std::string::npos);
+  EXPECT_NE(testing::readFile(dir.path() + "/out.txt").find("ok (1 probes, 1 steps, 0 alert rules, 0 receivers, 0 rollout services)"), std::string::npos);
 }
 
 TEST(Cli, RunReloadsOnSighupAndStopsCleanlyOnSigterm) {

@@ -173,6 +173,11 @@ TEST_F(RolloutE2E, FailingReleaseIsRolledBackAutomaticallyAndAlerts) {
   EXPECT_EQ(alert["alerts"][0]["labels"]["alertname"], "RolloutRolledBack");
   EXPECT_EQ(alert["alerts"][0]["labels"]["service"], "vehicles");
   EXPECT_EQ(alert["alerts"][0]["labels"]["release"], "v2");
+  const std::string metrics = testing::httpGet(admin, "/metrics", kOperator).body;
+  EXPECT_NE(metrics.find("greenlight_rollout_rollbacks_total{service=\"vehicles\"} 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("greenlight_rollout_rollback_seconds_count{service=\"vehicles\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.find("greenlight_rollout_phase{phase=\"rolled-back\",service=\"vehicles\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.find("greenlight_rollout_analysis_total{service=\"vehicles\",verdict=\"fail\"} 1"), std::string::npos);
 }
 
 TEST_F(RolloutE2E, DeployAndStopCommandsRunWithTheReleaseAndColour) {

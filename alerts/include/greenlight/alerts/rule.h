@@ -47,6 +47,9 @@ struct RuleSpec {
   Duration for_duration{0};
   Duration keep_firing_for{0};
   int min_samples = 1;
+  // probe_health with `by`: fire when at least this many probes of a group are unhealthy
+  // (e.g. by: [oem] and 2 locations probing it: "failing from at least 2 locations").
+  int quorum = 1;
   NoDataPolicy no_data = NoDataPolicy::kKeep;
   Labels labels;                   // added to every instance
   Labels annotations;              // templates: {{ $labels.NAME }}, {{ $value }}

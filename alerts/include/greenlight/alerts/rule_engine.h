@@ -79,7 +79,8 @@ class RuleEngine {
   };
   struct Series {
     std::map<int64_t, std::unique_ptr<signals::OutcomeWindow>> windows;  // by span (ns)
-    std::optional<bool> unhealthy;
+    // probe_health: each member probe's (by fingerprint) known health and when it was last seen
+    std::map<std::string, std::pair<bool, MonoTime>> unhealthy;
     MonoTime last_seen{};
     MonoTime event_at = MonoTime::min();
     Labels event_annotations;

@@ -75,6 +75,7 @@ struct RolloutState {
   bool awaiting_promotion = false;
   bool measuring = false;        // a kMeasure (or kCheckReady) is out; no second one
   WallTime phase_since{};
+  WallTime started_at{};         // when the current (or last) rollout started
   WallTime measure_at{};         // next measurement due
   int passes = 0, failures = 0, inconclusive = 0;  // in this phase/step
   std::vector<std::string> results;  // analysis verdicts of this rollout, newest last (bounded)
