@@ -128,7 +128,10 @@ class HaproxyRouter final : public Router {
   Status setWeights(Color candidate, int weight) override {
     // Raise one side and lower the other in ONE line: never a moment with no server.
     std::string line;
-    for (Color c : {candidate, other(candidate)}) {
+    // The side that gets more traffic first: HAProxy applies the commands in order, and lowering
+    // one side before raising the other leaves a moment with no server (503s).
+    const Color first = weight >= 50 ? candidate : other(candidate);
+    for (Color c : {first, other(first)}) {
       const int w = c == candidate ? weight : 100 - weight;
       for (const auto& server : spec_.servers[colorName(c)]) {
         line += (line.empty() ? "" : "; ") + std::string("set server ") + spec_.backend + "/" + server + " weight " +
