@@ -1,4 +1,5 @@
 #include "greenlight/alerts/alert_engine.h"
+#include "greenlight/common/time_format.h"
 
 #include <spdlog/spdlog.h>
 
@@ -31,8 +32,6 @@ class GuardedScheduler final : public Scheduler {
   std::recursive_mutex& mu_;
 };
 
-int64_t wallMs(WallTime t) { return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count(); }
-WallTime fromMs(int64_t ms) { return WallTime{} + std::chrono::milliseconds(ms); }
 
 json labelsJson(const Labels& l) {
   json j = json::object();
@@ -46,15 +45,15 @@ Labels labelsFrom(const json& j) {
 }
 json alertJson(const Alert& a) {
   return {{"labels", labelsJson(a.labels)}, {"annotations", labelsJson(a.annotations)}, {"firing", a.firing},
-          {"starts_at_ms", wallMs(a.starts_at)}, {"ends_at_ms", wallMs(a.ends_at)}};
+          {"starts_at_ms", toUnixMillis(a.starts_at)}, {"ends_at_ms", toUnixMillis(a.ends_at)}};
 }
 Alert alertFrom(const json& j) {
   Alert a;
   a.labels = labelsFrom(j.at("labels"));
   a.annotations = labelsFrom(j.at("annotations"));
   a.firing = j.at("firing").get<bool>();
-  a.starts_at = fromMs(j.at("starts_at_ms").get<int64_t>());
-  a.ends_at = fromMs(j.at("ends_at_ms").get<int64_t>());
+  a.starts_at = fromUnixMillis(j.at("starts_at_ms").get<int64_t>());
+  a.ends_at = fromUnixMillis(j.at("ends_at_ms").get<int64_t>());
   a.fingerprint = fingerprint(a.labels);
   return a;
 }
@@ -64,7 +63,7 @@ Alert alertFrom(const json& j) {
 static json silenceJson(const Silence& s) {
   json m = json::array();
   for (const auto& x : s.matchers) m.push_back(x.toString());
-  return {{"id", s.id}, {"matchers", m}, {"starts_at_ms", wallMs(s.starts_at)}, {"ends_at_ms", wallMs(s.ends_at)},
+  return {{"id", s.id}, {"matchers", m}, {"starts_at_ms", toUnixMillis(s.starts_at)}, {"ends_at_ms", toUnixMillis(s.ends_at)},
           {"created_by", s.created_by}, {"comment", s.comment}};
 }
 
@@ -230,7 +229,7 @@ void AlertEngine::saveState() {
   json firing = json::array();
   for (const auto& f : rules_->firing()) {
     firing.push_back({{"rule", f.rule}, {"series", labelsJson(f.series)}, {"severity", f.severity},
-                      {"starts_at_ms", wallMs(f.starts_at)}, {"value", f.value}});
+                      {"starts_at_ms", toUnixMillis(f.starts_at)}, {"value", f.value}});
   }
   json groups = json::array();
   for (const auto& g : dispatcher_->groups()) {
@@ -239,7 +238,7 @@ void AlertEngine::saveState() {
     json sent = json::object();
     for (const auto& [fp, firing_sent] : g.sent) sent[fp] = firing_sent;
     groups.push_back({{"route", g.route}, {"receiver", g.receiver}, {"labels", labelsJson(g.labels)},
-                      {"alerts", alerts}, {"sent", sent}, {"last_notified_ms", wallMs(g.last_notified)}});
+                      {"alerts", alerts}, {"sent", sent}, {"last_notified_ms", toUnixMillis(g.last_notified)}});
   }
   json silences = json::array();
   for (const auto& s : dispatcher_->silences()) silences.push_back(silenceJson(s));
@@ -260,7 +259,7 @@ Status AlertEngine::loadState() {
     const json j = json::parse(text.value());
     for (const auto& f : j.at("firing")) {
       firing.push_back({f.at("rule").get<std::string>(), labelsFrom(f.at("series")), f.at("severity").get<std::string>(),
-                        fromMs(f.at("starts_at_ms").get<int64_t>()), f.at("value").get<double>()});
+                        fromUnixMillis(f.at("starts_at_ms").get<int64_t>()), f.at("value").get<double>()});
     }
     for (const auto& g : j.at("groups")) {
       GroupRecord r;
@@ -269,7 +268,7 @@ Status AlertEngine::loadState() {
       r.labels = labelsFrom(g.at("labels"));
       for (const auto& a : g.at("alerts")) r.alerts.push_back(alertFrom(a));
       for (auto it = g.at("sent").begin(); it != g.at("sent").end(); ++it) r.sent[it.key()] = it.value().get<bool>();
-      r.last_notified = fromMs(g.at("last_notified_ms").get<int64_t>());
+      r.last_notified = fromUnixMillis(g.at("last_notified_ms").get<int64_t>());
       groups.push_back(std::move(r));
     }
     for (const auto& s : j.at("silences")) {
@@ -280,8 +279,8 @@ Status AlertEngine::loadState() {
         if (!parsed.ok()) throw std::runtime_error(parsed.status().message());
         x.matchers.push_back(parsed.value());
       }
-      x.starts_at = fromMs(s.at("starts_at_ms").get<int64_t>());
-      x.ends_at = fromMs(s.at("ends_at_ms").get<int64_t>());
+      x.starts_at = fromUnixMillis(s.at("starts_at_ms").get<int64_t>());
+      x.ends_at = fromUnixMillis(s.at("ends_at_ms").get<int64_t>());
       x.created_by = s.value("created_by", "");
       x.comment = s.value("comment", "");
       silences.push_back(std::move(x));

@@ -2,10 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include <cstdio>
-#include <ctime>
 
 #include "greenlight/common/crypto.h"
+#include "greenlight/common/time_format.h"
 
 namespace greenlight::alerts {
 
@@ -19,44 +18,6 @@ const char* receiverKindName(ReceiverKind k) {
     case ReceiverKind::kAlertmanager: return "alertmanager";
   }
   return "?";
-}
-
-std::string rfc3339(WallTime t) {
-  if (t == WallTime{}) return "0001-01-01T00:00:00Z";
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000 - (ms % 1000 < 0 ? 1 : 0));
-  const int frac = static_cast<int>(((ms % 1000) + 1000) % 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::string out = buf;
-  if (frac != 0) {
-    char f[8];
-    std::snprintf(f, sizeof f, ".%03d", frac);
-    out += f;
-  }
-  return out + "Z";
-}
-
-std::optional<WallTime> parseRfc3339(const std::string& s) {
-  if (s == "0001-01-01T00:00:00Z") return WallTime{};
-  std::tm tm{};
-  int ms = 0;
-  const char* rest = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (!rest) return std::nullopt;
-  if (*rest == '.') {
-    ++rest;
-    int digits = 0;
-    while (*rest >= '0' && *rest <= '9') {
-      if (digits < 3) ms = ms * 10 + (*rest - '0');
-      ++digits;
-      ++rest;
-    }
-    for (; digits < 3; ++digits) ms *= 10;
-  }
-  if (std::string(rest) != "Z") return std::nullopt;
-  return WallTime{} + std::chrono::seconds(timegm(&tm)) + std::chrono::milliseconds(ms);
 }
 
 HttpRequestSpec Notifier::request(const std::string& body) const {
@@ -128,8 +89,8 @@ class WebhookNotifier final : public Notifier {
       alerts.push_back({{"status", a.firing ? "firing" : "resolved"},
                         {"labels", labelsJson(a.labels)},
                         {"annotations", labelsJson(a.annotations)},
-                        {"startsAt", rfc3339(a.starts_at)},
-                        {"endsAt", rfc3339(a.firing ? WallTime{} : a.ends_at)},
+                        {"startsAt", formatRfc3339(a.starts_at)},
+                        {"endsAt", formatRfc3339(a.firing ? WallTime{} : a.ends_at)},
                         {"generatorURL", ctx.external_url + "/alerts"},
                         {"fingerprint", a.fingerprint}});
     }
@@ -202,7 +163,7 @@ class PagerDutyNotifier final : public Notifier {
         j["payload"] = {{"summary", summary},
                         {"source", ctx.external_url.empty() ? "greenlight" : ctx.external_url},
                         {"severity", severity},
-                        {"timestamp", rfc3339(a.starts_at)},
+                        {"timestamp", formatRfc3339(a.starts_at)},
                         {"custom_details", details}};
         if (auto it = a.labels.find("alertname"); it != a.labels.end()) j["payload"]["class"] = it->second;
         if (auto r = a.annotations.find("runbook_url"); r != a.annotations.end()) {
@@ -233,9 +194,9 @@ class AlertmanagerNotifier final : public Notifier {
     for (const auto& a : n.alerts) {
       json j = {{"labels", labelsJson(a.labels)},
                 {"annotations", labelsJson(a.annotations)},
-                {"startsAt", rfc3339(a.starts_at)},
+                {"startsAt", formatRfc3339(a.starts_at)},
                 {"generatorURL", ctx.external_url + "/alerts"}};
-      if (!a.firing) j["endsAt"] = rfc3339(a.ends_at);
+      if (!a.firing) j["endsAt"] = formatRfc3339(a.ends_at);
       arr.push_back(j);
     }
     if (arr.empty()) return {};

@@ -1,4 +1,5 @@
 #include "greenlight/alerts/outbox.h"
+#include "greenlight/common/time_format.h"
 
 #include <spdlog/spdlog.h>
 
@@ -13,8 +14,6 @@ namespace greenlight::alerts {
 using nlohmann::json;
 
 namespace {
-int64_t wallMs(WallTime t) { return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count(); }
-WallTime fromMs(int64_t ms) { return WallTime{} + std::chrono::milliseconds(ms); }
 }  // namespace
 
 Deliverer::Deliverer(const TimeSource& time, RandomSource& random, std::unique_ptr<HttpClient> http,
@@ -63,10 +62,10 @@ Status Deliverer::load() {
       o.receiver = e.at("receiver").get<std::string>();
       o.payload.body = e.at("body").get<std::string>();
       o.payload.dedup_key = e.value("dedup_key", "");
-      o.created = fromMs(e.at("created_ms").get<int64_t>());
-      o.first_alert_start = fromMs(e.value("first_alert_start_ms", int64_t{0}));
+      o.created = fromUnixMillis(e.at("created_ms").get<int64_t>());
+      o.first_alert_start = fromUnixMillis(e.value("first_alert_start_ms", int64_t{0}));
       o.attempts = e.value("attempts", 0);
-      o.next_attempt = fromMs(e.value("next_attempt_ms", int64_t{0}));
+      o.next_attempt = fromUnixMillis(e.value("next_attempt_ms", int64_t{0}));
       entries_[o.id] = o;
     }
     next_id_ = j.value("next_id", uint64_t{1});
@@ -88,10 +87,10 @@ Status Deliverer::persistLocked() {
                    {"receiver", e.receiver},
                    {"body", e.payload.body},
                    {"dedup_key", e.payload.dedup_key},
-                   {"created_ms", wallMs(e.created)},
-                   {"first_alert_start_ms", wallMs(e.first_alert_start)},
+                   {"created_ms", toUnixMillis(e.created)},
+                   {"first_alert_start_ms", toUnixMillis(e.first_alert_start)},
                    {"attempts", e.attempts},
-                   {"next_attempt_ms", wallMs(e.next_attempt)}});
+                   {"next_attempt_ms", toUnixMillis(e.next_attempt)}});
   }
   json j = {{"version", 1}, {"next_id", next_id_}, {"entries", arr}};
   Status s = writeFileAtomic(state_file_, j.dump());

@@ -5,11 +5,11 @@
 #include <nlohmann/json.hpp>
 
 #include "greenlight/common/duration.h"
+#include "greenlight/common/time_format.h"
 
 namespace greenlight::app {
 
 using nlohmann::json;
-using alerts::rfc3339;
 
 namespace {
 
@@ -23,7 +23,7 @@ json silenceJson(const alerts::Silence& s, WallTime now) {
   json m = json::array();
   for (const auto& x : s.matchers) m.push_back(x.toString());
   const char* state = s.activeAt(now) ? "active" : s.ends_at <= now ? "expired" : "pending";
-  return {{"id", s.id}, {"matchers", m}, {"starts_at", rfc3339(s.starts_at)}, {"ends_at", rfc3339(s.ends_at)},
+  return {{"id", s.id}, {"matchers", m}, {"starts_at", formatRfc3339(s.starts_at)}, {"ends_at", formatRfc3339(s.ends_at)},
           {"created_by", s.created_by}, {"comment", s.comment}, {"state", state}};
 }
 
@@ -55,7 +55,7 @@ StatusOr<alerts::Silence> parseSilence(const std::string& body, const std::strin
   auto timeField = [&](const char* key) -> StatusOr<std::optional<WallTime>> {
     if (!j.contains(key)) return std::optional<WallTime>();
     if (!j[key].is_string()) return InvalidArgument(std::string(key) + ": expected an RFC 3339 time");
-    auto t = alerts::parseRfc3339(j[key].get<std::string>());
+    auto t = parseRfc3339(j[key].get<std::string>());
     if (!t) return InvalidArgument(std::string(key) + ": expected an RFC 3339 time like 2026-11-27T10:00:00Z");
     return std::optional<WallTime>(*t);
   };
@@ -99,8 +99,8 @@ void registerAlertRoutes(AdminServer& admin, AlertEngineRef engine, const TimeSo
       out.push_back({{"labels", labelsJson(a.instance.labels)},
                      {"annotations", labelsJson(a.instance.annotations)},
                      {"state", alerts::phaseName(a.instance.phase)},
-                     {"active_since", rfc3339(a.instance.active_since)},
-                     {"starts_at", rfc3339(a.instance.starts_at)},
+                     {"active_since", formatRfc3339(a.instance.active_since)},
+                     {"starts_at", formatRfc3339(a.instance.starts_at)},
                      {"value", a.instance.value},
                      {"silenced_by", silenced},
                      {"inhibited", a.mute.inhibited},
@@ -125,7 +125,7 @@ void registerAlertRoutes(AdminServer& admin, AlertEngineRef engine, const TimeSo
     for (const auto& m : s.value().matchers) matchers += (matchers.empty() ? "" : ",") + m.toString();
     const std::string id = e->addSilence(s.value());
     spdlog::info("audit: {} created silence {} ({}) until {}: {}", req.principal, id, matchers,
-                 rfc3339(s.value().ends_at), s.value().comment);
+                 formatRfc3339(s.value().ends_at), s.value().comment);
     return jsonResponse(200, json{{"id", id}}.dump());
   });
   admin.handle("DELETE", "/api/v1/silences/([0-9a-f]{1,64})", Role::kOperator, [engine](const AdminRequest& req) {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "greenlight/common/crypto.h"
+#include "greenlight/common/time_format.h"
 
 namespace greenlight::controller {
 
@@ -19,18 +20,6 @@ const std::string kGenesis(64, '0');
 std::string hashOf(const std::string& prev, const std::string& body) {
   const auto d = sha256(prev + "\n" + body);
   return toHex(d.data(), d.size());
-}
-
-std::string rfc3339(WallTime t) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
-  return out;
 }
 
 }  // namespace
@@ -91,7 +80,7 @@ StatusOr<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path, cons
 
 Status AuditLog::append(const AuditEntry& e) {
   std::lock_guard<std::mutex> lock(mu_);
-  json j = {{"time", rfc3339(time_.wallNow())}, {"actor", e.actor},     {"action", e.action},
+  json j = {{"time", formatRfc3339(time_.wallNow())}, {"actor", e.actor},     {"action", e.action},
             {"service", e.service},             {"release", e.release}, {"detail", e.detail},
             {"prev", last_}};
   const std::string hash = hashOf(last_, j.dump());

@@ -1,4 +1,5 @@
 #include "rollout_json.h"
+#include "greenlight/common/time_format.h"
 
 #include "greenlight/controller/controller.h"
 
@@ -7,8 +8,6 @@ namespace greenlight::controller {
 using nlohmann::json;
 
 namespace {
-int64_t ms(WallTime t) { return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count(); }
-WallTime fromMs(int64_t v) { return WallTime{} + std::chrono::milliseconds(v); }
 }  // namespace
 
 json stateToJson(const RolloutState& s) {
@@ -22,9 +21,9 @@ json stateToJson(const RolloutState& s) {
           {"weight", s.weight},
           {"paused", s.paused},
           {"awaiting_promotion", s.awaiting_promotion},
-          {"phase_since_ms", ms(s.phase_since)},
-          {"started_at_ms", ms(s.started_at)},
-          {"measure_at_ms", ms(s.measure_at)},
+          {"phase_since_ms", toUnixMillis(s.phase_since)},
+          {"started_at_ms", toUnixMillis(s.started_at)},
+          {"measure_at_ms", toUnixMillis(s.measure_at)},
           {"passes", s.passes},
           {"failures", s.failures},
           {"inconclusive", s.inconclusive},
@@ -49,9 +48,9 @@ StatusOr<RolloutState> stateFromJson(const json& j) {
     if (s.weight < 0 || s.weight > 100) return InvalidArgument("weight out of range");
     s.paused = j.at("paused").get<bool>();
     s.awaiting_promotion = j.value("awaiting_promotion", false);
-    s.phase_since = fromMs(j.at("phase_since_ms").get<int64_t>());
-    s.measure_at = fromMs(j.at("measure_at_ms").get<int64_t>());
-    s.started_at = fromMs(j.value("started_at_ms", int64_t{0}));
+    s.phase_since = fromUnixMillis(j.at("phase_since_ms").get<int64_t>());
+    s.measure_at = fromUnixMillis(j.at("measure_at_ms").get<int64_t>());
+    s.started_at = fromUnixMillis(j.value("started_at_ms", int64_t{0}));
     s.passes = j.value("passes", 0);
     s.failures = j.value("failures", 0);
     s.inconclusive = j.value("inconclusive", 0);
@@ -70,7 +69,7 @@ std::string servicesToJson(const std::vector<ServiceView>& views, WallTime now) 
     j.erase("measure_at_ms");
     j.erase("phase_since_ms");
     j.erase("started_at_ms");
-    j["started_at"] = v.state.started_at == WallTime{} ? json(nullptr) : json(ms(v.state.started_at) / 1000.0);
+    j["started_at"] = v.state.started_at == WallTime{} ? json(nullptr) : json(toUnixMillis(v.state.started_at) / 1000.0);
     j["router"] = v.router;
     j["candidate"] = colorName(v.state.candidate());
     j["weights"] = {{colorName(v.state.candidate()), v.state.weight}, {colorName(v.state.stable), 100 - v.state.weight}};

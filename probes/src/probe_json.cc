@@ -1,19 +1,12 @@
 #include "greenlight/probes/probe_json.h"
 
+#include "greenlight/common/time_format.h"
+
 #include <ctime>
 #include <nlohmann/json.hpp>
 
 namespace greenlight::probes {
 namespace {
-
-std::string rfc3339(WallTime t) {
-  auto secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 double ms(Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
@@ -35,7 +28,7 @@ std::string probesToJson(const std::vector<ProbeStatus>& probes) {
       last["success"] = r.success;
       last["reason"] = reasonName(r.reason);
       last["message"] = r.message;
-      last["started_at"] = rfc3339(r.started_at);
+      last["started_at"] = formatRfc3339(r.started_at);
       last["duration_ms"] = ms(r.duration);
       last["attempts"] = r.attempts;
       last["steps"] = nlohmann::json::array();
@@ -53,7 +46,7 @@ std::string probesToJson(const std::vector<ProbeStatus>& probes) {
                            {"tls", ms(s.timings.tls)},
                            {"processing", ms(s.timings.processing)},
                            {"transfer", ms(s.timings.transfer)}};
-        if (s.cert_earliest_expiry) sj["certificate_expires_at"] = rfc3339(*s.cert_earliest_expiry);
+        if (s.cert_earliest_expiry) sj["certificate_expires_at"] = formatRfc3339(*s.cert_earliest_expiry);
         sj["conditions"] = nlohmann::json::array();
         for (const auto& c : s.conditions) {
           nlohmann::json cj{{"condition", c.condition}, {"passed", c.passed}, {"actual", c.actual}};

@@ -7,6 +7,7 @@
 
 #include "greenlight/app/service.h"
 #include "greenlight/common/crypto.h"
+#include "greenlight/common/time_format.h"
 #include "greenlight/simulator/simulator.h"
 #include "support/test_receiver.h"
 #include "support/test_support.h"
@@ -102,7 +103,7 @@ TEST_F(AlertingTest, FaultFiresAWebhookInAlertmanagersFormatAndHealingResolvesIt
   EXPECT_EQ(a["status"], "firing");
   EXPECT_EQ(a["labels"], labels);
   EXPECT_EQ(a["annotations"], firing["commonAnnotations"]);
-  EXPECT_TRUE(alerts::parseRfc3339(a["startsAt"]).has_value());
+  EXPECT_TRUE(parseRfc3339(a["startsAt"]).has_value());
   EXPECT_EQ(a["endsAt"], "0001-01-01T00:00:00Z");
   EXPECT_EQ(a["generatorURL"], "https://greenlight.example:9443/alerts");
   EXPECT_EQ(a["fingerprint"], alerts::fingerprint(labels.get<alerts::Labels>()));
@@ -119,9 +120,9 @@ TEST_F(AlertingTest, FaultFiresAWebhookInAlertmanagersFormatAndHealingResolvesIt
   EXPECT_EQ(resolved["status"], "resolved");
   EXPECT_EQ(resolved["alerts"][0]["status"], "resolved");
   EXPECT_EQ(resolved["alerts"][0]["startsAt"], a["startsAt"]);
-  const auto ends = alerts::parseRfc3339(resolved["alerts"][0]["endsAt"]);
+  const auto ends = parseRfc3339(resolved["alerts"][0]["endsAt"]);
   ASSERT_TRUE(ends.has_value());
-  EXPECT_GT(*ends, *alerts::parseRfc3339(a["startsAt"]));
+  EXPECT_GT(*ends, *parseRfc3339(a["startsAt"]));
   EXPECT_EQ(receiver.count(), 2u);  // once per problem: no duplicate firing
 }
 
@@ -196,7 +197,7 @@ TEST_F(AlertingTest, PagerDutyGetsTriggerAndResolveWithOneDedupKey) {
                                  {"integration", "odometer"}, {"probe", "bmw-odometer"}};
   const auto digest = sha256("oncall/" + alerts::fingerprint(labels));
   const std::string dedup = toHex(digest.data(), digest.size()).substr(0, 32);
-  ASSERT_TRUE(alerts::parseRfc3339(trigger["payload"]["timestamp"]).has_value());
+  ASSERT_TRUE(parseRfc3339(trigger["payload"]["timestamp"]).has_value());
   const json expected_trigger = {
       {"routing_key", key},
       {"dedup_key", dedup},

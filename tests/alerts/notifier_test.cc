@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "greenlight/common/time_format.h"
+
 namespace greenlight::alerts {
 namespace {
 
@@ -37,13 +39,6 @@ Notification sample(bool firing) {
   a.fingerprint = fingerprint(a.labels);
   n.alerts = {a};
   return n;
-}
-
-TEST(TimeFormatTest, Rfc3339RoundTrips) {
-  EXPECT_EQ(rfc3339(t("2026-11-26T10:00:00Z")), "2026-11-26T10:00:00Z");
-  EXPECT_EQ(rfc3339(t("2026-11-26T10:05:30.250Z")), "2026-11-26T10:05:30.250Z");
-  EXPECT_EQ(rfc3339(WallTime{}), "0001-01-01T00:00:00Z");
-  EXPECT_FALSE(parseRfc3339("2026-11-26 10:00").has_value());
 }
 
 TEST(WebhookNotifierTest, PayloadIsAlertmanagersVersion4Exactly) {

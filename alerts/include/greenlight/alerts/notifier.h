@@ -87,9 +87,5 @@ class Notifier {
 std::unique_ptr<Notifier> makeNotifier(const ReceiverSpec& spec);
 const char* receiverKindName(ReceiverKind k);
 
-// RFC 3339 UTC with milliseconds trimmed when zero ("2026-11-26T10:00:00Z"); the zero time is
-// Alertmanager's "0001-01-01T00:00:00Z".
-std::string rfc3339(WallTime t);
-std::optional<WallTime> parseRfc3339(const std::string& s);
 
 }  // namespace greenlight::alerts
