@@ -12,6 +12,7 @@
 #include "greenlight/app/proxy_service.h"
 #include "greenlight/app/service.h"
 #include "greenlight/controller/audit_log.h"
+#include "support/keep_alive_load.h"
 #include "support/test_backend.h"
 #include "support/test_receiver.h"
 #include "support/test_support.h"
@@ -25,35 +26,12 @@ using testing::TestBackend;
 
 const std::string kOperator = "operator-token-abcdefghij";
 
-// Client threads on keep-alive connections: a 200 from v1 or v2 is ok, anything else failed.
-class Load {
+// Load whose good answers come from release v1 or v2.
+class Load : public testing::KeepAliveLoad {
  public:
-  Load(int port, int threads) {
-    for (int i = 0; i < threads; ++i) {
-      threads_.emplace_back([this, port] {
-        httplib::Client cli("127.0.0.1", port);
-        cli.set_keep_alive(true);
-        while (!done_) {
-          auto res = cli.Get("/");
-          const bool served = res && res->status == 200 && (res->body == "v1" || res->body == "v2");
-          (served ? ok : failed)++;
-          if (served && res->body == "v2") ++v2;
-        }
-      });
-    }
-  }
-  ~Load() { stop(); }
-  void stop() {
-    done_ = true;
-    for (auto& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-  std::atomic<int> ok{0}, failed{0}, v2{0};
-
- private:
-  std::atomic<bool> done_{false};
-  std::vector<std::thread> threads_;
+  Load(int port, int threads)
+      : testing::KeepAliveLoad(port, threads, [](const std::string& b) { return b == "v1" || b == "v2"; }) {}
+  int v2() const { return answeredBy("v2"); }
 };
 
 class RolloutE2E : public ::testing::Test {
@@ -133,7 +111,7 @@ TEST_F(RolloutE2E, GoodReleaseIsPromotedInStepsWithoutAFailedRequest) {
   ASSERT_TRUE(testing::waitUntil([&] { return load.ok > before + 200; }));
   load.stop();
   EXPECT_EQ(load.failed, 0);
-  EXPECT_GT(load.v2, 0);
+  EXPECT_GT(load.v2(), 0);
   const json s = status(admin);
   EXPECT_EQ(s["stable_release"], "v2");
   EXPECT_EQ(s["stable"], "green");
@@ -159,11 +137,11 @@ TEST_F(RolloutE2E, FailingReleaseIsRolledBackAutomaticallyAndAlerts) {
   ASSERT_EQ(testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator).status, 200);
   ASSERT_TRUE(testing::waitUntil([&] { return phaseIs(admin, "rolled-back"); }, 30s)) << status(admin).dump(2);
   // From here on every request is answered by v1.
-  const int failed_at_rollback = load.failed, v2_at_rollback = load.v2, ok_at_rollback = load.ok;
+  const int failed_at_rollback = load.failed, v2_at_rollback = load.v2(), ok_at_rollback = load.ok;
   ASSERT_TRUE(testing::waitUntil([&] { return load.ok > ok_at_rollback + 300; }));
   load.stop();
   EXPECT_EQ(load.failed, failed_at_rollback) << "a request failed after the rollback";
-  EXPECT_EQ(load.v2, v2_at_rollback) << "v2 still served after the rollback";
+  EXPECT_EQ(load.v2(), v2_at_rollback) << "v2 still served after the rollback";
   const json s = status(admin);
   EXPECT_EQ(s["stable_release"], "v1");
   EXPECT_NE(s["reason"].get<std::string>().find("analysis failed"), std::string::npos) << s.dump(2);
@@ -278,11 +256,11 @@ TEST_F(RolloutE2E, SameRolloutThroughARealHaproxy) {
   ASSERT_TRUE(testing::waitUntil([&] { return phaseIs(admin, "promoted"); }, 30s)) << status(admin).dump(2);
   const int before = load.ok;
   ASSERT_TRUE(testing::waitUntil([&] { return load.ok > before + 200; }));
-  const int v2_before = load.v2;
+  const int v2_before = load.v2();
   ASSERT_TRUE(testing::waitUntil([&] { return load.ok > before + 400; }));
   load.stop();
   EXPECT_EQ(load.failed, 0);
-  EXPECT_GT(load.v2, v2_before);
+  EXPECT_GT(load.v2(), v2_before);
   auto state = runtimeCommand(sock, "show servers state be", 2s);
   ASSERT_TRUE(state.ok());
   EXPECT_NE(state.value().find("blue"), std::string::npos);

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "greenlight/app/proxy_service.h"
+#include "support/keep_alive_load.h"
 #include "support/test_backend.h"
 #include "support/test_support.h"
 
@@ -22,35 +23,11 @@ std::string get(const std::string& path = "/") {
   return "GET " + path + " HTTP/1.1\r\nHost: vehicles\r\n\r\n";
 }
 
-// N client threads sending GETs on their own keep-alive connections until stopped; counts
-// 200s from a known backend (blue*, green) as ok and everything else as failed.
-class KeepAliveLoad {
+// Load whose good answers come from a known backend (blue*, green).
+class KeepAliveLoad : public testing::KeepAliveLoad {
  public:
-  KeepAliveLoad(int port, int threads) {
-    for (int i = 0; i < threads; ++i) {
-      threads_.emplace_back([this, port] {
-        httplib::Client cli("127.0.0.1", port);
-        cli.set_keep_alive(true);
-        while (!done_) {
-          auto res = cli.Get("/");
-          const bool served = res && res->status == 200 && (res->body.rfind("blue", 0) == 0 || res->body == "green");
-          (served ? ok : failed)++;
-        }
-      });
-    }
-  }
-  ~KeepAliveLoad() { stop(); }
-  void stop() {
-    done_ = true;
-    for (auto& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-  std::atomic<int> ok{0}, failed{0};
-
- private:
-  std::atomic<bool> done_{false};
-  std::vector<std::thread> threads_;
+  KeepAliveLoad(int port, int threads)
+      : testing::KeepAliveLoad(port, threads, [](const std::string& b) { return b.rfind("blue", 0) == 0 || b == "green"; }) {}
 };
 
 class ProxyTest : public ::testing::Test {
