@@ -49,6 +49,65 @@ long httpGet(const std::string& url, const std::vector<std::string>& headers, Du
   return status;
 }
 
+size_t collect(char* data, size_t size, size_t n, void* out) {
+  auto* s = static_cast<std::string*>(out);
+  if (s->size() < (1 << 20)) s->append(data, size * n);
+  return size * n;
+}
+
+// One instant query; the first sample's value, nullopt for an empty result.
+StatusOr<std::optional<double>> prometheusQuery(const std::string& base, const std::string& query, Duration timeout) {
+  CURL* c = curl_easy_init();
+  char* escaped = curl_easy_escape(c, query.c_str(), static_cast<int>(query.size()));
+  const std::string url = base + "/api/v1/query?query=" + escaped;
+  curl_free(escaped);
+  std::string body;
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(toMillis(timeout)));
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+  const CURLcode rc = curl_easy_perform(c);
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(c);
+  if (rc != CURLE_OK) return Unavailable(std::string("Prometheus: ") + curl_easy_strerror(rc));
+  try {
+    const json j = json::parse(body);
+    if (j.value("status", "") != "success") {
+      return InvalidArgument("Prometheus HTTP " + std::to_string(status) + ": " + j.value("error", body.substr(0, 200)));
+    }
+    const json& data = j.at("data");
+    const json& result = data.at("result");
+    if (data.at("resultType") == "scalar") return std::optional<double>(std::stod(result.at(1).get<std::string>()));
+    if (data.at("resultType") != "vector") return InvalidArgument("Prometheus: expected an instant vector or scalar");
+    if (result.empty()) return std::optional<double>();
+    return std::optional<double>(std::stod(result.at(0).at("value").at(1).get<std::string>()));
+  } catch (const std::exception& e) {
+    return InvalidArgument(std::string("Prometheus: unreadable answer (") + e.what() + ")");
+  }
+}
+
+bool holds(double v, const std::string& op, double t) {
+  if (op == "<") return v < t;
+  if (op == "<=") return v <= t;
+  if (op == ">") return v > t;
+  if (op == ">=") return v >= t;
+  if (op == "==") return v == t;
+  return v != t;
+}
+
+Verdict worse(Verdict a, Verdict b) {
+  if (a == Verdict::kFail || b == Verdict::kFail) return Verdict::kFail;
+  if (a == Verdict::kInconclusive || b == Verdict::kInconclusive) return Verdict::kInconclusive;
+  return Verdict::kPass;
+}
+
+Verdict noData(NoDataPolicy p) {
+  return p == NoDataPolicy::kFail ? Verdict::kFail : p == NoDataPolicy::kPass ? Verdict::kPass : Verdict::kInconclusive;
+}
+
 }  // namespace
 
 struct Controller::Impl {
@@ -370,12 +429,33 @@ struct Controller::Impl {
       r.detail = buf;
       if (total < static_cast<uint64_t>(an.min_requests)) {
         r.detail = "no data: " + std::to_string(total) + " requests, fewer than min_requests " + std::to_string(an.min_requests);
-        r.verdict = an.no_data == NoDataPolicy::kFail   ? Verdict::kFail
-                    : an.no_data == NoDataPolicy::kPass ? Verdict::kPass
-                                                        : Verdict::kInconclusive;
+        r.verdict = noData(an.no_data);
       } else {
         r.verdict = static_cast<double>(errors) / total > an.max_error_ratio ? Verdict::kFail : Verdict::kPass;
       }
+    }
+    // Prometheus queries: every one must hold; the worst verdict wins.
+    for (const auto& check : s.spec.prometheus_checks) {
+      const std::string q = expandCommand(check.query, {{"service", s.spec.rollout.service}, {"color", colorName(c)},
+                                                        {"release", s.state.candidate_release}});
+      auto v = prometheusQuery(s.spec.prometheus_url, q, std::chrono::seconds(5));
+      Verdict verdict;
+      std::string what;
+      if (!v.ok()) {
+        verdict = Verdict::kInconclusive;
+        what = v.status().message();
+      } else if (!v.value()) {
+        verdict = noData(check.no_data);
+        what = "no data";
+      } else {
+        const double x = *v.value();
+        verdict = holds(x, check.op, check.threshold) ? Verdict::kPass : Verdict::kFail;
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "%g (want %s %g)", x, check.op.c_str(), check.threshold);
+        what = buf;
+      }
+      r.verdict = worse(r.verdict, verdict);
+      r.detail += "; " + check.name + " " + what;
     }
     s.analysis[verdictName(r.verdict)]->Increment();
     return r;

@@ -47,11 +47,56 @@ void readStrategy(R& r, const YAML::Node& n, const std::string& f, StrategySpec*
   if (auto v = r.getInt(n, f, "preview_requests", 0, 1000)) s->preview_requests = static_cast<int>(*v);
 }
 
-void readAnalysis(R& r, const YAML::Node& n, const std::string& f, AnalysisSpec* a) {
+std::optional<NoDataPolicy> noDataOf(R& r, const YAML::Node& n, const std::string& f) {
+  auto v = r.getString(n, f, "no_data");
+  if (!v) return std::nullopt;
+  if (*v == "fail") return NoDataPolicy::kFail;
+  if (*v == "pass") return NoDataPolicy::kPass;
+  if (*v == "inconclusive") return NoDataPolicy::kInconclusive;
+  r.error(n["no_data"], R::join(f, "no_data"), "expected fail, pass or inconclusive; got \"" + *v + "\"");
+  return std::nullopt;
+}
+
+void readPrometheus(R& r, const YAML::Node& n, const std::string& f, ServiceSpec* s) {
   if (!n.IsDefined()) return;
-  if (!r.expectMap(n, f, {"interval", "count", "failure_limit", "inconclusive_limit", "max_error_ratio", "min_requests", "no_data"})) {
+  if (!r.expectMap(n, f, {"url", "queries"})) return;
+  if (auto v = r.getString(n, f, "url", true)) {
+    s->prometheus_url = *v;
+    while (!s->prometheus_url.empty() && s->prometheus_url.back() == '/') s->prometheus_url.pop_back();
+    if (s->prometheus_url.rfind("http://", 0) != 0 && s->prometheus_url.rfind("https://", 0) != 0) {
+      r.error(n["url"], R::join(f, "url"), "expected an http:// or https:// URL");
+    }
+  }
+  const YAML::Node qs = n["queries"];
+  if (!qs.IsDefined() || !r.expectSequence(qs, R::join(f, "queries"))) return;
+  static const std::regex cond(R"(\s*(<=|>=|==|!=|<|>)\s*(-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?)\s*)");
+  for (size_t i = 0; i < qs.size(); ++i) {
+    const std::string qf = R::index(R::join(f, "queries"), i);
+    if (!r.expectMap(qs[i], qf, {"name", "query", "success", "no_data"})) continue;
+    PrometheusCheck c;
+    if (auto v = r.getString(qs[i], qf, "name", true)) c.name = *v;
+    if (auto v = r.getString(qs[i], qf, "query", true)) c.query = *v;
+    if (auto v = r.getString(qs[i], qf, "success", true)) {
+      std::smatch m;
+      if (!std::regex_match(*v, m, cond)) {
+        r.error(qs[i]["success"], R::join(qf, "success"), "expected a comparison with a number, like \"< 0.01\" or \">= 0.99\"");
+        continue;
+      }
+      c.op = m[1];
+      c.threshold = std::stod(m[2]);
+    }
+    if (auto p = noDataOf(r, qs[i], qf)) c.no_data = *p;
+    s->prometheus_checks.push_back(std::move(c));
+  }
+}
+
+void readAnalysis(R& r, const YAML::Node& n, const std::string& f, AnalysisSpec* a, ServiceSpec* s) {
+  if (!n.IsDefined()) return;
+  if (!r.expectMap(n, f, {"interval", "count", "failure_limit", "inconclusive_limit", "max_error_ratio", "min_requests",
+                          "no_data", "prometheus"})) {
     return;
   }
+  readPrometheus(r, n["prometheus"], R::join(f, "prometheus"), s);
   if (auto v = r.getDuration(n, f, "interval")) {
     if (*v < std::chrono::milliseconds(100)) r.error(n["interval"], R::join(f, "interval"), "at least 100ms");
     a->interval = *v;
@@ -61,12 +106,7 @@ void readAnalysis(R& r, const YAML::Node& n, const std::string& f, AnalysisSpec*
   if (auto v = r.getInt(n, f, "inconclusive_limit", 1, 1000)) a->inconclusive_limit = static_cast<int>(*v);
   if (auto v = r.getDouble(n, f, "max_error_ratio", 0, 1)) a->max_error_ratio = *v;
   if (auto v = r.getInt(n, f, "min_requests", 0, 100000000)) a->min_requests = static_cast<int>(*v);
-  if (auto v = r.getString(n, f, "no_data")) {
-    if (*v == "fail") a->no_data = NoDataPolicy::kFail;
-    else if (*v == "pass") a->no_data = NoDataPolicy::kPass;
-    else if (*v == "inconclusive") a->no_data = NoDataPolicy::kInconclusive;
-    else r.error(n["no_data"], R::join(f, "no_data"), "expected fail, pass or inconclusive; got \"" + *v + "\"");
-  }
+  if (auto p = noDataOf(r, n, f)) a->no_data = *p;
 }
 
 std::optional<ServiceSpec> readService(R& r, const YAML::Node& n, const std::string& f) {
@@ -133,7 +173,7 @@ std::optional<ServiceSpec> readService(R& r, const YAML::Node& n, const std::str
     if (auto v = r.getString(preview, R::join(f, "preview"), "header")) s.preview_header = *v;
   }
   readStrategy(r, n["strategy"], R::join(f, "strategy"), &s.rollout.strategy);
-  readAnalysis(r, n["analysis"], R::join(f, "analysis"), &s.rollout.analysis);
+  readAnalysis(r, n["analysis"], R::join(f, "analysis"), &s.rollout.analysis, &s);
   if (s.preview_url.empty()) s.rollout.strategy.preview_requests = 0;
   if (r.errors().size() != before) return std::nullopt;
   return s;

@@ -36,7 +36,16 @@ rollouts:
       green: [10.0.0.2:8080]
       preview: {url: 'http://127.0.0.1:8080/health'}
       strategy: {steps: [10, 50, 100], bake: 30s, auto_promote: false}
-      analysis: {interval: 10s, count: 3, max_error_ratio: 0.01, min_requests: 50, no_data: fail}
+      analysis:
+        interval: 10s
+        count: 3
+        max_error_ratio: 0.01
+        min_requests: 50
+        no_data: fail
+        prometheus:
+          url: http://prometheus:9090/
+          queries:
+            - {name: p99, query: 'histogram_quantile(0.99, rate(x{color="{color}"}[1m]))', success: '<= 0.5', no_data: pass}
     - name: oem-gateway
       stable: green
       router: {haproxy: {address: '127.0.0.1:9999', backend: gw, blue: [b1, b2], green: [g1, g2]}}
@@ -48,6 +57,11 @@ rollouts:
   EXPECT_EQ(c->services[0].rollout.strategy.steps, (std::vector<int>{10, 50, 100}));
   EXPECT_FALSE(c->services[0].rollout.strategy.auto_promote);
   EXPECT_EQ(c->services[0].rollout.analysis.no_data, NoDataPolicy::kFail);
+  EXPECT_EQ(c->services[0].prometheus_url, "http://prometheus:9090");
+  ASSERT_EQ(c->services[0].prometheus_checks.size(), 1u);
+  EXPECT_EQ(c->services[0].prometheus_checks[0].op, "<=");
+  EXPECT_DOUBLE_EQ(c->services[0].prometheus_checks[0].threshold, 0.5);
+  EXPECT_EQ(c->services[0].prometheus_checks[0].no_data, NoDataPolicy::kPass);
   EXPECT_EQ(c->services[1].router, RouterKind::kHaproxy);
   EXPECT_EQ(c->services[1].initial_stable, Color::kGreen);
   EXPECT_EQ(c->services[1].haproxy.servers.at("green"), (std::vector<std::string>{"g1", "g2"}));
@@ -66,6 +80,8 @@ TEST(ControllerConfigTest, ErrorsSayWhereAndWhat) {
        "rollouts.services[0].blue[0]: expected host:port"},
       {"rollouts: {services: [{name: a, router: {builtin: {socket: /s}}, analysis: {no_data: maybe}}]}",
        "expected fail, pass or inconclusive"},
+      {"rollouts: {services: [{name: a, router: {builtin: {socket: /s}}, analysis: {prometheus: {url: 'http://p', queries: [{name: q, query: up, success: about 1}]}}}]}",
+       "analysis.prometheus.queries[0].success: expected a comparison with a number"},
       {"rollouts: {services: [{name: a, router: {builtin: {socket: /s}}, stratgy: {}}]}",
        "rollouts.services[0].stratgy: unknown key"},
       {"rollouts: {services: [{name: a, router: {builtin: {socket: /s}}}, {name: a, router: {builtin: {socket: /s}}}]}",

@@ -192,6 +192,33 @@ TEST_F(RolloutE2E, FailingDeployCommandRollsBackBeforeAnyTraffic) {
   EXPECT_EQ(v2_.requests(), 0);
 }
 
+TEST_F(RolloutE2E, PrometheusQueriesGateEachStep) {
+  startProxy();
+  const int prom = testing::freePort();
+  const std::string prom_cfg = dir_.write("prometheus.yml", "global: {scrape_interval: 1s}\n");
+  testing::ChildProcess prometheus({"prometheus", "--config.file=" + prom_cfg, "--storage.tsdb.path=" + dir_.path() + "/tsdb",
+                                    "--web.listen-address=127.0.0.1:" + std::to_string(prom)},
+                                   dir_.path() + "/prometheus.log");
+  ASSERT_TRUE(testing::waitUntil([&] { return testing::httpGet(prom, "/-/ready").status == 200; }, 30s))
+      << testing::readFile(dir_.path() + "/prometheus.log");
+  // A query that names the colour and service it judges, and fails its condition.
+  std::string yaml = config(builtin(), proxy_port_);
+  yaml.replace(yaml.find("min_requests: 10}"), std::string("min_requests: 10}").size(),
+               "min_requests: 10,\n                 prometheus: {url: 'http://127.0.0.1:" + std::to_string(prom) + "', queries: [\n"
+               "                   {name: budget, query: 'label_replace(vector(0.5), \"c\", \"{color}-{service}\", \"\", \"\")',"
+               " success: '< 0.1'}]}}");
+  auto ctl = startController(yaml);
+  ASSERT_TRUE(ctl);
+  const int admin = ctl->adminPort();
+  Load load(proxy_port_, 2);
+  ASSERT_EQ(testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator).status, 200);
+  ASSERT_TRUE(testing::waitUntil([&] { return phaseIs(admin, "rolled-back"); }, 30s)) << status(admin).dump(2);
+  const std::string reason = status(admin)["reason"];
+  EXPECT_NE(reason.find("budget 0.5 (want < 0.1)"), std::string::npos) << reason;
+  load.stop();
+  EXPECT_EQ(load.failed, 0);
+}
+
 TEST_F(RolloutE2E, AbortIsImmediateAndRefusedTwice) {
   startProxy();
   auto ctl = startController(config(builtin(), proxy_port_));

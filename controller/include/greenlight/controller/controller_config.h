@@ -14,6 +14,16 @@ namespace greenlight::controller {
 
 enum class RouterKind { kBuiltin, kHaproxy };
 
+// A Prometheus query judged at each analysis: `{service}`, `{color}`, `{release}` in the query
+// are replaced; the first sample of the result must satisfy `success` ("< 0.01", ">= 0.99").
+struct PrometheusCheck {
+  std::string name;
+  std::string query;
+  std::string op;   // <, <=, >, >=, ==, !=
+  double threshold = 0;
+  NoDataPolicy no_data = NoDataPolicy::kInconclusive;  // an empty result
+};
+
 struct ServiceSpec {
   RolloutSpec rollout;  // name, strategy, analysis
   // Before the first rollout (no state saved yet): which colour serves, and what it runs.
@@ -32,6 +42,8 @@ struct ServiceSpec {
   // {release}, {port}; both empty: `external` (CI deploys; the controller verifies and shifts).
   std::string deploy_start, deploy_stop;
   Duration deploy_timeout{std::chrono::minutes(5)};
+  std::string prometheus_url;  // e.g. http://prometheus:9090; empty: no query checks
+  std::vector<PrometheusCheck> prometheus_checks;
 };
 
 struct ControllerConfig {
