@@ -1,13 +1,17 @@
 // The `greenlight` binary: run, check-config, simulate, demo.
 #include <CLI/CLI.hpp>
+#include <httplib.h>
 #include <spdlog/spdlog.h>
 
 #include <malloc.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <thread>
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
@@ -144,6 +148,7 @@ StatusOr<std::unique_ptr<simulator::Simulator>> startSimulator(int platform_port
   so.admin_port = admin_port;
   so.cert_dir = cert_dir;
   so.tls = tls;
+  so.releases = {"blue", "green"};  // two releases of a sample service, for rollouts
   if (const char* secret = std::getenv("GREENLIGHT_SIM_CLIENT_SECRET")) so.client_secret = secret;
   return simulator::Simulator::start(so);
 }
@@ -162,6 +167,8 @@ void exportSimulatorEnv(const simulator::Simulator& sim) {
   setenv("SIM_CA_FILE", sim.caFile().c_str(), 1);
   setenv("SIM_CLIENT_ID", sim.options().client_id.c_str(), 1);
   setenv("SIM_CLIENT_SECRET", sim.options().client_secret.c_str(), 1);
+  setenv("SIM_RELEASE_BLUE_ADDR", (host + ":" + std::to_string(sim.releasePort("blue"))).c_str(), 1);
+  setenv("SIM_RELEASE_GREEN_ADDR", (host + ":" + std::to_string(sim.releasePort("green"))).c_str(), 1);
   setenv("SIM_RECEIVER_URL", ("http://" + host + ":" + std::to_string(sim.adminPort()) + "/receiver").c_str(), 1);
   // Alert state and the notification outbox of the demo (kept across demo restarts).
   setenv("GREENLIGHT_DEMO_STATE_DIR", (std::filesystem::temp_directory_path() / "greenlight-demo").c_str(), 0);
@@ -180,7 +187,7 @@ int simulate(int platform_port, int admin_port, const std::string& cert_dir, boo
   return 0;
 }
 
-int demo(const std::string& config, int admin_port, int sim_port, int sim_admin_port) {
+int demo(const std::string& config, int admin_port, int sim_port, int sim_admin_port, int proxy_port) {
   (void)initLogging(LogFormat::kText, "info");
   auto sim = startSimulator(sim_port, sim_admin_port, "", true);
   if (!sim.ok()) {
@@ -188,12 +195,47 @@ int demo(const std::string& config, int admin_port, int sim_port, int sim_admin_
     return 1;
   }
   exportSimulatorEnv(**sim);
+  // The data plane of the demo's sample service: blue and green releases from the simulator.
+  const std::string state = std::getenv("GREENLIGHT_DEMO_STATE_DIR");
+  std::filesystem::create_directories(state);
+  const std::string proxy_socket = state + "/proxy.sock";
+  const std::string proxy_config = state + "/proxy.yaml";
+  {
+    std::ofstream out(proxy_config);
+    out << "log: {level: warn}\nadmin: {listen: 127.0.0.1:0}\nproxy:\n"
+        << "  state_file: " << state << "/routes.json\n  runtime_api: {socket: " << proxy_socket << "}\n"
+        << "  services:\n    - name: vehicles\n      listen: 127.0.0.1:" << proxy_port << "\n"
+        << "      blue: [" << std::getenv("SIM_RELEASE_BLUE_ADDR") << "]\n"
+        << "      green: [" << std::getenv("SIM_RELEASE_GREEN_ADDR") << "]\n"
+        << "      weights: {blue: 100, green: 0}\n      preview: {header: X-Greenlight-Color}\n";
+  }
+  auto proxy = app::ProxyService::start(proxy_config, 0);
+  if (!proxy.ok()) {
+    std::cerr << "greenlight demo: proxy: " << proxy.status().message() << "\n";
+    return 1;
+  }
+  const std::string proxy_url = "http://127.0.0.1:" + std::to_string((*proxy)->port("vehicles"));
+  // The apps using the sample service: steady traffic (about 50 requests a second) through the
+  // proxy, which is what a rollout's analysis judges.
+  std::atomic<bool> traffic_done{false};
+  std::thread traffic([port = (*proxy)->port("vehicles"), &traffic_done] {
+    httplib::Client cli("127.0.0.1", port);
+    cli.set_keep_alive(true);
+    while (!traffic_done) {
+      (void)cli.Get("/");
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  setenv("GREENLIGHT_DEMO_PROXY_SOCKET", proxy_socket.c_str(), 1);
+  setenv("GREENLIGHT_DEMO_PROXY_URL", proxy_url.c_str(), 1);
   app::ServiceOptions opts;
   opts.config_path = config;
   opts.admin_port = admin_port;
   auto svc = app::Service::start(opts);
   if (!svc.ok()) {
     std::cerr << "greenlight demo: " << svc.status().message() << "\n";
+    traffic_done = true;
+    traffic.join();
     return 1;
   }
   const std::string admin = "http://127.0.0.1:" + std::to_string((*svc)->adminPort());
@@ -205,7 +247,13 @@ int demo(const std::string& config, int admin_port, int sim_port, int sim_admin_
             << "  simulated platform   " << std::getenv("SIM_PLATFORM_URL") << "  (CA: " << (*sim)->caFile() << ")\n"
             << "  fault injection      " << faults << "/faults\n"
             << "  alerts (JSON)        " << admin << "/api/v1/alerts   (or: greenlight alerts --url " << admin << ")\n"
-            << "  demo alert receiver  " << faults << "/receiver  (what the webhook received)\n\n"
+            << "  demo alert receiver  " << faults << "/receiver  (what the webhook received)\n"
+            << "  sample service       " << proxy_url << "  (greenlight proxy: blue runs v1, green is idle)\n\n"
+            << "Roll out v2 of the sample service to green, in steps, with analysis:\n"
+            << "  greenlight rollout start vehicles --release v2 --url " << admin << "\n"
+            << "  greenlight rollout status --url " << admin << "\n"
+            << "  (break green meanwhile to see an automatic rollback:\n"
+            << "   curl -X PUT -d '{\"error_rate\":0.3,\"status\":500}' " << faults << "/faults/release-green)\n\n"
             << "Break the BMW integration, then heal it:\n"
             << "  curl -X PUT -d '{\"error_rate\":1,\"status\":503}' " << faults << "/faults/bmw\n"
             << "  curl " << admin << "/api/v1/probes | python3 -m json.tool | less\n"
@@ -213,6 +261,9 @@ int demo(const std::string& config, int admin_port, int sim_port, int sim_admin_
             << std::endl;
   waitForStop([&] { (void)(*svc)->reload(); });
   (*svc)->stop();
+  traffic_done = true;
+  traffic.join();
+  (*proxy)->stop(std::chrono::seconds(5));
   (*sim)->stop();
   return 0;
 }
@@ -267,6 +318,8 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--admin-port", demo_admin_port, "Admin API port");
   demo_cmd->add_option("--sim-port", sim_port, "Simulated platform port (0 picks a free one)");
   demo_cmd->add_option("--sim-admin-port", sim_admin_port, "Fault-injection port (0 picks a free one)");
+  int demo_proxy_port = 9480;
+  demo_cmd->add_option("--proxy-port", demo_proxy_port, "The sample service's proxy port (0 picks a free one)");
 
   app::ClientOptions client;
   if (const char* url = std::getenv("GREENLIGHT_URL")) client.url = url;
@@ -344,6 +397,6 @@ int main(int argc, char** argv) {
   if (*proxy_cmd) return runProxy(proxy_config, proxy_admin_port);
   if (*check_cmd) return checkConfig(check_path);
   if (*sim_cmd) return simulate(sim_port, sim_admin_port, cert_dir, no_tls);
-  if (*demo_cmd) return demo(demo_config, demo_admin_port, sim_port, sim_admin_port);
+  if (*demo_cmd) return demo(demo_config, demo_admin_port, sim_port, sim_admin_port, demo_proxy_port);
   return 2;
 }

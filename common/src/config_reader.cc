@@ -259,7 +259,8 @@ std::vector<std::string> ConfigReader::getStringList(const YAML::Node& map,
       error(node[i], index(field, i), "expected a single value");
       continue;
     }
-    out.push_back(node[i].Scalar());
+    // ${NAME} expands in list items as in any other string.
+    if (auto v = expand(node[i], index(field, i), node[i].Scalar())) out.push_back(*v);
   }
   return out;
 }

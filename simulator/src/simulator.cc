@@ -244,6 +244,18 @@ struct Simulator::Impl {
     return {{"location", {{"latitude", 48.1 + (h % 100) / 1000.0}, {"longitude", 11.5 + r / 100}}}};
   }
 
+  // A release of the sample service: what it is, and fault injection, nothing else.
+  void releaseRoutes(Listener& l) {
+    const std::string target = l.name;
+    const std::string release = target.substr(std::string("release-").size());
+    auto answer = [=, this](const httplib::Request&, httplib::Response& res) {
+      if (applyFaults({target}, nullptr, res)) return;
+      sendJson(res, 200, {{"service", "vehicles"}, {"release", release}});
+    };
+    l.server->Get("/health", answer);
+    l.server->Get("/", answer);
+  }
+
   void routes(Listener& l) {
     auto& s = *l.server;
     const OemProfile* profile = l.oem;
@@ -415,6 +427,15 @@ StatusOr<std::unique_ptr<Simulator>> Simulator::start(SimulatorOptions options) 
   for (const auto& oem : i.options.oems) {
     if (Status s = add(oem.name, &oem, 0); !s.ok()) return s;
   }
+  for (const auto& release : i.options.releases) {
+    auto l = std::make_unique<Impl::Listener>();
+    l->name = "release-" + release;
+    l->server = std::make_unique<httplib::Server>();  // behind a proxy: plain HTTP
+    i.releaseRoutes(*l);
+    Status s = i.listen(*l, 0);
+    i.listeners.push_back(std::move(l));
+    if (!s.ok()) return s;
+  }
   i.admin = std::make_unique<Impl::Listener>();
   i.admin->name = "admin";
   i.admin->server = std::make_unique<httplib::Server>();
@@ -447,6 +468,12 @@ int Simulator::oemPort(const std::string& oem) const {
   }
   return -1;
 }
+int Simulator::releasePort(const std::string& release) const {
+  for (const auto& l : impl_->listeners) {
+    if (l->name == "release-" + release) return l->port;
+  }
+  return -1;
+}
 std::string Simulator::caFile() const { return impl_->ca_file; }
 std::string Simulator::scheme() const { return impl_->options.tls ? "https" : "http"; }
 const SimulatorOptions& Simulator::options() const { return impl_->options; }
@@ -458,8 +485,9 @@ std::vector<std::string> Simulator::oemNames() const {
 }
 
 Status Simulator::setFault(const std::string& target, const Fault& fault) {
-  if (target != "platform" && oemPort(target) < 0) {
-    return NotFound("no simulated target \"" + target + "\" (platform or an OEM)");
+  const bool release = target.rfind("release-", 0) == 0 && releasePort(target.substr(8)) >= 0;
+  if (target != "platform" && oemPort(target) < 0 && !release) {
+    return NotFound("no simulated target \"" + target + "\" (platform, an OEM, or release-NAME)");
   }
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
@@ -485,6 +513,10 @@ int Simulator::tokensIssued() const {
 
 std::string Simulator::infoJson() const {
   const auto& o = impl_->options;
+  json releases = json::object();
+  for (const auto& r : o.releases) {
+    releases[r] = {{"url", "http://" + o.host + ":" + std::to_string(releasePort(r))}, {"port", releasePort(r)}};
+  }
   json oems = json::object();
   for (const auto& oem : o.oems) {
     oems[oem.name] = {{"url", scheme() + "://" + o.host + ":" + std::to_string(oemPort(oem.name))},
@@ -493,6 +525,7 @@ std::string Simulator::infoJson() const {
   return json{{"platform", {{"url", scheme() + "://" + o.host + ":" + std::to_string(platformPort())},
                             {"port", platformPort()}}},
               {"oems", oems},
+              {"releases", releases},
               {"admin", {{"url", "http://" + o.host + ":" + std::to_string(adminPort())}, {"port", adminPort()}}},
               {"ca_file", impl_->ca_file},
               {"client_id", o.client_id}}

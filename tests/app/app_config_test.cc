@@ -42,7 +42,9 @@ TEST(AppConfig, TheShippedDemoConfigIsValid) {
   std::map<std::string, std::string> vars = {
       {"SIM_PLATFORM_URL", "https://127.0.0.1:1"}, {"SIM_PLATFORM_ADDR", "127.0.0.1:1"},
       {"SIM_CA_FILE", "/tmp/ca.pem"}, {"SIM_CLIENT_ID", "id"}, {"SIM_CLIENT_SECRET", "secret"},
-      {"SIM_RECEIVER_URL", "http://127.0.0.1:3/receiver"}, {"GREENLIGHT_DEMO_STATE_DIR", "/tmp/gl"}};
+      {"SIM_RECEIVER_URL", "http://127.0.0.1:3/receiver"}, {"GREENLIGHT_DEMO_STATE_DIR", "/tmp/gl"},
+      {"SIM_RELEASE_BLUE_ADDR", "127.0.0.1:4"}, {"SIM_RELEASE_GREEN_ADDR", "127.0.0.1:5"},
+      {"GREENLIGHT_DEMO_PROXY_SOCKET", "/tmp/gl/proxy.sock"}, {"GREENLIGHT_DEMO_PROXY_URL", "http://127.0.0.1:6"}};
   for (const char* oem : {"TESLA", "BMW", "FORD", "HYUNDAI"}) {
     vars[std::string("SIM_") + oem + "_URL"] = "https://127.0.0.1:2";
     vars[std::string("SIM_") + oem + "_ADDR"] = "127.0.0.1:2";
@@ -52,6 +54,7 @@ TEST(AppConfig, TheShippedDemoConfigIsValid) {
   ASSERT_TRUE(c) << errors.format();
   EXPECT_GE(c->probes.size(), 10u);
   EXPECT_GE(c->alerting.rules.size(), 3u);
+  EXPECT_EQ(c->rollouts.services.size(), 1u);
 }
 
 TEST(AppConfig, TheShippedRolloutExampleIsValid) {

@@ -82,7 +82,7 @@ TEST(Cli, DemoProbesTheSimulatorAndStopsEverythingOnSigterm) {
   TempDir dir;
   const int admin = testing::freePort();
   ChildProcess p({GREENLIGHT_BINARY, "demo", "--config", std::string(GREENLIGHT_SOURCE_DIR) + "/examples/demo.yaml",
-                  "--admin-port", std::to_string(admin)},
+                  "--admin-port", std::to_string(admin), "--proxy-port", "0"},
                  dir.path() + "/demo.txt", {{"GREENLIGHT_DEMO_STATE_DIR", dir.path() + "/state"}});
   // Every flow of the demo passes once it has run (intervals are 10 s, spread).
   ASSERT_TRUE(testing::waitUntil([&] {
@@ -97,6 +97,10 @@ TEST(Cli, DemoProbesTheSimulatorAndStopsEverythingOnSigterm) {
   // Alerting runs with the demo's rules and keeps its state where it was told to.
   const auto alerts = testing::httpGet(admin, "/api/v1/alerts");
   EXPECT_EQ(alerts.status, 200) << alerts.body;
+  // The sample service's rollout is ready to start: v1 stable on blue behind the demo's proxy.
+  const auto rollouts = testing::httpGet(admin, "/api/v1/rollouts/vehicles");
+  EXPECT_EQ(rollouts.status, 200) << rollouts.body;
+  EXPECT_NE(rollouts.body.find("\"stable_release\":\"v1\""), std::string::npos) << rollouts.body;
   p.signal(SIGTERM);
   EXPECT_EQ(p.wait(std::chrono::seconds(15)), 0);
   EXPECT_NE(testing::httpGet(admin, "/healthz").status, 200) << "the admin API stopped with it";

@@ -51,6 +51,15 @@ TEST(ConfigReader, ExpandsEnvironmentVariables) {
   EXPECT_TRUE(errors.empty());
 }
 
+TEST(ConfigReader, ExpandsEnvironmentVariablesInListItems) {
+  ConfigErrors errors;
+  ConfigReader r("c.yaml", errors, fakeEnv({{"BLUE", "10.0.0.1:80"}}));
+  auto root = r.loadString("blue: ['${BLUE}', '${NOPE}']\n");
+  EXPECT_EQ(r.getStringList(*root, "", "blue"), std::vector<std::string>{"10.0.0.1:80"});
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors.all()[0].toString().find("blue[1]: ${NOPE}"), std::string::npos) << errors.format();
+}
+
 TEST(ConfigReader, UnsetVariableIsAnErrorUnlessKept) {
   ConfigErrors errors;
   ConfigReader r("c.yaml", errors, fakeEnv({}));

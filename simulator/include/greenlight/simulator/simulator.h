@@ -45,6 +45,9 @@ struct SimulatorOptions {
   std::string client_secret = "demo-secret-change-me";
   Duration token_ttl{3600s};
   std::vector<OemProfile> oems = defaultOems();
+  // Releases of a sample service ("vehicles") for blue-green demos and tests: plain HTTP servers
+  // answering GET / and /health with their name; fault target "release-NAME".
+  std::vector<std::string> releases;
   static std::vector<OemProfile> defaultOems();
 };
 
@@ -57,6 +60,7 @@ class Simulator {
   int platformPort() const;
   int adminPort() const;
   int oemPort(const std::string& oem) const;  // -1 if unknown
+  int releasePort(const std::string& release) const;  // -1 if unknown
   std::string caFile() const;
   std::string scheme() const;
   std::vector<std::string> oemNames() const;
