@@ -104,6 +104,35 @@ Verdict worse(Verdict a, Verdict b) {
   return Verdict::kPass;
 }
 
+// POSTs to a gate; 2xx pass, another status fail, no answer per the gate's on_timeout.
+Verdict askGate(const GateSpec& g, const json& body, std::string* detail) {
+  CURL* c = curl_easy_init();
+  const std::string payload = body.dump();
+  std::string answer;
+  curl_slist* h = curl_slist_append(nullptr, "Content-Type: application/json");
+  curl_easy_setopt(c, CURLOPT_URL, g.url.c_str());
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload.c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(toMillis(g.timeout)));
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
+  const CURLcode rc = curl_easy_perform(c);
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(h);
+  curl_easy_cleanup(c);
+  if (rc != CURLE_OK) {
+    *detail = std::string("no answer: ") + curl_easy_strerror(rc);
+    return g.on_timeout == GateTimeout::kFail ? Verdict::kFail
+           : g.on_timeout == GateTimeout::kPass ? Verdict::kPass
+                                                : Verdict::kInconclusive;
+  }
+  *detail = "HTTP " + std::to_string(status) + (answer.empty() ? "" : ": " + answer.substr(0, 200));
+  return status >= 200 && status < 300 ? Verdict::kPass : Verdict::kFail;
+}
+
 Verdict noData(NoDataPolicy p) {
   return p == NoDataPolicy::kFail ? Verdict::kFail : p == NoDataPolicy::kPass ? Verdict::kPass : Verdict::kInconclusive;
 }
@@ -268,6 +297,13 @@ struct Controller::Impl {
           s.promotions->Increment();
           s.duration->Observe(since_start);
         }
+        if (s.state.phase == RolloutPhase::kPromoted || s.state.phase == RolloutPhase::kRolledBack) {
+          if (auto g = s.spec.gates.find("post-rollout"); g != s.spec.gates.end()) {
+            std::string detail;
+            askGate(g->second, gateBody(s, "post-rollout", s.state.stable), &detail);
+            spdlog::info("rollout {}: post-rollout gate told ({})", s.spec.rollout.service, detail);
+          }
+        }
       }
       // The new state is on disk before any of its effects happen.
       if (Status st = persist(); !st.ok()) spdlog::error("rollout state: {}", st.message());
@@ -294,6 +330,16 @@ struct Controller::Impl {
         return r;
       }
       case EffectKind::kCheckReady: return checkReady(s, fx.color);
+      case EffectKind::kGate: {
+        Event r(EventKind::kGated);
+        r.gate = fx.name;
+        r.verdict = askGate(s.spec.gates.at(fx.name), gateBody(s, fx.name, fx.color), &r.detail);
+        // A confirm-promotion gate that says no means "not yet": ask again, do not roll back.
+        if (fx.name == "confirm-promotion" && r.verdict == Verdict::kFail && r.detail.rfind("HTTP", 0) == 0) {
+          r.verdict = Verdict::kInconclusive;
+        }
+        return r;
+      }
       case EffectKind::kPreview: return preview(s, fx.color);
       case EffectKind::kMeasure: return measure(s, fx.color);
       case EffectKind::kDeploy:
@@ -371,6 +417,12 @@ struct Controller::Impl {
     if (c.ok()) s.baseline = c.value();
   }
 
+  json gateBody(const Svc& s, const std::string& gate, Color c) const {
+    return {{"service", s.spec.rollout.service}, {"release", s.state.candidate_release.empty() ? s.state.stable_release : s.state.candidate_release},
+            {"color", colorName(c)}, {"gate", gate}, {"phase", phaseName(s.state.phase)}, {"weight", s.state.weight},
+            {"reason", s.state.reason}};
+  }
+
   Event checkReady(Svc& s, Color c) {
     Event r(EventKind::kReady);
     for (const auto& ep : s.spec.endpoints[static_cast<int>(c)]) {
@@ -405,6 +457,16 @@ struct Controller::Impl {
   }
 
   Event measure(Svc& s, Color c) {
+    // The rollback gate: a system outside (an incident tool, a person's button) may stop it.
+    if (auto g = s.spec.gates.find("rollback"); g != s.spec.gates.end()) {
+      std::string detail;
+      if (askGate(g->second, gateBody(s, "rollback", c), &detail) == Verdict::kPass && detail.rfind("HTTP", 0) == 0) {
+        Event abort(EventKind::kAbort);
+        abort.actor = "rollback gate";
+        abort.detail = detail;
+        return abort;
+      }
+    }
     Event r(EventKind::kMeasured);
     auto now = s.router->counters();
     if (!now.ok()) {

@@ -110,7 +110,7 @@ void readAnalysis(R& r, const YAML::Node& n, const std::string& f, AnalysisSpec*
 }
 
 std::optional<ServiceSpec> readService(R& r, const YAML::Node& n, const std::string& f) {
-  if (!r.expectMap(n, f, {"name", "router", "stable", "release", "deploy", "blue", "green", "ready", "preview", "strategy", "analysis"})) return std::nullopt;
+  if (!r.expectMap(n, f, {"name", "router", "stable", "release", "deploy", "blue", "green", "ready", "preview", "strategy", "analysis", "gates"})) return std::nullopt;
   const size_t before = r.errors().size();
   ServiceSpec s;
   if (auto v = r.getString(n, f, "name", true)) s.rollout.service = *v;
@@ -175,6 +175,30 @@ std::optional<ServiceSpec> readService(R& r, const YAML::Node& n, const std::str
   readStrategy(r, n["strategy"], R::join(f, "strategy"), &s.rollout.strategy);
   readAnalysis(r, n["analysis"], R::join(f, "analysis"), &s.rollout.analysis, &s);
   if (s.preview_url.empty()) s.rollout.strategy.preview_requests = 0;
+  const YAML::Node gates = n["gates"];
+  const std::string gf = R::join(f, "gates");
+  if (gates.IsDefined() && r.expectMap(gates, gf, {"pre-rollout", "confirm-promotion", "post-rollout", "rollback"})) {
+    for (auto it = gates.begin(); it != gates.end(); ++it) {
+      const std::string name = it->first.Scalar();
+      const std::string nf = R::join(gf, name);
+      if (!r.expectMap(it->second, nf, {"url", "timeout", "on_timeout"})) continue;
+      GateSpec g;
+      if (auto v = r.getString(it->second, nf, "url", true)) g.url = *v;
+      if (!g.url.empty() && g.url.rfind("http://", 0) != 0 && g.url.rfind("https://", 0) != 0) {
+        r.error(it->second["url"], R::join(nf, "url"), "expected an http:// or https:// URL");
+      }
+      if (auto v = r.getDuration(it->second, nf, "timeout")) g.timeout = *v;
+      if (auto v = r.getString(it->second, nf, "on_timeout")) {
+        if (*v == "fail") g.on_timeout = GateTimeout::kFail;
+        else if (*v == "pass") g.on_timeout = GateTimeout::kPass;
+        else if (*v == "wait") g.on_timeout = GateTimeout::kWait;
+        else r.error(it->second["on_timeout"], R::join(nf, "on_timeout"), "expected fail, pass or wait; got \"" + *v + "\"");
+      }
+      s.gates[name] = g;
+    }
+  }
+  s.rollout.strategy.pre_rollout_gate = s.gates.count("pre-rollout") > 0;
+  s.rollout.strategy.confirm_promotion_gate = s.gates.count("confirm-promotion") > 0;
   if (r.errors().size() != before) return std::nullopt;
   return s;
 }

@@ -169,11 +169,22 @@ struct Machine {
       return;
     }
     if (st.phase == RolloutPhase::kDeploying) {
-      // After a restart the deploy command's answer is lost: start it again (deploys are idempotent).
-      if (!st.measuring) {
+      // A gate that said "ask again", or an answer lost in a restart: ask (or deploy) again.
+      if (!st.measuring && now >= st.measure_at) {
         st.measuring = true;
-        effect(EffectKind::kDeploy, st.candidate(), 0, "", st.candidate_release);
+        st.measure_at = now + std::chrono::duration_cast<WallTime::duration>(spec.analysis.interval);
+        if (spec.strategy.pre_rollout_gate && !st.gate_passed) {
+          effect(EffectKind::kGate, st.candidate(), 0, "pre-rollout", st.candidate_release);
+        } else {
+          effect(EffectKind::kDeploy, st.candidate(), 0, "", st.candidate_release);
+        }
       }
+      return;
+    }
+    if (st.awaiting_promotion && spec.strategy.confirm_promotion_gate && !st.measuring && now >= st.measure_at) {
+      st.measuring = true;
+      st.measure_at = now + std::chrono::duration_cast<WallTime::duration>(spec.analysis.interval);
+      effect(EffectKind::kGate, st.candidate(), 0, "confirm-promotion", st.candidate_release);
       return;
     }
     if (st.measuring || now < st.measure_at) return;
@@ -200,12 +211,38 @@ struct Machine {
         st.results.clear();
         st.reason.clear();
         st.paused = st.awaiting_promotion = false;
+        st.gate_passed = false;
         st.step = -1;
         enter(RolloutPhase::kDeploying);
         setWeight(0);  // whatever the router had, the new colour starts with nothing
         audit("start", e.release + " on " + colorName(st.candidate()) + " by " + e.actor);
         st.measuring = true;
-        effect(EffectKind::kDeploy, st.candidate(), 0, "", e.release);
+        if (spec.strategy.pre_rollout_gate) {
+          effect(EffectKind::kGate, st.candidate(), 0, "pre-rollout", e.release);
+        } else {
+          effect(EffectKind::kDeploy, st.candidate(), 0, "", e.release);
+        }
+        return;
+      case EventKind::kGated:
+        st.measuring = false;
+        record(e.gate + " gate: " + verdictName(e.verdict) + (e.detail.empty() ? "" : " (" + e.detail + ")"));
+        if (e.gate == "pre-rollout" && st.phase == RolloutPhase::kDeploying && !st.gate_passed) {
+          if (e.verdict == Verdict::kFail) return rollback("pre-rollout gate refused: " + e.detail);
+          if (e.verdict == Verdict::kPass) {
+            st.gate_passed = true;
+            st.measuring = true;
+            effect(EffectKind::kDeploy, st.candidate(), 0, "", st.candidate_release);
+          }
+          return;  // inconclusive: asked again at the next tick
+        }
+        if (e.gate == "confirm-promotion" && st.awaiting_promotion) {
+          if (e.verdict == Verdict::kFail) return rollback("confirm-promotion gate refused: " + e.detail);
+          if (e.verdict == Verdict::kPass) {
+            st.awaiting_promotion = false;
+            audit("promote", "confirmed by the confirm-promotion gate");
+            return shiftTo(0);
+          }
+        }
         return;
       case EventKind::kDeployed:
         if (st.phase != RolloutPhase::kDeploying) return;
@@ -239,9 +276,14 @@ struct Machine {
           effect(EffectKind::kRaise, st.candidate(), 0, "analysis_failed", e.detail);
           return rollback("pre-promotion check failed: " + e.detail);
         }
-        if (spec.strategy.auto_promote) return shiftTo(0);
+        if (spec.strategy.auto_promote && !spec.strategy.confirm_promotion_gate) return shiftTo(0);
         st.awaiting_promotion = true;
-        audit("awaiting_promotion", st.candidate_release + " passed pre-promotion; waiting for promote");
+        audit("awaiting_promotion", st.candidate_release + " passed pre-promotion; waiting for " +
+                                        (spec.strategy.confirm_promotion_gate ? "the confirm-promotion gate" : "promote"));
+        if (spec.strategy.confirm_promotion_gate) {
+          st.measuring = true;
+          effect(EffectKind::kGate, st.candidate(), 0, "confirm-promotion", st.candidate_release);
+        }
         return;
       case EventKind::kMeasured:
         if (st.phase != RolloutPhase::kShifting && st.phase != RolloutPhase::kPostPromotion) return;

@@ -21,6 +21,7 @@ json stateToJson(const RolloutState& s) {
           {"weight", s.weight},
           {"paused", s.paused},
           {"awaiting_promotion", s.awaiting_promotion},
+          {"gate_passed", s.gate_passed},
           {"phase_since_ms", toUnixMillis(s.phase_since)},
           {"started_at_ms", toUnixMillis(s.started_at)},
           {"measure_at_ms", toUnixMillis(s.measure_at)},
@@ -48,6 +49,7 @@ StatusOr<RolloutState> stateFromJson(const json& j) {
     if (s.weight < 0 || s.weight > 100) return InvalidArgument("weight out of range");
     s.paused = j.at("paused").get<bool>();
     s.awaiting_promotion = j.value("awaiting_promotion", false);
+    s.gate_passed = j.value("gate_passed", false);
     s.phase_since = fromUnixMillis(j.at("phase_since_ms").get<int64_t>());
     s.measure_at = fromUnixMillis(j.at("measure_at_ms").get<int64_t>());
     s.started_at = fromUnixMillis(j.value("started_at_ms", int64_t{0}));

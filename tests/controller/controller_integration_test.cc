@@ -219,6 +219,56 @@ TEST_F(RolloutE2E, PrometheusQueriesGateEachStep) {
   EXPECT_EQ(load.failed, 0);
 }
 
+TEST_F(RolloutE2E, WebhookGatesHoldConfirmAndAreToldTheOutcome) {
+  startProxy();
+  testing::RecordingReceiver gate;
+  gate.script({{200, "go", {}}, {409, "change freeze until 10:00", {}}, {409, "still frozen", {}}});  // then 200s
+  std::string yaml = config(builtin(), proxy_port_);
+  yaml.replace(yaml.find("      ready:"), 0,
+               "      gates:\n"
+               "        pre-rollout: {url: '" + gate.url("/pre") + "', timeout: 2s}\n"
+               "        confirm-promotion: {url: '" + gate.url("/confirm") + "', timeout: 2s, on_timeout: wait}\n"
+               "        post-rollout: {url: '" + gate.url("/post") + "'}\n");
+  auto ctl = startController(yaml);
+  ASSERT_TRUE(ctl);
+  const int admin = ctl->adminPort();
+  Load load(proxy_port_, 2);
+  ASSERT_EQ(testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator).status, 200);
+  ASSERT_TRUE(testing::waitUntil([&] { return phaseIs(admin, "promoted"); }, 30s)) << status(admin).dump(2);
+  ASSERT_TRUE(testing::waitUntil([&] { return gate.count() >= 5; }));
+  const auto r = gate.requests();
+  EXPECT_EQ(r[0].path, "/pre");
+  EXPECT_EQ(r[1].path, "/confirm");  // 409: not yet
+  EXPECT_EQ(r[2].path, "/confirm");  // 409: not yet
+  EXPECT_EQ(r[3].path, "/confirm");  // 200: go
+  EXPECT_EQ(r.back().path, "/post");
+  const json pre = json::parse(r[0].body);
+  EXPECT_EQ(pre["service"], "vehicles");
+  EXPECT_EQ(pre["release"], "v2");
+  EXPECT_EQ(pre["color"], "green");
+  EXPECT_EQ(pre["gate"], "pre-rollout");
+  EXPECT_EQ(json::parse(r.back().body)["phase"], "promoted");
+  load.stop();
+  EXPECT_EQ(load.failed, 0);
+}
+
+TEST_F(RolloutE2E, RollbackGateAbortsARollout) {
+  startProxy();
+  testing::RecordingReceiver gate;
+  gate.script({{404, "", {}}, {200, "incident INC-42 open", {}}});
+  std::string yaml = config(builtin(), proxy_port_);
+  yaml.replace(yaml.find("      ready:"), 0, "      gates: {rollback: {url: '" + gate.url("/rollback") + "', timeout: 1s}}\n");
+  auto ctl = startController(yaml);
+  ASSERT_TRUE(ctl);
+  const int admin = ctl->adminPort();
+  Load load(proxy_port_, 2);
+  ASSERT_EQ(testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator).status, 200);
+  ASSERT_TRUE(testing::waitUntil([&] { return phaseIs(admin, "rolled-back"); }, 30s)) << status(admin).dump(2);
+  EXPECT_NE(status(admin)["reason"].get<std::string>().find("aborted by rollback gate"), std::string::npos);
+  load.stop();
+  EXPECT_EQ(load.failed, 0);
+}
+
 TEST_F(RolloutE2E, AbortIsImmediateAndRefusedTwice) {
   startProxy();
   auto ctl = startController(config(builtin(), proxy_port_));

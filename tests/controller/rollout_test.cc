@@ -292,7 +292,7 @@ TEST(RolloutTest, StartDeploysTheReleaseOnTheIdleColourFirst) {
   for (const auto& e : d.effects) deploys += e.kind == EffectKind::kDeploy;
   EXPECT_EQ(deploys, 1u) << "not started twice while the first is running";
   d.state.measuring = false;  // as after a restart: the command's answer is lost
-  d.tick(1s);
+  d.tick(10s);
   deploys = 0;
   for (const auto& e : d.effects) deploys += e.kind == EffectKind::kDeploy;
   EXPECT_EQ(deploys, 2u) << "started again";
@@ -310,6 +310,63 @@ TEST(RolloutTest, FailedDeployRollsBackWithoutTraffic) {
   EXPECT_EQ(d.state.phase, RolloutPhase::kRollingBack);
   EXPECT_TRUE(d.raised("deploy_failed"));
   for (int w : d.weights()) EXPECT_EQ(w, 0);
+}
+
+Event gated(const std::string& gate, Verdict v) {
+  Event e{EventKind::kGated};
+  e.gate = gate;
+  e.verdict = v;
+  return e;
+}
+
+TEST(RolloutTest, PreRolloutGateComesBeforeTheDeploy) {
+  Driver d;
+  d.spec.strategy.pre_rollout_gate = true;
+  Event start{EventKind::kStart};
+  start.release = "v2";
+  auto fx = d.send(start);
+  ASSERT_FALSE(fx.empty());
+  bool asked = false, deployed = false;
+  for (const auto& e : fx) {
+    asked |= e.kind == EffectKind::kGate && e.name == "pre-rollout";
+    deployed |= e.kind == EffectKind::kDeploy;
+  }
+  EXPECT_TRUE(asked);
+  EXPECT_FALSE(deployed);
+  d.send(gated("pre-rollout", Verdict::kInconclusive));  // no answer, on_timeout: wait
+  EXPECT_EQ(d.state.phase, RolloutPhase::kDeploying);
+  fx = d.tick(10s);
+  ASSERT_EQ(fx.size(), 1u);
+  EXPECT_EQ(fx[0].kind, EffectKind::kGate);
+  fx = d.send(gated("pre-rollout", Verdict::kPass));
+  ASSERT_FALSE(fx.empty());
+  EXPECT_EQ(fx[0].kind, EffectKind::kDeploy);
+}
+
+TEST(RolloutTest, PreRolloutGateRefusalRollsBackWithoutDeploying) {
+  Driver d;
+  d.spec.strategy.pre_rollout_gate = true;
+  Event start{EventKind::kStart};
+  start.release = "v2";
+  d.send(start);
+  d.send(gated("pre-rollout", Verdict::kFail));
+  EXPECT_EQ(d.state.phase, RolloutPhase::kRollingBack);
+  for (const auto& e : d.effects) EXPECT_NE(e.kind, EffectKind::kDeploy);
+}
+
+TEST(RolloutTest, ConfirmPromotionGateHoldsUntilItSaysGo) {
+  Driver d;
+  d.spec.strategy.confirm_promotion_gate = true;
+  d.startToShifting();
+  EXPECT_TRUE(d.state.awaiting_promotion);
+  d.send(gated("confirm-promotion", Verdict::kInconclusive));  // "not yet"
+  EXPECT_EQ(d.state.phase, RolloutPhase::kPrePromotion);
+  auto fx = d.tick(1h);
+  ASSERT_EQ(fx.size(), 1u) << "asked again, and not stuck while waiting";
+  EXPECT_EQ(fx[0].name, "confirm-promotion");
+  d.send(gated("confirm-promotion", Verdict::kPass));
+  EXPECT_EQ(d.state.phase, RolloutPhase::kShifting);
+  EXPECT_EQ(d.state.weight, 10);
 }
 
 TEST(RolloutTest, FailedPreviewRollsBackBeforeAnyTraffic) {

@@ -2,6 +2,7 @@
 // reaches their router, how it checks a new release, and the strategy.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,6 +25,16 @@ struct PrometheusCheck {
   NoDataPolicy no_data = NoDataPolicy::kInconclusive;  // an empty result
 };
 
+// A webhook gate (like Flagger's): POSTed {"service","release","color","gate","phase","weight"};
+// 2xx means go (or, for `rollback`, "roll back now"). What a timeout or unreachable gate means:
+// fail, pass, or wait (ask again at the next interval).
+enum class GateTimeout { kFail, kPass, kWait };
+struct GateSpec {
+  std::string url;
+  Duration timeout{std::chrono::seconds(10)};
+  GateTimeout on_timeout = GateTimeout::kFail;
+};
+
 struct ServiceSpec {
   RolloutSpec rollout;  // name, strategy, analysis
   // Before the first rollout (no state saved yet): which colour serves, and what it runs.
@@ -42,6 +53,8 @@ struct ServiceSpec {
   // {release}, {port}; both empty: `external` (CI deploys; the controller verifies and shifts).
   std::string deploy_start, deploy_stop;
   Duration deploy_timeout{std::chrono::minutes(5)};
+  // Gates by name: pre-rollout, confirm-promotion, post-rollout, rollback.
+  std::map<std::string, GateSpec> gates;
   std::string prometheus_url;  // e.g. http://prometheus:9090; empty: no query checks
   std::vector<PrometheusCheck> prometheus_checks;
 };

@@ -51,6 +51,9 @@ struct StrategySpec {
   Duration scale_down_delay{std::chrono::minutes(10)};
   Duration progress_deadline{std::chrono::minutes(10)};  // max time in one phase (not paused)
   int preview_requests = 5;        // pre-promotion: requests through preview routing, all 2xx
+  // Webhook gates the machine waits on (the shell asks them and answers with kGated):
+  bool pre_rollout_gate = false;       // before deploying: go, refuse (roll back) or ask again
+  bool confirm_promotion_gate = false; // after pre-promotion: go, or ask again every interval
 };
 
 struct RolloutSpec {
@@ -73,6 +76,7 @@ struct RolloutState {
   int weight = 0;                // the new colour's weight as last set
   bool paused = false;
   bool awaiting_promotion = false;
+  bool gate_passed = false;      // the pre-rollout gate said go for this rollout
   bool measuring = false;        // a kMeasure (or kCheckReady) is out; no second one
   WallTime phase_since{};
   WallTime started_at{};         // when the current (or last) rollout started
@@ -91,6 +95,7 @@ enum class EventKind {
   kDeployed,    // ok, detail
   kReady,       // ok, detail
   kPreviewed,   // ok, detail
+  kGated,       // gate, verdict: pass (go), fail (refused), inconclusive (ask again later)
   kMeasured,    // verdict, detail
   kRouted,      // ok, detail: a SetWeights effect was applied (or failed)
   kTick,
@@ -108,6 +113,7 @@ struct Event {
   bool ok = true;
   Verdict verdict = Verdict::kPass;
   std::string detail;
+  std::string gate;
   std::string actor = "controller";
 };
 
@@ -115,6 +121,7 @@ enum class EffectKind {
   kSetWeights,   // weight = the new colour's; stable gets the rest (one atomic router change)
   kDeploy,       // start the candidate release on `color` (detail: the release)
   kCheckReady,   // is the candidate colour ready?
+  kGate,         // ask the webhook gate `name`
   kPreview,      // send preview requests to the candidate colour
   kMeasure,      // analyse the candidate colour over the last interval
   kStopColor,    // stop the release on `color` (scale-down after promotion, or the failed one)
