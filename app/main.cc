@@ -358,7 +358,7 @@ int main(int argc, char** argv) {
   rollout_cmd->require_subcommand(1);
   std::string rollout_service, rollout_release, rollout_reason;
   std::vector<std::pair<std::string, CLI::App*>> rollout_actions;
-  for (const char* action : {"start", "status", "promote", "pause", "resume", "abort", "rollback"}) {
+  for (const char* action : {"start", "status", "promote", "pause", "resume", "abort", "rollback", "history"}) {
     auto* sub = rollout_cmd->add_subcommand(action, std::string(action) + " a service's rollout");
     auto* svc_opt = sub->add_option("service", rollout_service, "Service name (rollouts.services[].name)");
     if (std::string(action) != "status") svc_opt->required();

@@ -151,6 +151,19 @@ int silenceListCommand(const ClientOptions& o) {
 int rolloutCommand(const ClientOptions& o, const std::string& action, const std::string& service,
                    const std::string& release, const std::string& reason) {
   Reply r;
+  if (action == "history") {
+    r = call(o, "GET", "/api/v1/rollouts/" + service + "/history");
+    if (int rc = failed(o, r)) return rc;
+    if (o.json) {
+      std::cout << r.body << "\n";
+      return 0;
+    }
+    for (const auto& e : json::parse(r.body)) {
+      std::printf("%s  %-10s %-18s %-10s %s\n", e.value("time", "").c_str(), e.value("actor", "").c_str(),
+                  e.value("action", "").c_str(), e.value("release", "").c_str(), e.value("detail", "").c_str());
+    }
+    return 0;
+  }
   if (action == "status") {
     r = call(o, "GET", service.empty() ? "/api/v1/rollouts" : "/api/v1/rollouts/" + service);
   } else {

@@ -27,6 +27,15 @@ void registerRolloutRoutes(AdminServer& admin, std::function<controller::Control
     }
     return errorResponse(404, "no service named \"" + req.matches.at(1) + "\"");
   });
+  admin.handle("GET", "/api/v1/rollouts/([A-Za-z0-9_.-]{1,128})/history", Role::kViewer, [get](const AdminRequest& req) {
+    auto* c = get();
+    if (!c) return disabled();
+    auto h = c->history(req.matches.at(1), 200);
+    if (!h.ok()) return errorResponse(409, h.status().message());
+    json out = json::array();
+    for (const auto& line : h.value()) out.push_back(json::parse(line));
+    return jsonResponse(200, out.dump());
+  });
   admin.handle(
       "POST", "/api/v1/rollouts/([A-Za-z0-9_.-]{1,128})/(start|promote|pause|resume|abort|rollback)", Role::kOperator,
       [get, &time](const AdminRequest& req) {

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -635,6 +636,19 @@ StatusOr<ServiceView> Controller::command(const std::string& service, EventKind 
     }
     return NotFound("no service named \"" + service + "\" in rollouts.services");
   });
+}
+
+StatusOr<std::vector<std::string>> Controller::history(const std::string& service, size_t limit) const {
+  if (!impl_->audit) return FailedPrecondition("no audit log: set rollouts.state_dir or rollouts.audit_log");
+  std::ifstream in(impl_->audit->path());
+  std::deque<std::string> last;
+  for (std::string line; std::getline(in, line);) {
+    json j = json::parse(line, nullptr, false);
+    if (j.is_discarded() || j.value("service", "") != service) continue;
+    last.push_back(line);
+    if (last.size() > limit) last.pop_front();
+  }
+  return std::vector<std::string>(last.begin(), last.end());
 }
 
 std::vector<ServiceView> Controller::services() const {

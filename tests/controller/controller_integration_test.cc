@@ -125,6 +125,13 @@ TEST_F(RolloutE2E, GoodReleaseIsPromotedInStepsWithoutAFailedRequest) {
   for (const char* w : {"green 25%", "green 50%", "green 100%", "\"action\":\"promoted\"", "\"actor\":\"alice\""}) {
     EXPECT_NE(audit.find(w), std::string::npos) << w << "\n" << audit;
   }
+  // The same history through the API, oldest first.
+  const json history = json::parse(testing::httpGet(admin, "/api/v1/rollouts/vehicles/history", kOperator).body);
+  ASSERT_GE(history.size(), 5u);
+  EXPECT_EQ(history[0]["action"], "set_weights");
+  EXPECT_EQ(history[1]["action"], "start");
+  EXPECT_EQ(history[1]["actor"], "alice");
+  EXPECT_EQ(history.back()["action"], "promoted");
 }
 
 TEST_F(RolloutE2E, FailingReleaseIsRolledBackAutomaticallyAndAlerts) {

@@ -42,6 +42,8 @@ class Controller {
   StatusOr<ServiceView> command(const std::string& service, EventKind kind, const std::string& actor,
                                 const std::string& release = "", const std::string& reason = "");
   std::vector<ServiceView> services() const;
+  // The service's last `limit` audit lines (JSON objects as text), oldest first.
+  StatusOr<std::vector<std::string>> history(const std::string& service, size_t limit) const;
   void stop();
 
  private:
