@@ -8,6 +8,9 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <vector>
+
+extern char** environ;
 
 namespace greenlight::controller {
 
@@ -26,6 +29,24 @@ CommandResult runCommand(const std::string& command, const std::map<std::string,
     r.output = "cannot create a pipe";
     return r;
   }
+  // Everything the child needs is built before fork(): between fork and exec only
+  // async-signal-safe calls are allowed (an allocation there can deadlock on a lock another
+  // thread held at the fork).
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) {
+    const std::string kv = *e;
+    const std::string key = kv.substr(0, kv.find('='));
+    if (!env.count(key)) env_strings.push_back(kv);
+  }
+  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& kv : env_strings) envp.push_back(kv.data());
+  envp.push_back(nullptr);
+  std::string cmd = command;
+  char sh[] = "/bin/sh", dash_c[] = "-c";
+  char* argv[] = {sh, dash_c, cmd.data(), nullptr};
+  sigset_t none;
+  sigemptyset(&none);
   const pid_t pid = ::fork();
   if (pid < 0) {
     r.output = "cannot fork";
@@ -37,11 +58,8 @@ CommandResult runCommand(const std::string& command, const std::map<std::string,
     ::setpgid(0, 0);  // its own group: a timeout kills everything it started
     ::dup2(pipefd[1], 1);
     ::dup2(pipefd[1], 2);
-    sigset_t none;
-    sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
-    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    ::execve("/bin/sh", argv, envp.data());
     ::_exit(127);
   }
   ::close(pipefd[1]);
