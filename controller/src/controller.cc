@@ -1,6 +1,5 @@
 #include "greenlight/controller/controller.h"
 
-#include <curl/curl.h>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
@@ -17,6 +16,7 @@
 #include "greenlight/common/files.h"
 #include "greenlight/common/scheduler.h"
 #include "command_runner.h"
+#include "http_call.h"
 #include "rollout_json.h"
 
 namespace greenlight::controller {
@@ -25,55 +25,12 @@ using nlohmann::json;
 
 namespace {
 
-size_t discard(char*, size_t size, size_t n, void*) { return size * n; }
-
-// One GET; the status, or 0 with `why` on a transport error.
-long httpGet(const std::string& url, const std::vector<std::string>& headers, Duration timeout, std::string* why) {
-  CURL* c = curl_easy_init();
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(toMillis(timeout)));
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-  curl_slist* h = nullptr;
-  for (const auto& x : headers) h = curl_slist_append(h, x.c_str());
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-  long status = 0;
-  const CURLcode rc = curl_easy_perform(c);
-  if (rc == CURLE_OK) {
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  } else {
-    *why = curl_easy_strerror(rc);
-  }
-  curl_slist_free_all(h);
-  curl_easy_cleanup(c);
-  return status;
-}
-
-size_t collect(char* data, size_t size, size_t n, void* out) {
-  auto* s = static_cast<std::string*>(out);
-  if (s->size() < (1 << 20)) s->append(data, size * n);
-  return size * n;
-}
-
 // One instant query; the first sample's value, nullopt for an empty result.
 StatusOr<std::optional<double>> prometheusQuery(const std::string& base, const std::string& query, Duration timeout) {
-  CURL* c = curl_easy_init();
-  char* escaped = curl_easy_escape(c, query.c_str(), static_cast<int>(query.size()));
-  const std::string url = base + "/api/v1/query?query=" + escaped;
-  curl_free(escaped);
-  std::string body;
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(toMillis(timeout)));
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-  const CURLcode rc = curl_easy_perform(c);
-  long status = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(c);
-  if (rc != CURLE_OK) return Unavailable(std::string("Prometheus: ") + curl_easy_strerror(rc));
+  const HttpCall call = httpCall(base + "/api/v1/query?query=" + urlEncode(query), timeout);
+  if (call.status == 0) return Unavailable("Prometheus: " + call.error);
+  const std::string& body = call.body;
+  const long status = call.status;
   try {
     const json j = json::parse(body);
     if (j.value("status", "") != "success") {
@@ -107,31 +64,16 @@ Verdict worse(Verdict a, Verdict b) {
 
 // POSTs to a gate; 2xx pass, another status fail, no answer per the gate's on_timeout.
 Verdict askGate(const GateSpec& g, const json& body, std::string* detail) {
-  CURL* c = curl_easy_init();
   const std::string payload = body.dump();
-  std::string answer;
-  curl_slist* h = curl_slist_append(nullptr, "Content-Type: application/json");
-  curl_easy_setopt(c, CURLOPT_URL, g.url.c_str());
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload.c_str());
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(toMillis(g.timeout)));
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
-  const CURLcode rc = curl_easy_perform(c);
-  long status = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all(h);
-  curl_easy_cleanup(c);
-  if (rc != CURLE_OK) {
-    *detail = std::string("no answer: ") + curl_easy_strerror(rc);
+  const HttpCall call = httpCall(g.url, g.timeout, {"Content-Type: application/json"}, &payload);
+  if (call.status == 0) {
+    *detail = "no answer: " + call.error;
     return g.on_timeout == GateTimeout::kFail ? Verdict::kFail
            : g.on_timeout == GateTimeout::kPass ? Verdict::kPass
                                                 : Verdict::kInconclusive;
   }
-  *detail = "HTTP " + std::to_string(status) + (answer.empty() ? "" : ": " + answer.substr(0, 200));
-  return status >= 200 && status < 300 ? Verdict::kPass : Verdict::kFail;
+  *detail = "HTTP " + std::to_string(call.status) + (call.body.empty() ? "" : ": " + call.body.substr(0, 200));
+  return call.status >= 200 && call.status < 300 ? Verdict::kPass : Verdict::kFail;
 }
 
 Verdict noData(NoDataPolicy p) {
@@ -427,11 +369,10 @@ struct Controller::Impl {
   Event checkReady(Svc& s, Color c) {
     Event r(EventKind::kReady);
     for (const auto& ep : s.spec.endpoints[static_cast<int>(c)]) {
-      std::string why;
-      const long status = httpGet("http://" + ep + s.spec.ready_path, {}, s.spec.ready_timeout, &why);
-      if (status < 200 || status >= 300) {
+      const HttpCall call = httpCall("http://" + ep + s.spec.ready_path, s.spec.ready_timeout);
+      if (call.status < 200 || call.status >= 300) {
         r.ok = false;
-        r.detail = ep + s.spec.ready_path + ": " + (status ? "HTTP " + std::to_string(status) : why);
+        r.detail = ep + s.spec.ready_path + ": " + (call.status ? "HTTP " + std::to_string(call.status) : call.error);
         return r;
       }
     }
@@ -444,11 +385,10 @@ struct Controller::Impl {
     int bad = 0;
     std::string last;
     for (int i = 0; i < n; ++i) {
-      std::string why;
-      const long status = httpGet(s.spec.preview_url, {s.spec.preview_header + ": " + colorName(c)}, s.spec.ready_timeout, &why);
-      if (status < 200 || status >= 300) {
+      const HttpCall call = httpCall(s.spec.preview_url, s.spec.ready_timeout, {s.spec.preview_header + ": " + colorName(c)});
+      if (call.status < 200 || call.status >= 300) {
         ++bad;
-        last = status ? "HTTP " + std::to_string(status) : why;
+        last = call.status ? "HTTP " + std::to_string(call.status) : call.error;
       }
     }
     r.ok = bad == 0;
