@@ -288,7 +288,7 @@ int main(int argc, char** argv) {
 
   std::string config;
   std::optional<int> admin_port;
-  auto* run_cmd = cli.add_subcommand("run", "Run probes and alerting from a config file");
+  auto* run_cmd = cli.add_subcommand("run", "Run probes, alerting and the rollout controller from a config file");
   run_cmd->add_option("-c,--config", config, "Config file (YAML)")->required()->check(CLI::ExistingFile);
   run_cmd->add_option("--admin-port", admin_port, "Override admin.listen's port (0 picks a free one)");
 
@@ -313,7 +313,7 @@ int main(int argc, char** argv) {
 
   std::string demo_config = "examples/demo.yaml";
   int demo_admin_port = 9470;
-  auto* demo_cmd = cli.add_subcommand("demo", "Start the simulator and probe it with examples/demo.yaml");
+  auto* demo_cmd = cli.add_subcommand("demo", "Start the simulator, a sample service behind greenlight proxy, and greenlight run on examples/demo.yaml");
   demo_cmd->add_option("-c,--config", demo_config, "Demo config")->check(CLI::ExistingFile);
   demo_cmd->add_option("--admin-port", demo_admin_port, "Admin API port");
   demo_cmd->add_option("--sim-port", sim_port, "Simulated platform port (0 picks a free one)");
@@ -359,7 +359,16 @@ int main(int argc, char** argv) {
   std::string rollout_service, rollout_release, rollout_reason;
   std::vector<std::pair<std::string, CLI::App*>> rollout_actions;
   for (const char* action : {"start", "status", "promote", "pause", "resume", "abort", "rollback", "history"}) {
-    auto* sub = rollout_cmd->add_subcommand(action, std::string(action) + " a service's rollout");
+    static const std::map<std::string, std::string> what = {
+        {"start", "Start rolling out a new release to the idle colour"},
+        {"status", "Phase, weights, time in phase and analysis results (all services without one)"},
+        {"promote", "Pass a manual gate, or skip the remaining steps"},
+        {"pause", "Hold the rollout where it is"},
+        {"resume", "Carry on after a pause"},
+        {"abort", "All traffic back to the stable colour now"},
+        {"rollback", "Abort, or after a promotion go back to the still-warm previous release"},
+        {"history", "The service's audit lines: who did what, weights, verdicts"}};
+    auto* sub = rollout_cmd->add_subcommand(action, what.at(action));
     auto* svc_opt = sub->add_option("service", rollout_service, "Service name (rollouts.services[].name)");
     if (std::string(action) != "status") svc_opt->required();
     if (std::string(action) == "start") sub->add_option("-r,--release", rollout_release, "The new release")->required();
