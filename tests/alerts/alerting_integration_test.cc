@@ -113,6 +113,11 @@ TEST_F(AlertingTest, FaultFiresAWebhookInAlertmanagersFormatAndHealingResolvesIt
   auto listed = json::parse(testing::httpGet(svc->adminPort(), "/api/v1/alerts", kOperator).body);
   ASSERT_EQ(listed["alerts"].size(), 1u);
   EXPECT_EQ(listed["alerts"][0]["state"], "firing");
+  ASSERT_TRUE(testing::waitUntil([&] { return svc->alerts()->outboxDepth() == 0; }));
+  const std::string metrics = testing::httpGet(svc->adminPort(), "/metrics", kOperator).body;
+  EXPECT_NE(metrics.find("greenlight_alerts{alertname=\"ProbeFailing\",state=\"firing\"} 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("greenlight_notification_outbox_depth 0"), std::string::npos);
+  EXPECT_NE(metrics.find("greenlight_notification_latency_seconds_count 1"), std::string::npos);
 
   sim_->clearFaults("bmw");
   ASSERT_TRUE(testing::waitUntil([&] { return receiver.count() >= 2; }));
@@ -124,6 +129,9 @@ TEST_F(AlertingTest, FaultFiresAWebhookInAlertmanagersFormatAndHealingResolvesIt
   ASSERT_TRUE(ends.has_value());
   EXPECT_GT(*ends, *parseRfc3339(a["startsAt"]));
   EXPECT_EQ(receiver.count(), 2u);  // once per problem: no duplicate firing
+  EXPECT_NE(testing::httpGet(svc->adminPort(), "/metrics", kOperator)
+                .body.find("greenlight_alerts{alertname=\"ProbeFailing\",state=\"firing\"} 0"),
+            std::string::npos);
 }
 
 TEST_F(AlertingTest, ReceiverErrorsAreRetriedAndDeliveredOnce) {
