@@ -187,7 +187,9 @@ int simulate(int platform_port, int admin_port, const std::string& cert_dir, boo
   return 0;
 }
 
-int demo(const std::string& config, int admin_port, int sim_port, int sim_admin_port, int proxy_port) {
+// `self`: how this binary was invoked (e.g. ./build/app/greenlight), for lines to copy and paste.
+int demo(const std::string& self, const std::string& config, int admin_port, int sim_port, int sim_admin_port,
+         int proxy_port) {
   (void)initLogging(LogFormat::kText, "info");
   auto sim = startSimulator(sim_port, sim_admin_port, "", true);
   if (!sim.ok()) {
@@ -246,12 +248,12 @@ int demo(const std::string& config, int admin_port, int sim_port, int sim_admin_
             << "  health / readiness   " << admin << "/healthz  " << admin << "/readyz\n"
             << "  simulated platform   " << std::getenv("SIM_PLATFORM_URL") << "  (CA: " << (*sim)->caFile() << ")\n"
             << "  fault injection      " << faults << "/faults\n"
-            << "  alerts (JSON)        " << admin << "/api/v1/alerts   (or: greenlight alerts --url " << admin << ")\n"
+            << "  alerts (JSON)        " << admin << "/api/v1/alerts   (or: " << self << " alerts --url " << admin << ")\n"
             << "  demo alert receiver  " << faults << "/receiver  (what the webhook received)\n"
             << "  sample service       " << proxy_url << "  (greenlight proxy: blue runs v1, green is idle)\n\n"
             << "Roll out v2 of the sample service to green, in steps, with analysis:\n"
-            << "  greenlight rollout start vehicles --release v2 --url " << admin << "\n"
-            << "  greenlight rollout status --url " << admin << "\n"
+            << "  " << self << " rollout start vehicles --release v2 --url " << admin << "\n"
+            << "  " << self << " rollout status --url " << admin << "\n"
             << "  (break green meanwhile to see an automatic rollback:\n"
             << "   curl -X PUT -d '{\"error_rate\":0.3,\"status\":500}' " << faults << "/faults/release-green)\n\n"
             << "Break the BMW integration, then heal it:\n"
@@ -406,6 +408,6 @@ int main(int argc, char** argv) {
   if (*proxy_cmd) return runProxy(proxy_config, proxy_admin_port);
   if (*check_cmd) return checkConfig(check_path);
   if (*sim_cmd) return simulate(sim_port, sim_admin_port, cert_dir, no_tls);
-  if (*demo_cmd) return demo(demo_config, demo_admin_port, sim_port, sim_admin_port, demo_proxy_port);
+  if (*demo_cmd) return demo(argv[0], demo_config, demo_admin_port, sim_port, sim_admin_port, demo_proxy_port);
   return 2;
 }
