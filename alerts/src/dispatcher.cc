@@ -20,7 +20,7 @@ Dispatcher::~Dispatcher() {
 void Dispatcher::setConfig(DispatcherConfig config) { config_ = std::move(config); }
 
 void Dispatcher::collectRoutes(const RouteSpec& spec, const Route& parent, const Labels& labels,
-                               std::vector<Route>& out, bool* matched) const {
+                               std::vector<Route>& out) const {
   Route r = parent;
   if (!spec.receiver.empty()) r.receiver = spec.receiver;
   if (spec.group_by) {
@@ -39,13 +39,11 @@ void Dispatcher::collectRoutes(const RouteSpec& spec, const Route& parent, const
     std::string m;
     for (const auto& x : child.matchers) m += (m.empty() ? "" : ",") + x.toString();
     base.id = r.id + "/" + std::to_string(i) + "{" + m + "}";
-    bool sub = false;
-    collectRoutes(child, base, labels, out, &sub);
+    collectRoutes(child, base, labels, out);
     child_matched = true;
     if (!child.continue_matching) break;
   }
   if (!child_matched) out.push_back(r);
-  *matched = true;
 }
 
 std::vector<Dispatcher::Route> Dispatcher::routesFor(const Labels& labels) const {
@@ -56,8 +54,7 @@ std::vector<Dispatcher::Route> Dispatcher::routesFor(const Labels& labels) const
   root.group_interval = 5min;
   root.repeat_interval = 4h;
   std::vector<Route> out;
-  bool matched = false;
-  collectRoutes(config_.root, root, labels, out, &matched);
+  collectRoutes(config_.root, root, labels, out);
   for (Route& r : out) {
     if (auto it = config_.resend.find(r.receiver); it != config_.resend.end()) {
       r.group_interval = std::min(r.group_interval, it->second);

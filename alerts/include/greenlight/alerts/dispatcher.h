@@ -131,7 +131,7 @@ class Dispatcher {
     MonoTime due{};
   };
   void collectRoutes(const RouteSpec& spec, const Route& parent, const Labels& labels,
-                     std::vector<Route>& out, bool* matched) const;
+                     std::vector<Route>& out) const;
   std::vector<Route> routesFor(const Labels& labels) const;
   void schedule(const std::string& key, MonoTime at);
   void flush(const std::string& key);
