@@ -239,9 +239,20 @@ TEST_F(AlertingTest, WatchdogAlwaysFiresToItsDeadMansSwitchReceiver) {
 
 TEST_F(AlertingTest, SilenceHidesAnAlertThroughTheApi) {
   RecordingReceiver receiver;
-  auto svc = start(config(receiver.url()));
+  std::string yaml = config(receiver.url());
+  yaml.replace(yaml.find("group_interval: 1h"), std::string("group_interval: 1h").size(), "group_interval: 200ms");
+  auto svc = start(yaml);
   ASSERT_TRUE(svc);
   const int port = svc->adminPort();
+  auto runs = [&] {  // completed runs of the probe, from /metrics
+    const std::string m = testing::httpGet(port, "/metrics", kOperator).body;
+    for (size_t at = m.find("greenlight_probe_runs_total{"); at != std::string::npos;
+         at = m.find("greenlight_probe_runs_total{", at + 1)) {
+      const std::string line = m.substr(at, m.find('\n', at) - at);
+      if (line.find("probe=\"bmw-odometer\"") != std::string::npos) return std::stod(line.substr(line.rfind(' ') + 1));
+    }
+    return 0.0;
+  };
   auto bad = testing::httpPost(port, "/api/v1/silences", R"({"matchers":["oem=bmw"],"duration":"1h"})", kOperator);
   EXPECT_EQ(bad.status, 400);
   EXPECT_NE(bad.body.find("comment"), std::string::npos);
@@ -260,7 +271,15 @@ TEST_F(AlertingTest, SilenceHidesAnAlertThroughTheApi) {
   auto listed = json::parse(testing::httpGet(port, "/api/v1/silences", kOperator).body);
   EXPECT_EQ(listed["silences"][0]["created_by"], "alice");
   EXPECT_EQ(listed["silences"][0]["state"], "active");
+  // Two more probe runs: the group's flush (due when the alert fired, on the same loop) has
+  // happened by then, and sent nothing.
+  const double seen = runs();
+  ASSERT_TRUE(testing::waitUntil([&] { return runs() >= seen + 2; }));
   EXPECT_EQ(receiver.count(), 0u);
+  // Expired, the silence hides nothing: the next group interval notifies.
+  ASSERT_EQ(testing::httpDelete(port, "/api/v1/silences/" + id, kOperator).status, 200);
+  ASSERT_TRUE(testing::waitUntil([&] { return receiver.count() >= 1; }));
+  EXPECT_EQ(json::parse(receiver.requests()[0].body)["status"], "firing");
 }
 
 }  // namespace

@@ -88,6 +88,9 @@ class RolloutE2E : public ::testing::Test {
     return r.status == 200 ? json::parse(r.body) : json::object();
   }
   static bool phaseIs(int admin, const std::string& phase) { return status(admin).value("phase", "") == phase; }
+  static int startV2(int admin) {
+    return testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator).status;
+  }
 
   testing::TempDir dir_;
   TestBackend v1_{"v1"};
@@ -104,8 +107,7 @@ TEST_F(RolloutE2E, GoodReleaseIsPromotedInStepsWithoutAFailedRequest) {
   ASSERT_TRUE(ctl);
   const int admin = ctl->adminPort();
   Load load(proxy_port_, 4);
-  auto r = testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator);
-  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_EQ(startV2(admin), 200);
   ASSERT_TRUE(testing::waitUntil([&] { return phaseIs(admin, "promoted"); }, 30s)) << status(admin).dump(2);
   const int before = load.ok;
   ASSERT_TRUE(testing::waitUntil([&] { return load.ok > before + 200; }));
@@ -141,7 +143,7 @@ TEST_F(RolloutE2E, FailingReleaseIsRolledBackAutomaticallyAndAlerts) {
   ASSERT_TRUE(ctl);
   const int admin = ctl->adminPort();
   Load load(proxy_port_, 4);
-  ASSERT_EQ(testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator).status, 200);
+  ASSERT_EQ(startV2(admin), 200);
   ASSERT_TRUE(testing::waitUntil([&] { return phaseIs(admin, "rolled-back"); }, 30s)) << status(admin).dump(2);
   // From here on every request is answered by v1.
   const int failed_at_rollback = load.failed, v2_at_rollback = load.v2(), ok_at_rollback = load.ok;
@@ -177,7 +179,7 @@ TEST_F(RolloutE2E, DeployAndStopCommandsRunWithTheReleaseAndColour) {
   ASSERT_TRUE(ctl);
   const int admin = ctl->adminPort();
   Load load(proxy_port_, 2);
-  ASSERT_EQ(testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator).status, 200);
+  ASSERT_EQ(startV2(admin), 200);
   ASSERT_TRUE(testing::waitUntil([&] { return testing::readFile(log).find("stop v1 blue") != std::string::npos; }, 30s))
       << testing::readFile(log) << status(admin).dump(2);
   EXPECT_NE(testing::readFile(log).find("start v2 green " + std::to_string(v2_.port()) + " v2"), std::string::npos)
@@ -193,7 +195,7 @@ TEST_F(RolloutE2E, FailingDeployCommandRollsBackBeforeAnyTraffic) {
   auto ctl = startController(yaml);
   ASSERT_TRUE(ctl);
   const int admin = ctl->adminPort();
-  ASSERT_EQ(testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator).status, 200);
+  ASSERT_EQ(startV2(admin), 200);
   ASSERT_TRUE(testing::waitUntil([&] { return phaseIs(admin, "rolled-back"); }, 20s)) << status(admin).dump(2);
   EXPECT_NE(status(admin)["reason"].get<std::string>().find("deploy failed: start command exit 3"), std::string::npos);
   EXPECT_EQ(v2_.requests(), 0);
@@ -218,7 +220,7 @@ TEST_F(RolloutE2E, PrometheusQueriesGateEachStep) {
   ASSERT_TRUE(ctl);
   const int admin = ctl->adminPort();
   Load load(proxy_port_, 2);
-  ASSERT_EQ(testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator).status, 200);
+  ASSERT_EQ(startV2(admin), 200);
   ASSERT_TRUE(testing::waitUntil([&] { return phaseIs(admin, "rolled-back"); }, 30s)) << status(admin).dump(2);
   const std::string reason = status(admin)["reason"];
   EXPECT_NE(reason.find("budget 0.5 (want < 0.1)"), std::string::npos) << reason;
@@ -240,7 +242,7 @@ TEST_F(RolloutE2E, WebhookGatesHoldConfirmAndAreToldTheOutcome) {
   ASSERT_TRUE(ctl);
   const int admin = ctl->adminPort();
   Load load(proxy_port_, 2);
-  ASSERT_EQ(testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator).status, 200);
+  ASSERT_EQ(startV2(admin), 200);
   ASSERT_TRUE(testing::waitUntil([&] { return phaseIs(admin, "promoted"); }, 30s)) << status(admin).dump(2);
   ASSERT_TRUE(testing::waitUntil([&] { return gate.count() >= 5; }));
   const auto r = gate.requests();
@@ -269,7 +271,7 @@ TEST_F(RolloutE2E, RollbackGateAbortsARollout) {
   ASSERT_TRUE(ctl);
   const int admin = ctl->adminPort();
   Load load(proxy_port_, 2);
-  ASSERT_EQ(testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator).status, 200);
+  ASSERT_EQ(startV2(admin), 200);
   ASSERT_TRUE(testing::waitUntil([&] { return phaseIs(admin, "rolled-back"); }, 30s)) << status(admin).dump(2);
   EXPECT_NE(status(admin)["reason"].get<std::string>().find("aborted by rollback gate"), std::string::npos);
   load.stop();
@@ -282,7 +284,7 @@ TEST_F(RolloutE2E, AbortIsImmediateAndRefusedTwice) {
   ASSERT_TRUE(ctl);
   const int admin = ctl->adminPort();
   Load load(proxy_port_, 2);
-  ASSERT_EQ(testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator).status, 200);
+  ASSERT_EQ(startV2(admin), 200);
   ASSERT_TRUE(testing::waitUntil([&] { return status(admin).value("weight", 0) >= 25; }, 20s));
   auto r = testing::httpPost(admin, "/api/v1/rollouts/vehicles/abort", R"({"reason":"customer reports"})", kOperator);
   ASSERT_EQ(r.status, 200) << r.body;
@@ -303,7 +305,7 @@ TEST_F(RolloutE2E, ControllerKilledMidShiftResumesWithoutAFailedRequest) {
   {
     testing::ChildProcess first({GREENLIGHT_BINARY, "run", "--config", path}, dir_.path() + "/first.log");
     ASSERT_TRUE(testing::waitUntil([&] { return testing::httpGet(admin, "/readyz").status == 200; }));
-    ASSERT_EQ(testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator).status, 200);
+    ASSERT_EQ(startV2(admin), 200);
     ASSERT_TRUE(testing::waitUntil([&] { return status(admin).value("weight", 0) == 50; }, 20s))
         << testing::readFile(dir_.path() + "/first.log");
     first.signal(SIGKILL);
@@ -336,7 +338,7 @@ TEST_F(RolloutE2E, SameRolloutThroughARealHaproxy) {
   ASSERT_TRUE(ctl);
   const int admin = ctl->adminPort();
   Load load(port, 4);
-  ASSERT_EQ(testing::httpPost(admin, "/api/v1/rollouts/vehicles/start", R"({"release":"v2"})", kOperator).status, 200);
+  ASSERT_EQ(startV2(admin), 200);
   ASSERT_TRUE(testing::waitUntil([&] { return phaseIs(admin, "promoted"); }, 30s)) << status(admin).dump(2);
   const int before = load.ok;
   ASSERT_TRUE(testing::waitUntil([&] { return load.ok > before + 200; }));

@@ -170,6 +170,17 @@ HttpReply httpPost(int port, const std::string& path, const std::string& body,
   return {res->status, res->body};
 }
 
+HttpReply httpDelete(int port, const std::string& path, const std::string& bearer) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_connection_timeout(5);
+  c.set_read_timeout(10);
+  httplib::Headers h;
+  if (!bearer.empty()) h.emplace("Authorization", "Bearer " + bearer);
+  auto res = c.Delete(path.c_str(), h);
+  if (!res) return {};
+  return {res->status, res->body};
+}
+
 probes::RequestId ScriptedTransport::start(probes::TransportRequest request,
                                            std::function<void(probes::TransportResult)> done) {
   history_.push_back(request);

@@ -69,6 +69,7 @@ struct HttpReply {
 HttpReply httpGet(int port, const std::string& path, const std::string& bearer = "");
 HttpReply httpPost(int port, const std::string& path, const std::string& body,
                    const std::string& bearer = "");
+HttpReply httpDelete(int port, const std::string& path, const std::string& bearer = "");
 
 // Records every request; a test completes or fails them by hand, in any order.
 class ScriptedTransport final : public probes::Transport {
