@@ -20,6 +20,7 @@
 #include "greenlight/app/app_config.h"
 #include "greenlight/controller/audit_log.h"
 #include "greenlight/app/proxy_service.h"
+#include "greenlight/dashboards/grafana_export.h"
 #include "greenlight/app/service.h"
 #include "greenlight/common/files.h"
 #include "greenlight/common/logging.h"
@@ -80,6 +81,18 @@ int exportRules(const std::string& path, const std::string& out) {
     std::cerr << "greenlight: " << s.message() << "\n";
     return 1;
   }
+  return 0;
+}
+
+int runExportGrafana(const dashboards::GrafanaExportOptions& options) {
+  auto written = dashboards::exportGrafana(options);
+  if (!written.ok()) {
+    std::cerr << "greenlight export grafana: " << written.status().message() << "\n";
+    return 1;
+  }
+  for (const auto& path : written.value()) std::cout << "wrote " << path << "\n";
+  std::cout << "Copy provisioning/dashboards (and provisioning/datasources, if written) into Grafana's provisioning "
+               "folder; the dashboards select the data source \"" << options.datasource << "\".\n";
   return 0;
 }
 
@@ -189,7 +202,7 @@ int simulate(int platform_port, int admin_port, const std::string& cert_dir, boo
 
 // `self`: how this binary was invoked (e.g. ./build/app/greenlight), for lines to copy and paste.
 int demo(const std::string& self, const std::string& config, int admin_port, int sim_port, int sim_admin_port,
-         int proxy_port) {
+         int proxy_port, int proxy_admin_port) {
   (void)initLogging(LogFormat::kText, "info");
   auto sim = startSimulator(sim_port, sim_admin_port, "", true);
   if (!sim.ok()) {
@@ -211,7 +224,7 @@ int demo(const std::string& self, const std::string& config, int admin_port, int
         << "      green: [" << std::getenv("SIM_RELEASE_GREEN_ADDR") << "]\n"
         << "      weights: {blue: 100, green: 0}\n      preview: {header: X-Greenlight-Color}\n";
   }
-  auto proxy = app::ProxyService::start(proxy_config, 0);
+  auto proxy = app::ProxyService::start(proxy_config, proxy_admin_port);
   if (!proxy.ok()) {
     std::cerr << "greenlight demo: proxy: " << proxy.status().message() << "\n";
     return 1;
@@ -242,9 +255,12 @@ int demo(const std::string& self, const std::string& config, int admin_port, int
   }
   const std::string admin = "http://127.0.0.1:" + std::to_string((*svc)->adminPort());
   const std::string faults = "http://127.0.0.1:" + std::to_string((*sim)->adminPort());
+  const std::string proxy_admin = "http://127.0.0.1:" + std::to_string((*proxy)->adminPort());
   std::cout << "\nGreenlight demo is running (Ctrl-C stops everything)\n\n"
+            << "  status page          " << admin << "/\n"
             << "  probe state (JSON)   " << admin << "/api/v1/probes\n"
-            << "  Prometheus metrics   " << admin << "/metrics\n"
+            << "  Prometheus metrics   " << admin << "/metrics  (proxy: " << proxy_admin << "/metrics)\n"
+            << "  Grafana dashboards   " << self << " export grafana --out DIR  (scrape both /metrics)\n"
             << "  health / readiness   " << admin << "/healthz  " << admin << "/readyz\n"
             << "  simulated platform   " << std::getenv("SIM_PLATFORM_URL") << "  (CA: " << (*sim)->caFile() << ")\n"
             << "  fault injection      " << faults << "/faults\n"
@@ -322,6 +338,8 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--sim-admin-port", sim_admin_port, "Fault-injection port (0 picks a free one)");
   int demo_proxy_port = 9480;
   demo_cmd->add_option("--proxy-port", demo_proxy_port, "The sample service's proxy port (0 picks a free one)");
+  int demo_proxy_admin_port = 9481;
+  demo_cmd->add_option("--proxy-admin-port", demo_proxy_admin_port, "The proxy's admin port: /metrics, runtime API (0 picks a free one)");
 
   app::ClientOptions client;
   if (const char* url = std::getenv("GREENLIGHT_URL")) client.url = url;
@@ -348,13 +366,23 @@ int main(int argc, char** argv) {
   silence_expire->add_option("id", silence_id, "Silence id")->required();
   addClientOptions(silence_expire);
 
-  auto* export_cmd = cli.add_subcommand("export", "Write what other tools read: prometheus-rules");
+  auto* export_cmd = cli.add_subcommand("export", "Write what other tools read: prometheus-rules, grafana");
   export_cmd->require_subcommand(1);
   std::string export_config, export_out;
   auto* export_rules = export_cmd->add_subcommand(
       "prometheus-rules", "Alerting rules of a run config as a Prometheus rule file (over the probe metrics)");
   export_rules->add_option("-c,--config", export_config, "Config file (YAML)")->required()->check(CLI::ExistingFile);
   export_rules->add_option("-o,--output", export_out, "Write to this file (default: standard output)");
+  dashboards::GrafanaExportOptions grafana_options;
+  auto* export_grafana = export_cmd->add_subcommand(
+      "grafana", "Grafana dashboards (overview, probe detail, rollouts, SLOs) and provisioning files");
+  export_grafana->add_option("-o,--out", grafana_options.out_dir, "Directory to write dashboards/ and provisioning/ into")->required();
+  export_grafana->add_option("--datasource", grafana_options.datasource, "Name of the Prometheus data source in Grafana")
+      ->capture_default_str();
+  export_grafana->add_option("--prometheus-url", grafana_options.prometheus_url,
+                             "Also write a data source provisioning file pointing at this Prometheus");
+  export_grafana->add_option("--dashboards-path", grafana_options.dashboards_path,
+                             "Where Grafana will find the dashboard files (default: OUT/dashboards, absolute)");
 
   auto* rollout_cmd = cli.add_subcommand("rollout", "Blue-green rollouts of a running greenlight: start, status, promote, ...");
   rollout_cmd->require_subcommand(1);
@@ -400,6 +428,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (*export_rules) return exportRules(export_config, export_out);
+  if (*export_grafana) return runExportGrafana(grafana_options);
   if (*alerts_cmd) return app::alertsCommand(client);
   if (*silence_add) return app::silenceAddCommand(client, silence_matchers, silence_duration, silence_comment);
   if (*silence_list) return app::silenceListCommand(client);
@@ -408,6 +437,7 @@ int main(int argc, char** argv) {
   if (*proxy_cmd) return runProxy(proxy_config, proxy_admin_port);
   if (*check_cmd) return checkConfig(check_path);
   if (*sim_cmd) return simulate(sim_port, sim_admin_port, cert_dir, no_tls);
-  if (*demo_cmd) return demo(argv[0], demo_config, demo_admin_port, sim_port, sim_admin_port, demo_proxy_port);
+  if (*demo_cmd) return demo(argv[0], demo_config, demo_admin_port, sim_port, sim_admin_port, demo_proxy_port,
+                             demo_proxy_admin_port);
   return 2;
 }

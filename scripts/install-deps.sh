@@ -16,6 +16,8 @@ packages=(
   prometheus prometheus-blackbox-exporter prometheus-alertmanager nginx haproxy wrk
   # tools used by tests and benchmark scripts
   openssl curl procps python3
+  # the status page test drives a real headless browser
+  chromium chromium-driver
 )
 
 missing=()

@@ -7,6 +7,7 @@
 
 #include "alert_routes.h"
 #include "rollout_routes.h"
+#include "status_routes.h"
 #include "greenlight/probes/probe_json.h"
 
 namespace greenlight::app {
@@ -156,6 +157,7 @@ Status Service::reload() {
 void Service::registerRoutes() {
   registerAlertRoutes(*admin_, [this] { return alerts(); }, time_);
   registerRolloutRoutes(*admin_, [this] { return controller_.get(); }, time_);
+  registerStatusRoutes(*admin_);
   admin_->handle("GET", "/api/v1/probes", Role::kViewer, [this](const AdminRequest&) {
     return jsonResponse(200, probes::probesToJson(engine_->snapshot()));
   });

@@ -101,6 +101,8 @@ struct AdminServer::Impl {
     ar.role = role;
     AdminResponse out = handler(ar);
     res.status = out.status;
+    res.set_header("X-Content-Type-Options", "nosniff");
+    for (const auto& [name, value] : out.headers) res.set_header(name, value);
     if (out.stream) {
       res.set_chunked_content_provider(
           out.content_type, [stream = std::move(out.stream)](size_t, httplib::DataSink& sink) {
@@ -144,7 +146,7 @@ struct AdminServer::Impl {
       std::lock_guard<std::mutex> lock(registries_mu);
       st->sources = sources;
     }
-    AdminResponse r{200, "text/plain; version=0.0.4; charset=utf-8", "", nullptr};
+    AdminResponse r{200, "text/plain; version=0.0.4; charset=utf-8", "", {}, nullptr};
     r.stream = [st](std::string& out) {
       if (!st->head.empty()) {
         out = std::move(st->head);

@@ -96,6 +96,7 @@ struct Controller::Impl {
     std::map<std::string, prometheus::Counter*> analysis;
     prometheus::Counter* rollbacks = nullptr;
     prometheus::Counter* promotions = nullptr;
+    prometheus::Counter* starts = nullptr;
     prometheus::Histogram* duration = nullptr;       // start to promoted or rolled back
     prometheus::Histogram* rollback_time = nullptr;  // rollback decided to the router confirming 0%
   };
@@ -137,6 +138,8 @@ struct Controller::Impl {
                           .Help("Rollouts rolled back").Register(registry);
     auto& promotions = prometheus::BuildCounter().Name("greenlight_rollout_promotions_total")
                            .Help("Rollouts promoted").Register(registry);
+    auto& starts = prometheus::BuildCounter().Name("greenlight_rollout_starts_total")
+                       .Help("Rollouts started (dashboard annotations)").Register(registry);
     auto& duration = prometheus::BuildHistogram().Name("greenlight_rollout_duration_seconds")
                          .Help("From start to promoted or rolled back").Register(registry);
     auto& rollback_time = prometheus::BuildHistogram().Name("greenlight_rollout_rollback_seconds")
@@ -154,6 +157,7 @@ struct Controller::Impl {
       for (const char* v : {"pass", "fail", "inconclusive"}) s->analysis[v] = &analysis.Add({{"service", n}, {"verdict", v}});
       s->rollbacks = &rollbacks.Add({{"service", n}});
       s->promotions = &promotions.Add({{"service", n}});
+      s->starts = &starts.Add({{"service", n}});
       s->duration = &duration.Add({{"service", n}}, prometheus::Histogram::BucketBoundaries{10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200});
       s->rollback_time = &rollback_time.Add({{"service", n}}, prometheus::Histogram::BucketBoundaries{
                                                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5});
@@ -231,6 +235,9 @@ struct Controller::Impl {
         spdlog::info("rollout {}: {} -> {}{}", s.spec.rollout.service, phaseName(before.phase), phaseName(s.state.phase),
                      s.state.reason.empty() ? "" : " (" + s.state.reason + ")");
         const double since_start = std::chrono::duration<double>(time.wallNow() - s.state.started_at).count();
+        if (!before.active() && s.state.active()) {
+          s.starts->Increment();  // out of a resting phase: a new rollout began
+        }
         if (s.state.phase == RolloutPhase::kRolledBack) {
           s.rollbacks->Increment();
           s.duration->Observe(since_start);

@@ -75,7 +75,8 @@ std::string servicesToJson(const std::vector<ServiceView>& views, WallTime now) 
     j["router"] = v.router;
     j["candidate"] = colorName(v.state.candidate());
     j["weights"] = {{colorName(v.state.candidate()), v.state.weight}, {colorName(v.state.stable), 100 - v.state.weight}};
-    j["seconds_in_phase"] = std::chrono::duration<double>(now - v.state.phase_since).count();
+    j["seconds_in_phase"] = v.state.phase_since == WallTime{} ? json(nullptr)  // never left idle
+                                                              : json(std::chrono::duration<double>(now - v.state.phase_since).count());
     j["steps"] = v.strategy.steps;
     out.push_back(j);
   }

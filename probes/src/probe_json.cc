@@ -22,6 +22,8 @@ std::string probesToJson(const std::vector<ProbeStatus>& probes) {
     j["interval_seconds"] = toSeconds(p.spec->interval);
     j["health"] = healthName(p.health.health);
     j["consecutive_failures"] = p.health.consecutive_failures;
+    j["recent"] = nlohmann::json::array();
+    for (const auto& r : p.recent) j["recent"].push_back({{"duration_ms", r.duration_ms}, {"success", r.success}});
     if (p.last) {
       const ProbeResult& r = *p.last;
       nlohmann::json last;

@@ -100,6 +100,8 @@ void ProbeManager::onResult(Slot& slot, ProbeResult result) {
   std::lock_guard<std::mutex> lock(status_mu_);
   auto& st = status_[name];
   st.health = slot.health;
+  if (st.recent.size() >= ProbeStatus::kRecentRuns) st.recent.erase(st.recent.begin());
+  st.recent.push_back({static_cast<float>(std::chrono::duration<double, std::milli>(result.duration).count()), result.success});
   st.last = std::move(result);
 }
 

@@ -138,6 +138,24 @@ TEST(ProbeManager, HealthTransitionsReachListeners) {
   ASSERT_TRUE(snap[0].last.has_value());
 }
 
+TEST(ProbeManager, KeepsOnlyTheLastRunsDurationsAndOutcomes) {
+  SimulatedScheduler sim;
+  InstantTransport transport(sim.scheduler());
+  DefaultRandom random(7);
+  ProbeManager m(transport, sim.scheduler(), random, std::make_shared<ProbeMetrics>());
+  m.apply({probe("a", 1s)});
+  sim.advance(40s);
+  InstantTransport::ok_status = 500;
+  sim.advance(2s);
+  InstantTransport::ok_status = 200;
+  auto snap = m.snapshot();
+  ASSERT_EQ(snap.size(), 1u);
+  ASSERT_EQ(snap[0].recent.size(), ProbeStatus::kRecentRuns) << "bounded: older runs are dropped";
+  EXPECT_FALSE(snap[0].recent.back().success) << "newest last";
+  EXPECT_FALSE(snap[0].recent[ProbeStatus::kRecentRuns - 2].success);
+  EXPECT_TRUE(snap[0].recent[ProbeStatus::kRecentRuns - 3].success);
+}
+
 TEST(ProbeManager, ApplyKeepsUnchangedProbesAndDropsRemovedOnes) {
   SimulatedScheduler sim;
   InstantTransport transport(sim.scheduler());

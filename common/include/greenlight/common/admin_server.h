@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "greenlight/common/config_reader.h"
@@ -55,6 +56,7 @@ struct AdminResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra response headers
   // When set, the body is sent in chunks: each call appends the next piece and returns false
   // after the last one (large responses, e.g. /metrics of 10,000 probes).
   std::function<bool(std::string&)> stream;

@@ -17,10 +17,19 @@
 
 namespace greenlight::probes {
 
+// One past run, for the status page's sparkline: how long it took and whether it passed.
+// Nothing of the response is kept.
+struct RecentRun {
+  float duration_ms = 0;
+  bool success = false;
+};
+
 struct ProbeStatus {
+  static constexpr size_t kRecentRuns = 30;
   std::shared_ptr<const ProbeSpec> spec;  // name, labels, interval
   HealthState health;
-  std::optional<ProbeResult> last;  // only the latest; nothing older is kept
+  std::optional<ProbeResult> last;  // only the latest result; nothing older is kept
+  std::vector<RecentRun> recent;    // the last kRecentRuns durations and outcomes, oldest first
 };
 
 using ResultListener =
