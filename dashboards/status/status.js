@@ -191,7 +191,9 @@ function renderRollouts(services) {
     const cand = s.candidate, stable = s.stable;
     const weights = el("div", { class: "weights", role: "img", "aria-label": `traffic: blue ${s.weights.blue}%, green ${s.weights.green}%` },
       ["blue", "green"].map((c) => el("span", { class: c, style: `width:${s.weights[c]}%` }, s.weights[c] >= 12 ? `${c} ${s.weights[c]}%` : "")));
-    const verdicts = (s.results || []).slice(-12).map((v) => badge(v));
+    // Results read "phase: verdict (detail)"; the verdict word picks the colour, the text says it all.
+    const verdictOf = (r) => (/: (pass|fail|inconclusive)\b/.exec(r) || [null, "unknown"])[1];
+    const verdicts = (s.results || []).slice(-8).map((r) => el("li", {}, badge(verdictOf(r)), " ", r));
     // Only what applies in this phase is enabled; the server decides either way.
     const active = !["idle", "promoted", "rolled-back"].includes(s.phase);
     const applies = { promote: active, pause: active && !s.paused, resume: active && s.paused, abort: active,
@@ -208,7 +210,8 @@ function renderRollouts(services) {
         el("dt", {}, "steps"), el("dd", {}, (s.steps || []).join(" → ") + "%"),
         s.reason ? [el("dt", {}, "reason"), el("dd", {}, s.reason)] : []),
       weights,
-      el("div", { "aria-label": "analysis verdicts, newest last" }, verdicts.length ? verdicts : el("span", { class: "muted" }, "no analysis yet")),
+      verdicts.length ? el("ul", { class: "verdicts", "aria-label": "analysis and checks, newest last" }, verdicts)
+        : el("p", { class: "muted" }, "no analysis yet"),
       el("div", { class: "actions" }, buttons));
   });
   $("rollout-list").replaceChildren(cards.length ? el("div", { class: "rollouts" }, cards) : el("p", { class: "muted" }, "No rollouts configured."));
