@@ -30,7 +30,7 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
   }
   if (!r.expectMap(node, field, {"services", "timeouts", "runtime_api", "state_file", "threads",
                                   "max_header_bytes", "max_body_bytes", "max_idle_upstream_per_endpoint",
-                                  "passive_health"})) {
+                                  "passive_health", "buffer_request_bytes", "long_lived"})) {
     return c;
   }
   if (auto v = r.getString(node, field, "state_file")) c.state_file = *v;
@@ -38,6 +38,14 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
   if (auto v = r.getInt(node, field, "max_header_bytes", 1024, 1 << 20)) c.max_header_bytes = size_t(*v);
   if (auto v = r.getInt(node, field, "max_body_bytes", 0, int64_t{1} << 32)) c.max_body_bytes = size_t(*v);
   if (auto v = r.getInt(node, field, "max_idle_upstream_per_endpoint", 0, 10000)) c.max_idle_upstream_per_endpoint = size_t(*v);
+  if (auto v = r.getInt(node, field, "buffer_request_bytes", 0, 64 << 20)) c.buffer_request_bytes = size_t(*v);
+  if (const YAML::Node ll = node["long_lived"]; ll.IsDefined() && !ll.IsNull()) {
+    const std::string lf = R::join(field, "long_lived");
+    if (r.expectMap(ll, lf, {"grace", "spread"})) {
+      if (auto v = r.getDuration(ll, lf, "grace")) c.long_lived.grace = *v;
+      if (auto v = r.getDuration(ll, lf, "spread")) c.long_lived.spread = *v;
+    }
+  }
   if (const YAML::Node t = node["timeouts"]; t.IsDefined() && !t.IsNull()) {
     const std::string tf = R::join(field, "timeouts");
     if (r.expectMap(t, tf, {"connect", "header", "idle", "request"})) {

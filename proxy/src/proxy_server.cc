@@ -2,6 +2,7 @@
 
 #include "greenlight/proxy/proxy_server.h"
 
+#include "relay.h"
 #include "request_rules.h"
 
 #include <prometheus/counter.h>
@@ -79,6 +80,18 @@ struct ProxyServer::Impl {
     prometheus::Counter* bad_requests = nullptr;
     prometheus::Gauge* active = nullptr;
     std::array<prometheus::Gauge*, 2> weight{};
+    std::array<prometheus::Gauge*, 2> tunnels{};  // open Upgrade (WebSocket) tunnels per colour
+    prometheus::Counter* drained = nullptr;       // tunnels closed because their colour went to 0
+  };
+  // An Upgrade (WebSocket) connection, from the 101 to its close. Lives on its session's
+  // coroutine frame; touched only on its event loop, except membership in `tunnels`.
+  struct Tunnel {
+    std::string service;
+    Color color;
+    beast::tcp_stream* client;
+    beast::tcp_stream* upstream;
+    asio::steady_timer close_timer;
+    bool armed = false;  // a drain close is scheduled
   };
   struct Session {
     beast::tcp_stream* client = nullptr;
@@ -106,6 +119,8 @@ struct ProxyServer::Impl {
   std::set<Session*> sessions;
   std::atomic<int> open_sessions{0};
   std::condition_variable sessions_cv;  // signalled when a session ends (graceful stop waits)
+  std::mutex tunnels_mu;
+  std::set<Tunnel*> tunnels;
 
   static std::vector<std::unique_ptr<asio::io_context>> makeLoops(int n) {
     std::vector<std::unique_ptr<asio::io_context>> v;
@@ -136,6 +151,11 @@ struct ProxyServer::Impl {
                           .Help("Connect or exchange failures of an upstream endpoint").Register(*registry);
     auto& ep_ejections = prometheus::BuildCounter().Name("greenlight_proxy_endpoint_ejections_total")
                              .Help("Times an endpoint was ejected by passive health").Register(*registry);
+    auto& tunnel_gauge = prometheus::BuildGauge().Name("greenlight_proxy_upgraded_connections")
+                             .Help("Open Upgrade (WebSocket) tunnels by service and colour").Register(*registry);
+    auto& drained = prometheus::BuildCounter().Name("greenlight_proxy_long_lived_drained_total")
+                        .Help("Upgrade tunnels closed after their colour's weight went to 0 (after the grace period)")
+                        .Register(*registry);
     const prometheus::Histogram::BucketBoundaries bounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                             0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
     auto table = store.current();
@@ -148,6 +168,7 @@ struct ProxyServer::Impl {
         }
         cm.latency = &latency.Add({{"service", name}, {"color", colorName(c)}}, bounds);
         m.weight[static_cast<int>(c)] = &weight.Add({{"service", name}, {"color", colorName(c)}});
+        m.tunnels[static_cast<int>(c)] = &tunnel_gauge.Add({{"service", name}, {"color", colorName(c)}});
         for (const auto& e : s.endpoints[static_cast<int>(c)]) {
           auto& up = upstreams[e.address];
           if (!up) {
@@ -163,6 +184,7 @@ struct ProxyServer::Impl {
       m.unavailable = &unavailable.Add({{"service", name}});
       m.bad_requests = &bad.Add({{"service", name}});
       m.active = &active.Add({{"service", name}});
+      m.drained = &drained.Add({{"service", name}});
     }
     setWeights(*table);
   }
@@ -173,6 +195,50 @@ struct ProxyServer::Impl {
       if (it == metrics.end()) continue;
       it->second.weight[0]->Set(s.weight[0]);
       it->second.weight[1]->Set(s.weight[1]);
+    }
+  }
+
+  void registerTunnel(Tunnel& t) {
+    std::lock_guard<std::mutex> lock(tunnels_mu);
+    tunnels.insert(&t);
+    metrics.at(t.service).tunnels[static_cast<int>(t.color)]->Increment();
+  }
+
+  void unregisterTunnel(Tunnel& t) {
+    std::lock_guard<std::mutex> lock(tunnels_mu);
+    tunnels.erase(&t);
+    metrics.at(t.service).tunnels[static_cast<int>(t.color)]->Decrement();
+  }
+
+  // After a routing change: tunnels to a colour now at weight 0 are closed after the grace
+  // period, each at its own random moment within the spread (clients reconnect a few at a time,
+  // to the new colour); a colour back above 0 before then keeps its tunnels.
+  void drainTunnels() {
+    std::lock_guard<std::mutex> lock(tunnels_mu);
+    for (Tunnel* t : tunnels) {
+      asio::post(t->client->get_executor(), [this, t] {
+        {
+          std::lock_guard<std::mutex> check(tunnels_mu);
+          if (!tunnels.count(t)) return;  // closed meanwhile (same loop: it cannot close during this)
+        }
+        auto table = store.current();
+        auto it = table->services.find(t->service);
+        const bool drained_colour = it != table->services.end() && it->second.weight[static_cast<int>(t->color)] == 0;
+        if (drained_colour && !t->armed) {
+          t->armed = true;
+          const auto delay = cfg.long_lived.grace + std::chrono::duration_cast<Duration>(cfg.long_lived.spread * uniform01());
+          t->close_timer.expires_after(delay);
+          t->close_timer.async_wait([this, t](boost::system::error_code ec) {
+            if (ec) return;  // cancelled, or the tunnel is gone: `t` must not be touched
+            metrics.at(t->service).drained->Increment();
+            t->client->cancel();
+            t->upstream->cancel();
+          });
+        } else if (!drained_colour && t->armed) {
+          t->armed = false;
+          t->close_timer.cancel();
+        }
+      });
     }
   }
 
@@ -208,19 +274,135 @@ struct ProxyServer::Impl {
     }
   }
 
-  // Sends one request to an endpoint of `color`; retries a failed connect once on another
-  // endpoint, and a stale pooled connection once on a fresh one.
-  awaitable<http::response<http::string_body>> forward(const ServiceRoutes& svc, Color color,
-                                                       http::request<http::string_body>& req,
-                                                       ServiceMetrics& m, size_t loop) {
-    std::vector<std::pair<const Endpoint*, Upstream*>> ready, ejected_too;
+  // What one request came to, for the metrics and the session loop.
+  struct Outcome {
+    unsigned status = 0;      // what the client was answered (0: nothing could be sent)
+    bool keep_client = true;  // the client connection can carry another request
+  };
+
+  using Candidates = std::vector<std::pair<const Endpoint*, Upstream*>>;
+
+  // Ready endpoints of a colour in turn; ejected ones only when none is ready (a likely failure
+  // beats a certain 503).
+  Candidates candidates(const ServiceRoutes& svc, Color color) {
+    Candidates ready, ejected_too;
     for (const auto& e : svc.endpoints[static_cast<int>(color)]) {
       if (e.state != EndpointState::kReady) continue;
       Upstream* up = upstreams.at(e.address).get();
       (ejected(*up) ? ejected_too : ready).emplace_back(&e, up);
     }
-    if (ready.empty()) ready = std::move(ejected_too);  // trying an ejected one beats a certain 503
-    if (ready.empty()) co_return errorResponse(http::status::service_unavailable, "no ready endpoint", req);
+    return ready.empty() ? ejected_too : ready;
+  }
+
+  std::unique_ptr<UpstreamConn> takeIdle(Upstream& up, size_t loop) {
+    std::lock_guard<std::mutex> lock(up.mu);
+    auto& idle = up.idle[loop];
+    if (idle.empty()) return nullptr;
+    auto conn = std::move(idle.back());
+    idle.pop_back();
+    return conn;
+  }
+
+  void giveBack(Upstream& up, size_t loop, std::unique_ptr<UpstreamConn> conn) {
+    if (stopping) return;
+    conn->stream.expires_never();
+    std::lock_guard<std::mutex> lock(up.mu);
+    auto& idle = up.idle[loop];
+    if (idle.size() < cfg.max_idle_upstream_per_endpoint) idle.push_back(std::move(conn));
+  }
+
+  awaitable<std::unique_ptr<UpstreamConn>> connect(Upstream& up, boost::system::error_code& ec) {
+    auto conn = std::make_unique<UpstreamConn>(co_await asio::this_coro::executor);
+    conn->stream.expires_after(cfg.timeouts.connect);
+    co_await conn->stream.async_connect(up.address, ecOut(ec));
+    if (ec) co_return nullptr;
+    conn->stream.socket().set_option(tcp::no_delay(true), ec);
+    ec = {};
+    co_return conn;
+  }
+
+  static http::response<http::string_body> errorResponse(http::status status, const std::string& why, unsigned version) {
+    http::response<http::string_body> res{status, version};
+    res.set(http::field::content_type, "text/plain");
+    res.set(http::field::server, "greenlight");
+    res.body() = std::string(http::obsolete_reason(status)) + ": " + why + "\n";
+    return res;
+  }
+
+  // Answers the client ourselves (502/503/504/400 …); `keep`: the connection stays usable.
+  awaitable<Outcome> answer(beast::tcp_stream& client, http::status status, const std::string& why, unsigned version, bool keep) {
+    auto res = errorResponse(status, why, version);
+    keep = keep && !stopping;
+    res.keep_alive(keep);
+    res.prepare_payload();
+    client.expires_after(cfg.timeouts.request);
+    boost::system::error_code ec;
+    co_await http::async_write(client, res, ecOut(ec));
+    co_return Outcome{static_cast<unsigned>(status), keep && !ec};
+  }
+
+  // Relays an upstream response whose head has been read: hop-by-hop headers out, body
+  // streamed through one buffer. The upstream connection goes back to the pool when the
+  // exchange ended cleanly and the upstream keeps it alive.
+  awaitable<Outcome> relayResponse(beast::tcp_stream& client, Upstream& up, std::unique_ptr<UpstreamConn> conn,
+                                   http::response_parser<http::buffer_body>& p, unsigned client_version,
+                                   bool client_keep, size_t loop) {
+    auto& res = p.get();
+    const unsigned status = res.result_int();
+    bool upstream_keep = res.keep_alive();
+    bool keep = client_keep && !stopping;
+    stripHopByHop(res);
+    if (p.need_eof()) {
+      upstream_keep = false;  // the body ends when the upstream closes
+      if (client_version >= 11) res.chunked(true); else keep = false;
+    } else if (res.chunked() && client_version < 11) {
+      res.chunked(false);  // an HTTP/1.0 client reads the body up to the close
+      keep = false;
+    }
+    res.version(client_version >= 11 ? 11 : 10);
+    res.keep_alive(keep);
+    http::response_serializer<http::buffer_body> sr{res};
+    client.expires_after(cfg.timeouts.request);
+    boost::system::error_code ec;
+    co_await http::async_write_header(client, sr, ecOut(ec));
+    if (ec) co_return Outcome{status, false};
+    const auto result = co_await relay::relayBody(conn->stream, conn->buffer, p, client, sr, cfg.timeouts.request);
+    if (result != relay::Result::kDone) {
+      // Mid-body: the head is out, so no error answer is possible; closing tells the client.
+      if (result == relay::Result::kSourceFailed) up.errors->Increment();
+      co_return Outcome{status, false};
+    }
+    if (upstream_keep) giveBack(up, loop, std::move(conn));
+    co_return Outcome{status, keep};
+  }
+
+  // The head of an Upgrade response was read: 101 opens a tunnel for the connection's life.
+  awaitable<Outcome> openTunnel(beast::tcp_stream& client, beast::flat_buffer& client_buffer,
+                                std::unique_ptr<UpstreamConn> conn, http::response_parser<http::buffer_body>& p,
+                                const std::string& service, Color color) {
+    http::response_serializer<http::buffer_body> sr{p.get()};
+    p.get().body().data = nullptr;
+    p.get().body().size = 0;
+    p.get().body().more = false;
+    client.expires_after(cfg.timeouts.request);
+    boost::system::error_code ec;
+    co_await http::async_write_header(client, sr, ecOut(ec));
+    if (ec) co_return Outcome{101, false};
+    Tunnel t{service, color, &client, &conn->stream, asio::steady_timer(client.get_executor())};
+    registerTunnel(t);
+    co_await relay::tunnel(client, client_buffer, conn->stream, conn->buffer);
+    unregisterTunnel(t);
+    co_return Outcome{101, false};
+  }
+
+  // Sends a request read whole to an endpoint of `color` and relays the answer. A failed connect
+  // is retried once on another endpoint; a stale pooled connection once on a fresh one; a reset
+  // before any answer byte, for idempotent methods, on another endpoint.
+  awaitable<Outcome> forwardBuffered(beast::tcp_stream& client, beast::flat_buffer& client_buffer, const ServiceRoutes& svc,
+                                     Color color, http::request<http::string_body>& req, unsigned client_version,
+                                     bool client_keep, bool upgrade, ServiceMetrics& m, size_t loop) {
+    const Candidates ready = candidates(svc, color);
+    if (ready.empty()) co_return co_await answer(client, http::status::service_unavailable, "no ready endpoint", client_version, client_keep);
     const uint64_t start = rr.fetch_add(1, std::memory_order_relaxed);
     const bool idempotent = req.method() == http::verb::get || req.method() == http::verb::head ||
                             req.method() == http::verb::options || req.method() == http::verb::put ||
@@ -232,51 +414,35 @@ struct ProxyServer::Impl {
       Upstream& up = *ready[(start + attempt) % ready.size()].second;
       if (attempt > 0) m.retries->Increment();
       up.requests->Increment();
-      std::unique_ptr<UpstreamConn> conn;
-      {
-        std::lock_guard<std::mutex> lock(up.mu);
-        auto& idle = up.idle[loop];
-        if (!idle.empty()) {
-          conn = std::move(idle.back());
-          idle.pop_back();
-        }
-      }
+      std::unique_ptr<UpstreamConn> conn = upgrade ? nullptr : takeIdle(up, loop);
       bool reused = conn != nullptr;
       for (int fresh_try = 0; fresh_try < 2; ++fresh_try) {
+        boost::system::error_code ec;
         if (!conn) {
-          conn = std::make_unique<UpstreamConn>(co_await asio::this_coro::executor);
-          conn->stream.expires_after(cfg.timeouts.connect);
-          boost::system::error_code ec;
-          co_await conn->stream.async_connect(up.address, ecOut(ec));
+          conn = co_await connect(up, ec);
           if (ec) {
             up.errors->Increment();
             recordOutcome(up, ep.address, true);
             last_error = "connect to " + ep.address + ": " + ec.message();
             timed_out = ec == beast::error::timeout;
-            conn.reset();
             break;  // next endpoint
           }
-          conn->stream.socket().set_option(tcp::no_delay(true), ec);
           reused = false;
         }
         conn->stream.expires_after(cfg.timeouts.request);
         boost::system::error_code wec, rec;
         co_await http::async_write(conn->stream, req, ecOut(wec));
-        http::response_parser<http::string_body> parser;
-        parser.body_limit(cfg.max_body_bytes);
-        if (!wec) co_await http::async_read(conn->stream, conn->buffer, parser, ecOut(rec));
-        const auto ec = wec ? wec : rec;
+        http::response_parser<http::buffer_body> p;
+        p.body_limit(std::numeric_limits<std::uint64_t>::max());  // streamed: no size limit
+        if (req.method() == http::verb::head) p.skip(true);
+        if (!wec) co_await http::async_read_header(conn->stream, conn->buffer, p, ecOut(rec));
+        ec = wec ? wec : rec;
         if (!ec) {
-          auto res = parser.release();
-          recordOutcome(up, ep.address, res.result_int() >= 500);
-          const bool keep = res.keep_alive() && !stopping;
-          if (keep) {
-            conn->stream.expires_never();
-            std::lock_guard<std::mutex> lock(up.mu);
-            auto& idle = up.idle[loop];
-            if (idle.size() < cfg.max_idle_upstream_per_endpoint) idle.push_back(std::move(conn));
+          recordOutcome(up, ep.address, p.get().result_int() >= 500);
+          if (upgrade && p.get().result() == http::status::switching_protocols) {
+            co_return co_await openTunnel(client, client_buffer, std::move(conn), p, svc.name, color);
           }
-          co_return res;
+          co_return co_await relayResponse(client, up, std::move(conn), p, client_version, client_keep && !upgrade, loop);
         }
         conn.reset();
         // A pooled connection the upstream had closed: nothing was processed, try a new one.
@@ -285,26 +451,73 @@ struct ProxyServer::Impl {
         recordOutcome(up, ep.address, true);
         // Closed or reset before a single response byte (e.g. an upstream shutting down with our
         // connection in its backlog): an idempotent request can go to another endpoint.
-        if (idempotent && closedByPeer(ec) && !parser.got_some()) {
+        if (idempotent && closedByPeer(ec) && !p.got_some()) {
           last_error = ep.address + " closed the connection without an answer";
           break;  // next endpoint
         }
         if (ec == beast::error::timeout) {
-          co_return errorResponse(http::status::gateway_timeout, "upstream " + ep.address + " timed out", req);
+          co_return co_await answer(client, http::status::gateway_timeout, "upstream " + ep.address + " timed out", client_version, client_keep);
         }
-        co_return errorResponse(http::status::bad_gateway, "upstream " + ep.address + ": " + ec.message(), req);
+        co_return co_await answer(client, http::status::bad_gateway, "upstream " + ep.address + ": " + ec.message(), client_version, client_keep);
       }
     }
-    co_return errorResponse(timed_out ? http::status::gateway_timeout : http::status::bad_gateway, last_error, req);
+    co_return co_await answer(client, timed_out ? http::status::gateway_timeout : http::status::bad_gateway, last_error,
+                              client_version, client_keep);
   }
 
-  static http::response<http::string_body> errorResponse(http::status status, const std::string& why,
-                                                         const http::request<http::string_body>& req) {
-    http::response<http::string_body> res{status, req.version()};
-    res.set(http::field::content_type, "text/plain");
-    res.set(http::field::server, "greenlight");
-    res.body() = std::string(http::obsolete_reason(status)) + ": " + why + "\n";
-    return res;
+  // Streams a large or chunked request body to an endpoint of `color` as it arrives. Only the
+  // connect can be retried (nothing of the body has been read yet); afterwards a failure is a
+  // 502 and the client connection closes (its body may be half read).
+  awaitable<Outcome> forwardStreamed(beast::tcp_stream& client, beast::flat_buffer& client_buffer, const ServiceRoutes& svc,
+                                     Color color, http::request_parser<http::buffer_body>& body_parser,
+                                     unsigned client_version, ServiceMetrics& m, size_t loop) {
+    const Candidates ready = candidates(svc, color);
+    if (ready.empty()) co_return co_await answer(client, http::status::service_unavailable, "no ready endpoint", client_version, false);
+    const uint64_t start = rr.fetch_add(1, std::memory_order_relaxed);
+    std::unique_ptr<UpstreamConn> conn;
+    Upstream* up = nullptr;
+    std::string address, last_error = "upstream failed";
+    for (size_t attempt = 0; attempt < std::min<size_t>(2, ready.size()) && !conn; ++attempt) {
+      address = ready[(start + attempt) % ready.size()].first->address;
+      up = ready[(start + attempt) % ready.size()].second;
+      if (attempt > 0) m.retries->Increment();
+      up->requests->Increment();
+      boost::system::error_code ec;
+      conn = co_await connect(*up, ec);  // fresh: a stale pooled one could not be retried
+      if (ec) {
+        up->errors->Increment();
+        recordOutcome(*up, address, true);
+        last_error = "connect to " + address + ": " + ec.message();
+      }
+    }
+    if (!conn) co_return co_await answer(client, http::status::bad_gateway, last_error, client_version, false);
+    http::request_serializer<http::buffer_body> sr{body_parser.get()};
+    boost::system::error_code ec;
+    conn->stream.expires_after(cfg.timeouts.request);
+    co_await http::async_write_header(conn->stream, sr, ecOut(ec));
+    relay::Result sent = relay::Result::kDestinationFailed;
+    if (!ec) sent = co_await relay::relayBody(client, client_buffer, body_parser, conn->stream, sr, cfg.timeouts.request, &ec);
+    if (sent == relay::Result::kSourceFailed) {
+      // The client's body broke off or was malformed (bad chunk, over the limit).
+      m.bad_requests->Increment();
+      co_return co_await answer(client, rules::statusFor(ec, false), "request body: " + ec.message(), client_version, false);
+    }
+    if (sent == relay::Result::kDestinationFailed) {
+      up->errors->Increment();
+      recordOutcome(*up, address, true);
+      co_return co_await answer(client, http::status::bad_gateway, "upstream " + address + ": " + ec.message(), client_version, false);
+    }
+    http::response_parser<http::buffer_body> p;
+    p.body_limit(std::numeric_limits<std::uint64_t>::max());
+    co_await http::async_read_header(conn->stream, conn->buffer, p, ecOut(ec));
+    if (ec) {
+      up->errors->Increment();
+      recordOutcome(*up, address, true);
+      co_return co_await answer(client, ec == beast::error::timeout ? http::status::gateway_timeout : http::status::bad_gateway,
+                                "upstream " + address + ": " + ec.message(), client_version, false);
+    }
+    recordOutcome(*up, address, p.get().result_int() >= 500);
+    co_return co_await relayResponse(client, *up, std::move(conn), p, client_version, body_parser.get().keep_alive(), loop);
   }
 
   // Reads until the request head is complete, so its raw bytes can be checked before Beast
@@ -325,6 +538,20 @@ struct ProxyServer::Impl {
     }
   }
 
+  // The colour for a request: the preview header or cookie if it names one, else by weight.
+  std::optional<Color> colorFor(const ServiceRoutes& svc, const http::fields& f) {
+    std::optional<Color> preview;
+    if (!svc.preview_header.empty()) {
+      if (auto it = f.find(svc.preview_header); it != f.end()) preview = parseColor(std::string(it->value()));
+    }
+    if (!preview && !svc.preview_cookie.empty()) {
+      if (auto it = f.find(http::field::cookie); it != f.end()) {
+        preview = previewFromCookie(std::string_view(it->value().data(), it->value().size()), svc.preview_cookie);
+      }
+    }
+    return pickColor(svc, uniform01(), preview);
+  }
+
   awaitable<void> session(tcp::socket socket, std::string service, size_t loop) {
     beast::tcp_stream client(std::move(socket));
     Session self;
@@ -341,90 +568,92 @@ struct ProxyServer::Impl {
     beast::flat_buffer buffer;
     bool first = true;
     while (!stopping) {
-      http::request_parser<http::string_body> parser;
-      parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
-      parser.body_limit(cfg.max_body_bytes);
+      http::request_parser<http::empty_body> head;
+      head.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
+      head.body_limit(cfg.max_body_bytes);
       client.expires_after(first ? cfg.timeouts.header : cfg.timeouts.idle);
       self.idle = true;
       boost::system::error_code ec;
       co_await readHead(client, buffer, &ec);
-      if (!ec) co_await http::async_read_header(client, buffer, parser, ecOut(ec));
+      if (!ec) co_await http::async_read_header(client, buffer, head, ecOut(ec));
       self.idle = false;
       first = false;
       if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout ||
           ec == asio::error::operation_aborted || ec == asio::error::connection_reset) {
         break;
       }
+      bool expectation_failed = false;
       if (!ec) {
         // Expect: 100-continue: the client waits for our go-ahead before sending the body; we
         // read the body ourselves, so we answer it and do not pass the expectation on.
-        if (auto it = parser.get().find(http::field::expect); it != parser.get().end()) {
+        if (auto it = head.get().find(http::field::expect); it != head.get().end()) {
           if (!beast::iequals(it->value(), "100-continue")) {
             ec = http::error::bad_field;  // an expectation we cannot meet: 417 below
-          } else if (!parser.is_done()) {
+            expectation_failed = true;
+          } else if (!head.is_done()) {
             static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
             client.expires_after(cfg.timeouts.request);
             co_await asio::async_write(client, asio::buffer(kContinue), ecOut(ec));
           }
         }
       }
-      if (!ec) {
+      // Bodies up to buffer_request_bytes are read whole (the request can then be retried
+      // elsewhere); larger or chunked ones are streamed to the upstream as they arrive.
+      const auto length = head.content_length();
+      const bool stream_body = !ec && !head.is_done() && (head.chunked() || !length || *length > cfg.buffer_request_bytes);
+      std::optional<http::request_parser<http::string_body>> whole;
+      if (!ec && !stream_body) {
+        whole.emplace(std::move(head));
+        whole->body_limit(cfg.max_body_bytes);
         client.expires_after(cfg.timeouts.request);
-        co_await http::async_read(client, buffer, parser, ecOut(ec));
+        co_await http::async_read(client, buffer, *whole, ecOut(ec));
       }
       if (ec) {
         m.bad_requests->Increment();
-        const http::status status = rules::statusFor(
-            ec, ec == http::error::bad_field && parser.is_header_done() &&
-                    parser.get().find(http::field::expect) != parser.get().end());
-        http::response<http::string_body> res{status, 11};
-        res.set(http::field::content_type, "text/plain");
-        res.set(http::field::connection, "close");
-        res.body() = std::string(http::obsolete_reason(status)) + ": " + ec.message() + "\n";
-        res.prepare_payload();
-        client.expires_after(std::chrono::seconds(5));
-        boost::system::error_code wec;
-        co_await http::async_write(client, res, ecOut(wec));
+        const http::status status = rules::statusFor(ec, expectation_failed);
+        co_await answer(client, status, ec.message(), 11, false);
         break;
       }
-      auto req = parser.release();
-      req.erase(http::field::expect);
-      const bool client_keep_alive = req.keep_alive();
       const MonoTime started = time.monotonicNow();
-
       auto table = store.current();  // one consistent version for this request
       const ServiceRoutes& svc = table->services.at(service);
-      std::optional<Color> preview;
-      if (!svc.preview_header.empty()) {
-        if (auto it = req.find(svc.preview_header); it != req.end()) preview = parseColor(std::string(it->value()));
-      }
-      if (!preview && !svc.preview_cookie.empty()) {
-        if (auto it = req.find(http::field::cookie); it != req.end()) {
-          preview = previewFromCookie(std::string_view(it->value().data(), it->value().size()), svc.preview_cookie);
+      Outcome outcome;
+      std::optional<Color> color;
+      if (whole) {
+        auto req = whole->release();
+        req.erase(http::field::expect);
+        const bool client_keep = req.keep_alive();
+        const unsigned version = req.version();
+        const bool upgrade = rules::upgradeOf(req.base()).has_value() && req.method() == http::verb::get;
+        color = colorFor(svc, req.base());
+        rules::prepareForUpstream(req, client_ip);
+        if (!color) {
+          m.unavailable->Increment();
+          outcome = co_await answer(client, http::status::service_unavailable, "no colour of " + service + " can serve", version, client_keep);
+        } else {
+          outcome = co_await forwardBuffered(client, buffer, svc, *color, req, version, client_keep, upgrade, m, loop);
+        }
+      } else {
+        http::request_parser<http::buffer_body> streamed{std::move(head)};
+        streamed.body_limit(cfg.max_body_bytes);
+        auto& req = streamed.get();
+        req.erase(http::field::expect);
+        const unsigned version = req.version();
+        color = colorFor(svc, req.base());
+        rules::rewriteHeadForUpstream(req, client_ip, false);
+        if (!color) {
+          m.unavailable->Increment();
+          outcome = co_await answer(client, http::status::service_unavailable, "no colour of " + service + " can serve", version, false);
+        } else {
+          outcome = co_await forwardStreamed(client, buffer, svc, *color, streamed, version, m, loop);
         }
       }
-      std::optional<Color> color = pickColor(svc, uniform01(), preview);
-
-      rules::prepareForUpstream(req, client_ip);
-
-      http::response<http::string_body> res;
-      if (!color) {
-        m.unavailable->Increment();
-        res = errorResponse(http::status::service_unavailable, "no colour of " + service + " can serve", req);
-      } else {
-        res = co_await forward(svc, *color, req, m, loop);
+      if (color && outcome.status != 0) {
         ColorMetrics& cm = m.color[static_cast<int>(*color)];
-        cm.latency->Observe(toSeconds(time.monotonicNow() - started));
-        cm.by_class[statusClass(res.result_int())]->Increment();
+        if (outcome.status != 101) cm.latency->Observe(toSeconds(time.monotonicNow() - started));
+        cm.by_class[statusClass(outcome.status)]->Increment();
       }
-      stripHopByHop(res);
-      const bool keep = client_keep_alive && !stopping;
-      res.keep_alive(keep);
-      res.prepare_payload();
-      client.expires_after(cfg.timeouts.request);
-      boost::system::error_code wec;
-      co_await http::async_write(client, res, ecOut(wec));
-      if (wec || !keep) break;
+      if (!outcome.keep_client) break;
     }
     client.socket().shutdown(tcp::socket::shutdown_send, ignored);
     m.active->Decrement();
@@ -504,7 +733,10 @@ StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::start(const ProxyConfig& con
   Impl& im = *impl;
   im.buildMetrics();
   if (Status s = im.resolveUpstreams(); !s.ok()) return s;
-  store.onChange([p = &im](const RoutingTable& t) { p->setWeights(t); });
+  store.onChange([p = &im](const RoutingTable& t) {
+    p->setWeights(t);
+    p->drainTunnels();
+  });
   for (const auto& l : config.listeners) {
     boost::system::error_code ec;
     auto acceptor = std::make_unique<tcp::acceptor>(im.io);
@@ -568,6 +800,18 @@ void ProxyServer::stop(Duration grace) {
       if (!s->idle) continue;
       auto* client = s->client;
       asio::post(client->get_executor(), [client] { client->cancel(); });
+    }
+    {
+      // Tunnels have no request boundary to wait for: they close now.
+      std::lock_guard<std::mutex> tl(im.tunnels_mu);
+      for (Impl::Tunnel* t : im.tunnels) {
+        asio::post(t->client->get_executor(), [&im, t] {
+          std::lock_guard<std::mutex> check(im.tunnels_mu);
+          if (!im.tunnels.count(t)) return;
+          t->client->cancel();
+          t->upstream->cancel();
+        });
+      }
     }
     im.sessions_cv.wait_for(lock, grace, [&im] { return im.open_sessions == 0; });
   }

@@ -93,19 +93,42 @@ void stripHopByHop(Fields& f) {
 
 template void stripHopByHop(http::request<http::string_body>&);
 template void stripHopByHop(http::response<http::string_body>&);
+template void stripHopByHop(http::response<http::buffer_body>&);
 
-void prepareForUpstream(http::request<http::string_body>& req, const std::string& client_ip) {
+std::optional<std::string> upgradeOf(const http::fields& f) {
+  auto up = f.find(http::field::upgrade);
+  auto conn = f.find(http::field::connection);
+  if (up == f.end() || conn == f.end() || up->value().empty()) return std::nullopt;
+  if (!http::token_list(conn->value()).exists("upgrade")) return std::nullopt;
+  return std::string(up->value());
+}
+
+template <class Body>
+void rewriteHeadForUpstream(http::request<Body>& req, const std::string& client_ip, bool tls) {
+  const auto upgrade = upgradeOf(req.base());
   stripHopByHop(req);
-  // The body has been read and de-chunked: it goes on with a Content-Length only. Keeping any
-  // Transfer-Encoding next to it would hand the upstream a smuggling shape.
-  req.erase(http::field::transfer_encoding);
   std::string xff = client_ip;
   if (auto it = req.find("X-Forwarded-For"); it != req.end()) xff = std::string(it->value()) + ", " + client_ip;
   req.set("X-Forwarded-For", xff);
-  req.set("X-Forwarded-Proto", "http");
+  req.set("X-Forwarded-Proto", tls ? "https" : "http");
   req.set(http::field::via, "1.1 greenlight");
   req.version(11);
   req.keep_alive(true);
+  if (upgrade) {
+    // A protocol switch (WebSocket) is end to end: the upstream must see it asked for.
+    req.set(http::field::upgrade, *upgrade);
+    req.set(http::field::connection, "Upgrade");
+  }
+}
+
+template void stripHopByHop(http::request<http::buffer_body>&);
+template void rewriteHeadForUpstream(http::request<http::buffer_body>&, const std::string&, bool);
+
+void prepareForUpstream(http::request<http::string_body>& req, const std::string& client_ip, bool tls) {
+  rewriteHeadForUpstream(req, client_ip, tls);
+  // The body has been read and de-chunked: it goes on with a Content-Length only. Keeping any
+  // Transfer-Encoding next to it would hand the upstream a smuggling shape.
+  req.erase(http::field::transfer_encoding);
   req.prepare_payload();
 }
 

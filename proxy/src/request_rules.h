@@ -4,6 +4,7 @@
 #pragma once
 
 #include <boost/beast/http.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -34,9 +35,17 @@ Parsed parseRequest(std::string_view bytes, const Limits& limits);
 template <class Fields>
 void stripHopByHop(Fields& f);
 
-// Rewrites a client request for the upstream: hop-by-hop headers out, X-Forwarded-For appended,
-// X-Forwarded-Proto and Via set, HTTP/1.1 keep-alive, a Content-Length for the body.
-void prepareForUpstream(http::request<http::string_body>& req, const std::string& client_ip);
+// The protocol a request asks to switch to (`Upgrade: websocket` with `Connection: upgrade`).
+std::optional<std::string> upgradeOf(const http::fields& f);
+
+// Rewrites a request head for the upstream: hop-by-hop headers out (an Upgrade request keeps
+// Upgrade and Connection: Upgrade), X-Forwarded-For appended, X-Forwarded-Proto and Via set,
+// HTTP/1.1 keep-alive. A streamed body keeps its framing (Content-Length or chunked).
+template <class Body>
+void rewriteHeadForUpstream(http::request<Body>& req, const std::string& client_ip, bool tls);
+
+// The head rewrite for a body read whole: de-chunked, sent with a Content-Length.
+void prepareForUpstream(http::request<http::string_body>& req, const std::string& client_ip, bool tls = false);
 
 // The 4xx status for a parse error.
 http::status statusFor(boost::system::error_code ec, bool expectation_failed);

@@ -7,10 +7,7 @@
 #include <fstream>
 #include <thread>
 
-#include "greenlight/app/proxy_service.h"
-#include "support/keep_alive_load.h"
-#include "support/test_backend.h"
-#include "support/test_support.h"
+#include "proxy/proxy_fixture.h"
 
 namespace greenlight::proxy {
 namespace {
@@ -18,46 +15,6 @@ namespace {
 using namespace std::chrono_literals;
 using testing::RawConnection;
 using testing::TestBackend;
-
-std::string get(const std::string& path = "/") {
-  return "GET " + path + " HTTP/1.1\r\nHost: vehicles\r\n\r\n";
-}
-
-// Load whose good answers come from a known backend (blue*, green).
-class KeepAliveLoad : public testing::KeepAliveLoad {
- public:
-  KeepAliveLoad(int port, int threads)
-      : testing::KeepAliveLoad(port, threads, [](const std::string& b) { return b.rfind("blue", 0) == 0 || b == "green"; }) {}
-};
-
-class ProxyTest : public ::testing::Test {
- protected:
-  void start(const std::string& blue, const std::string& green, const std::string& extra = "",
-             const std::string& weights = "{blue: 100, green: 0}") {
-    config_ = dir_.write("proxy.yaml", "log: {level: warn}\nadmin: {listen: 127.0.0.1:0}\nproxy:\n"
-        "  state_file: " + dir_.path() + "/routes.json\n" + extra +
-        "  services:\n    - name: vehicles\n      listen: 127.0.0.1:0\n"
-        "      blue: [" + blue + "]\n      green: [" + green + "]\n"
-        "      weights: " + weights + "\n"
-        "      preview: {header: X-Greenlight-Color, cookie: greenlight-color}\n");
-    auto svc = app::ProxyService::start(config_, 0);
-    ASSERT_TRUE(svc.ok()) << svc.status().message();
-    svc_ = std::move(svc.value());
-    port_ = svc_->port("vehicles");
-  }
-  void setWeights(int blue, int green) {
-    auto r = svc_->store().execute("set weight vehicles blue " + std::to_string(blue) + " green " +
-                                       std::to_string(green), "test");
-    ASSERT_TRUE(r.ok) << r.output;
-  }
-
-  testing::TempDir dir_;
-  TestBackend blue_{"blue"};
-  TestBackend green_{"green"};
-  std::string config_;
-  std::unique_ptr<app::ProxyService> svc_;
-  int port_ = 0;
-};
 
 TEST_F(ProxyTest, WeightChangeAppliesToTheNextRequestOnTheSameConnection) {
   start(blue_.address(), green_.address());

@@ -31,6 +31,14 @@ struct PassiveHealth {
   Duration ejection{10s};
 };
 
+// Long-lived connections (WebSocket and other Upgrade tunnels) to a colour whose weight drops to
+// 0 are closed after `grace`, each at a random moment within the following `spread`: clients
+// reconnect to the new colour a few at a time instead of in one storm.
+struct LongLivedDrain {
+  Duration grace{30s};
+  Duration spread{30s};
+};
+
 struct ProxyConfig {
   std::vector<ListenerConfig> listeners;
   RoutingTable routes;  // from config: weights and endpoints
@@ -41,7 +49,11 @@ struct ProxyConfig {
   int threads = 1;
   size_t max_header_bytes = 16 << 10;
   size_t max_body_bytes = 8 << 20;
+  // Request bodies up to this size are read whole before forwarding, so a request can be retried
+  // on another endpoint; larger and chunked ones are streamed. Responses are always streamed.
+  size_t buffer_request_bytes = 64 << 10;
   size_t max_idle_upstream_per_endpoint = 64;
+  LongLivedDrain long_lived;
 };
 
 ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std::string& field);

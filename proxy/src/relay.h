@@ -1,0 +1,108 @@
+// Streaming pieces of the data plane (private to the proxy module): relaying an HTTP body from
+// one connection to another through a fixed buffer, as Beast's relay example does but with
+// coroutines, and a byte tunnel for Upgrade (WebSocket) connections. Nothing here holds a
+// whole body: memory per exchange is one buffer. Not thread-safe: one event loop per use.
+#pragma once
+
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <chrono>
+#include <memory>
+
+namespace greenlight::proxy::relay {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+inline auto ecOut(boost::system::error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
+
+enum class Result { kDone, kSourceFailed, kDestinationFailed };
+
+constexpr size_t kChunk = 16 << 10;
+
+// Moves the body of the message `p` is parsing (its head already read from `src`, and already
+// written to `dst` through `sr`) from `src` to `dst`, one buffer at a time. Each read and
+// write may take up to `timeout`.
+template <bool isRequest, class Src, class Dst>
+asio::awaitable<Result> relayBody(Src& src, beast::flat_buffer& src_buffer, http::parser<isRequest, http::buffer_body>& p,
+                                  Dst& dst, http::serializer<isRequest, http::buffer_body>& sr,
+                                  std::chrono::steady_clock::duration timeout,
+                                  boost::system::error_code* error = nullptr) {
+  auto buf = std::make_unique<char[]>(kChunk);
+  boost::system::error_code ec;
+  do {
+    if (!p.is_done()) {
+      p.get().body().data = buf.get();
+      p.get().body().size = kChunk;
+      beast::get_lowest_layer(src).expires_after(timeout);
+      co_await http::async_read_some(src, src_buffer, p, ecOut(ec));  // whatever has arrived: no waiting for a full buffer
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) {
+        if (error) *error = ec;
+        co_return Result::kSourceFailed;
+      }
+      p.get().body().size = kChunk - p.get().body().size;
+      p.get().body().data = buf.get();
+      p.get().body().more = !p.is_done();
+      // Nothing new (only framing was parsed): writing an empty piece of a chunked body would
+      // emit a zero-size chunk, which ends the body.
+      if (p.get().body().size == 0 && p.get().body().more) continue;
+    } else {
+      p.get().body().data = nullptr;
+      p.get().body().size = 0;
+      p.get().body().more = false;
+    }
+    beast::get_lowest_layer(dst).expires_after(timeout);
+    co_await http::async_write(dst, sr, ecOut(ec));
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) {
+      if (error) *error = ec;
+      co_return Result::kDestinationFailed;
+    }
+  } while (!p.is_done() && !sr.is_done());
+  co_return Result::kDone;
+}
+
+// Copies bytes from `from` to `to` until either fails or closes; `pending` (bytes already read
+// past a message head) goes first.
+template <class From, class To>
+asio::awaitable<void> pump(From& from, To& to, beast::flat_buffer& pending) {
+  boost::system::error_code ec;
+  if (pending.size() > 0) {
+    co_await asio::async_write(to, pending.data(), ecOut(ec));
+    pending.consume(pending.size());
+    if (ec) co_return;
+  }
+  auto buf = std::make_unique<char[]>(kChunk);
+  for (;;) {
+    beast::get_lowest_layer(from).expires_never();
+    const size_t n = co_await from.async_read_some(asio::buffer(buf.get(), kChunk), ecOut(ec));
+    if (ec) co_return;
+    beast::get_lowest_layer(to).expires_never();
+    co_await asio::async_write(to, asio::buffer(buf.get(), n), ecOut(ec));
+    if (ec) co_return;
+  }
+}
+
+// Runs both directions of a tunnel; returns when both have ended. When one direction ends the
+// other is cancelled (a closed WebSocket has already said goodbye inside the stream).
+template <class A, class B>
+asio::awaitable<void> tunnel(A& a, beast::flat_buffer& a_pending, B& b, beast::flat_buffer& b_pending) {
+  auto ex = co_await asio::this_coro::executor;
+  auto other_done = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
+  auto finished = std::make_shared<bool>(false);
+  auto* a_ptr = &a;
+  asio::co_spawn(ex, pump(b, a, b_pending), [other_done, finished, a_ptr](std::exception_ptr) {
+    *finished = true;
+    beast::get_lowest_layer(*a_ptr).cancel();  // ends the a -> b direction too
+    other_done->cancel();
+  });
+  co_await pump(a, b, a_pending);
+  beast::get_lowest_layer(b).cancel();
+  boost::system::error_code ec;
+  beast::get_lowest_layer(b).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  if (!*finished) co_await other_done->async_wait(ecOut(ec));
+}
+
+}  // namespace greenlight::proxy::relay
