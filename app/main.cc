@@ -293,9 +293,12 @@ int main(int argc, char** argv) {
   // glibc grew that arena's heap with an mprotect call about twice per probe (strace: ~6,000 a
   // second at 2,000 probes/s). One arena (brk-grown, trimmed past 8 MiB) has none; the other
   // threads (admin API) allocate little. malloc_trim after a config load still returns large
-  // frees.
-  mallopt(M_ARENA_MAX, 1);
-  mallopt(M_TRIM_THRESHOLD, 8 << 20);
+  // frees. Not for `greenlight proxy`: its event-loop threads all allocate per request, and one
+  // shared arena would make them wait on its lock (set below, once the command is known).
+  const auto oneArena = [] {
+    mallopt(M_ARENA_MAX, 1);
+    mallopt(M_TRIM_THRESHOLD, 8 << 20);
+  };
   sigset_t set = handledSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before any thread starts
   std::signal(SIGPIPE, SIG_IGN);
@@ -415,6 +418,7 @@ int main(int argc, char** argv) {
   audit_verify->add_option("file", audit_path, "Audit log file")->required();
 
   CLI11_PARSE(cli, argc, argv);
+  if (!*proxy_cmd) oneArena();  // before any thread of the probe engine starts
   for (const auto& [action, sub] : rollout_actions) {
     if (*sub) return app::rolloutCommand(client, action, rollout_service, rollout_release, rollout_reason);
   }

@@ -346,7 +346,7 @@ struct ProxyServer::Impl {
   // exchange ended cleanly and the upstream keeps it alive.
   awaitable<Outcome> relayResponse(beast::tcp_stream& client, Upstream& up, std::unique_ptr<UpstreamConn> conn,
                                    http::response_parser<http::buffer_body>& p, unsigned client_version,
-                                   bool client_keep, size_t loop) {
+                                   bool client_keep, size_t loop, char* buf) {
     auto& res = p.get();
     const unsigned status = res.result_int();
     bool upstream_keep = res.keep_alive();
@@ -362,11 +362,7 @@ struct ProxyServer::Impl {
     res.version(client_version >= 11 ? 11 : 10);
     res.keep_alive(keep);
     http::response_serializer<http::buffer_body> sr{res};
-    client.expires_after(cfg.timeouts.request);
-    boost::system::error_code ec;
-    co_await http::async_write_header(client, sr, ecOut(ec));
-    if (ec) co_return Outcome{status, false};
-    const auto result = co_await relay::relayBody(conn->stream, conn->buffer, p, client, sr, cfg.timeouts.request);
+    const auto result = co_await relay::relayBody(conn->stream, conn->buffer, p, client, sr, buf, cfg.timeouts.request);
     if (result != relay::Result::kDone) {
       // Mid-body: the head is out, so no error answer is possible; closing tells the client.
       if (result == relay::Result::kSourceFailed) up.errors->Increment();
@@ -400,7 +396,7 @@ struct ProxyServer::Impl {
   // before any answer byte, for idempotent methods, on another endpoint.
   awaitable<Outcome> forwardBuffered(beast::tcp_stream& client, beast::flat_buffer& client_buffer, const ServiceRoutes& svc,
                                      Color color, http::request<http::string_body>& req, unsigned client_version,
-                                     bool client_keep, bool upgrade, ServiceMetrics& m, size_t loop) {
+                                     bool client_keep, bool upgrade, ServiceMetrics& m, size_t loop, char* buf) {
     const Candidates ready = candidates(svc, color);
     if (ready.empty()) co_return co_await answer(client, http::status::service_unavailable, "no ready endpoint", client_version, client_keep);
     const uint64_t start = rr.fetch_add(1, std::memory_order_relaxed);
@@ -442,7 +438,7 @@ struct ProxyServer::Impl {
           if (upgrade && p.get().result() == http::status::switching_protocols) {
             co_return co_await openTunnel(client, client_buffer, std::move(conn), p, svc.name, color);
           }
-          co_return co_await relayResponse(client, up, std::move(conn), p, client_version, client_keep && !upgrade, loop);
+          co_return co_await relayResponse(client, up, std::move(conn), p, client_version, client_keep && !upgrade, loop, buf);
         }
         conn.reset();
         // A pooled connection the upstream had closed: nothing was processed, try a new one.
@@ -470,7 +466,7 @@ struct ProxyServer::Impl {
   // 502 and the client connection closes (its body may be half read).
   awaitable<Outcome> forwardStreamed(beast::tcp_stream& client, beast::flat_buffer& client_buffer, const ServiceRoutes& svc,
                                      Color color, http::request_parser<http::buffer_body>& body_parser,
-                                     unsigned client_version, ServiceMetrics& m, size_t loop) {
+                                     unsigned client_version, ServiceMetrics& m, size_t loop, char* buf) {
     const Candidates ready = candidates(svc, color);
     if (ready.empty()) co_return co_await answer(client, http::status::service_unavailable, "no ready endpoint", client_version, false);
     const uint64_t start = rr.fetch_add(1, std::memory_order_relaxed);
@@ -493,10 +489,7 @@ struct ProxyServer::Impl {
     if (!conn) co_return co_await answer(client, http::status::bad_gateway, last_error, client_version, false);
     http::request_serializer<http::buffer_body> sr{body_parser.get()};
     boost::system::error_code ec;
-    conn->stream.expires_after(cfg.timeouts.request);
-    co_await http::async_write_header(conn->stream, sr, ecOut(ec));
-    relay::Result sent = relay::Result::kDestinationFailed;
-    if (!ec) sent = co_await relay::relayBody(client, client_buffer, body_parser, conn->stream, sr, cfg.timeouts.request, &ec);
+    const relay::Result sent = co_await relay::relayBody(client, client_buffer, body_parser, conn->stream, sr, buf, cfg.timeouts.request, &ec);
     if (sent == relay::Result::kSourceFailed) {
       // The client's body broke off or was malformed (bad chunk, over the limit).
       m.bad_requests->Increment();
@@ -517,7 +510,7 @@ struct ProxyServer::Impl {
                                 "upstream " + address + ": " + ec.message(), client_version, false);
     }
     recordOutcome(*up, address, p.get().result_int() >= 500);
-    co_return co_await relayResponse(client, *up, std::move(conn), p, client_version, body_parser.get().keep_alive(), loop);
+    co_return co_await relayResponse(client, *up, std::move(conn), p, client_version, body_parser.get().keep_alive(), loop, buf);
   }
 
   // Reads until the request head is complete, so its raw bytes can be checked before Beast
@@ -566,6 +559,7 @@ struct ProxyServer::Impl {
     boost::system::error_code ignored;
     const std::string client_ip = client.socket().remote_endpoint(ignored).address().to_string();
     beast::flat_buffer buffer;
+    std::unique_ptr<char[]> relay_buf(new char[relay::kChunk]);  // not zeroed: written before read  // bodies pass through here, one piece at a time
     bool first = true;
     while (!stopping) {
       http::request_parser<http::empty_body> head;
@@ -631,7 +625,7 @@ struct ProxyServer::Impl {
           m.unavailable->Increment();
           outcome = co_await answer(client, http::status::service_unavailable, "no colour of " + service + " can serve", version, client_keep);
         } else {
-          outcome = co_await forwardBuffered(client, buffer, svc, *color, req, version, client_keep, upgrade, m, loop);
+          outcome = co_await forwardBuffered(client, buffer, svc, *color, req, version, client_keep, upgrade, m, loop, relay_buf.get());
         }
       } else {
         http::request_parser<http::buffer_body> streamed{std::move(head)};
@@ -645,7 +639,7 @@ struct ProxyServer::Impl {
           m.unavailable->Increment();
           outcome = co_await answer(client, http::status::service_unavailable, "no colour of " + service + " can serve", version, false);
         } else {
-          outcome = co_await forwardStreamed(client, buffer, svc, *color, streamed, version, m, loop);
+          outcome = co_await forwardStreamed(client, buffer, svc, *color, streamed, version, m, loop, relay_buf.get());
         }
       }
       if (color && outcome.status != 0) {

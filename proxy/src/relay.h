@@ -21,19 +21,27 @@ enum class Result { kDone, kSourceFailed, kDestinationFailed };
 
 constexpr size_t kChunk = 16 << 10;
 
-// Moves the body of the message `p` is parsing (its head already read from `src`, and already
-// written to `dst` through `sr`) from `src` to `dst`, one buffer at a time. Each read and
-// write may take up to `timeout`.
+// Moves the message `p` is parsing (its head already read from `src`) to `dst` through `sr`,
+// one buffer (`buf`, kChunk bytes) at a time. The head goes out with the first piece of the
+// body in one write when that piece has already arrived (the common, small case), else at once
+// (a stream that sends its head and waits). Each read and write may take up to `timeout`.
 template <bool isRequest, class Src, class Dst>
 asio::awaitable<Result> relayBody(Src& src, beast::flat_buffer& src_buffer, http::parser<isRequest, http::buffer_body>& p,
-                                  Dst& dst, http::serializer<isRequest, http::buffer_body>& sr,
+                                  Dst& dst, http::serializer<isRequest, http::buffer_body>& sr, char* buf,
                                   std::chrono::steady_clock::duration timeout,
                                   boost::system::error_code* error = nullptr) {
-  auto buf = std::make_unique<char[]>(kChunk);
   boost::system::error_code ec;
+  if (src_buffer.size() == 0 && !p.is_done()) {
+    beast::get_lowest_layer(dst).expires_after(timeout);
+    co_await http::async_write_header(dst, sr, ecOut(ec));
+    if (ec) {
+      if (error) *error = ec;
+      co_return Result::kDestinationFailed;
+    }
+  }
   do {
     if (!p.is_done()) {
-      p.get().body().data = buf.get();
+      p.get().body().data = buf;
       p.get().body().size = kChunk;
       beast::get_lowest_layer(src).expires_after(timeout);
       co_await http::async_read_some(src, src_buffer, p, ecOut(ec));  // whatever has arrived: no waiting for a full buffer
@@ -43,7 +51,7 @@ asio::awaitable<Result> relayBody(Src& src, beast::flat_buffer& src_buffer, http
         co_return Result::kSourceFailed;
       }
       p.get().body().size = kChunk - p.get().body().size;
-      p.get().body().data = buf.get();
+      p.get().body().data = buf;
       p.get().body().more = !p.is_done();
       // Nothing new (only framing was parsed): writing an empty piece of a chunked body would
       // emit a zero-size chunk, which ends the body.
