@@ -77,7 +77,7 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
   for (size_t i = 0; i < services.size(); ++i) {
     const YAML::Node s = services[i];
     const std::string f = R::index(sf, i);
-    if (!r.expectMap(s, f, {"name", "listen", "blue", "green", "weights", "preview"})) continue;
+    if (!r.expectMap(s, f, {"name", "listen", "blue", "green", "weights", "preview", "tls"})) continue;
     ServiceRoutes routes;
     routes.name = r.getString(s, f, "name", true).value_or("");
     const bool duplicate = !routes.name.empty() && !names.insert(routes.name).second;
@@ -86,6 +86,13 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
     }
     ListenerConfig l;
     l.service = routes.name;
+    if (const YAML::Node t = s["tls"]; t.IsDefined() && !t.IsNull()) {
+      const std::string tf = R::join(f, "tls");
+      if (r.expectMap(t, tf, {"cert_file", "key_file"})) {
+        l.tls_cert_file = r.getString(t, tf, "cert_file", true).value_or("");
+        l.tls_key_file = r.getString(t, tf, "key_file", true).value_or("");
+      }
+    }
     if (auto listen = r.getString(s, f, "listen", true)) {
       if (!splitHostPort(*listen, &l.host, &l.port)) {
         r.error(s["listen"], R::join(f, "listen"), "expected host:port such as \"127.0.0.1:8080\", got \"" + *listen + "\"");

@@ -12,7 +12,9 @@
 #include <sys/socket.h>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
+#include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -48,7 +50,33 @@ bool closedByPeer(const boost::system::error_code& ec) {
          ec == asio::error::broken_pipe || ec == asio::error::eof;
 }
 
+// The TCP stream under a plain or TLS client stream (timeouts, cancel, the socket).
+template <class Stream>
+beast::tcp_stream& lowest(Stream& s) {
+  return beast::get_lowest_layer(s);
+}
+
 int statusClass(unsigned status) { return std::clamp<int>(static_cast<int>(status) / 100, 1, 5); }
+
+// A TLS server context: TLS 1.2 or newer, forward-secret AEAD ciphers for 1.2, the certificate
+// chain and key from PEM files (errors name the file).
+StatusOr<std::shared_ptr<asio::ssl::context>> makeServerTls(const std::string& cert_file, const std::string& key_file) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
+                   asio::ssl::context::single_dh_use);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  SSL_CTX_set_cipher_list(ctx->native_handle(), "ECDHE+AESGCM:ECDHE+CHACHA20");
+  boost::system::error_code ec;
+  ctx->use_certificate_chain_file(cert_file, ec);
+  if (ec) return InvalidArgument("proxy: tls.cert_file " + cert_file + ": " + ec.message());
+  ctx->use_private_key_file(key_file, asio::ssl::context::pem, ec);
+  if (ec) return InvalidArgument("proxy: tls.key_file " + key_file + ": " + ec.message());
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+    return InvalidArgument("proxy: tls.key_file " + key_file + " does not match " + cert_file);
+  }
+  return ctx;
+}
 
 }  // namespace
 
@@ -82,6 +110,7 @@ struct ProxyServer::Impl {
     std::array<prometheus::Gauge*, 2> weight{};
     std::array<prometheus::Gauge*, 2> tunnels{};  // open Upgrade (WebSocket) tunnels per colour
     prometheus::Counter* drained = nullptr;       // tunnels closed because their colour went to 0
+    prometheus::Counter* tls_failures = nullptr;  // TLS handshakes that failed
   };
   // An Upgrade (WebSocket) connection, from the 101 to its close. Lives on its session's
   // coroutine frame; touched only on its event loop, except membership in `tunnels`.
@@ -153,6 +182,9 @@ struct ProxyServer::Impl {
                              .Help("Times an endpoint was ejected by passive health").Register(*registry);
     auto& tunnel_gauge = prometheus::BuildGauge().Name("greenlight_proxy_upgraded_connections")
                              .Help("Open Upgrade (WebSocket) tunnels by service and colour").Register(*registry);
+    auto& tls_failures = prometheus::BuildCounter().Name("greenlight_proxy_tls_handshake_failures_total")
+                             .Help("Client TLS handshakes that failed (plain HTTP on a TLS port, old protocol, scanners)")
+                             .Register(*registry);
     auto& drained = prometheus::BuildCounter().Name("greenlight_proxy_long_lived_drained_total")
                         .Help("Upgrade tunnels closed after their colour's weight went to 0 (after the grace period)")
                         .Register(*registry);
@@ -185,6 +217,7 @@ struct ProxyServer::Impl {
       m.bad_requests = &bad.Add({{"service", name}});
       m.active = &active.Add({{"service", name}});
       m.drained = &drained.Add({{"service", name}});
+      m.tls_failures = &tls_failures.Add({{"service", name}});
     }
     setWeights(*table);
   }
@@ -330,12 +363,13 @@ struct ProxyServer::Impl {
   }
 
   // Answers the client ourselves (502/503/504/400 …); `keep`: the connection stays usable.
-  awaitable<Outcome> answer(beast::tcp_stream& client, http::status status, const std::string& why, unsigned version, bool keep) {
+  template <class Stream>
+  awaitable<Outcome> answer(Stream& client, http::status status, const std::string& why, unsigned version, bool keep) {
     auto res = errorResponse(status, why, version);
     keep = keep && !stopping;
     res.keep_alive(keep);
     res.prepare_payload();
-    client.expires_after(cfg.timeouts.request);
+    lowest(client).expires_after(cfg.timeouts.request);
     boost::system::error_code ec;
     co_await http::async_write(client, res, ecOut(ec));
     co_return Outcome{static_cast<unsigned>(status), keep && !ec};
@@ -344,7 +378,8 @@ struct ProxyServer::Impl {
   // Relays an upstream response whose head has been read: hop-by-hop headers out, body
   // streamed through one buffer. The upstream connection goes back to the pool when the
   // exchange ended cleanly and the upstream keeps it alive.
-  awaitable<Outcome> relayResponse(beast::tcp_stream& client, Upstream& up, std::unique_ptr<UpstreamConn> conn,
+  template <class Stream>
+  awaitable<Outcome> relayResponse(Stream& client, Upstream& up, std::unique_ptr<UpstreamConn> conn,
                                    http::response_parser<http::buffer_body>& p, unsigned client_version,
                                    bool client_keep, size_t loop, char* buf) {
     auto& res = p.get();
@@ -373,18 +408,19 @@ struct ProxyServer::Impl {
   }
 
   // The head of an Upgrade response was read: 101 opens a tunnel for the connection's life.
-  awaitable<Outcome> openTunnel(beast::tcp_stream& client, beast::flat_buffer& client_buffer,
+  template <class Stream>
+  awaitable<Outcome> openTunnel(Stream& client, beast::flat_buffer& client_buffer,
                                 std::unique_ptr<UpstreamConn> conn, http::response_parser<http::buffer_body>& p,
                                 const std::string& service, Color color) {
     http::response_serializer<http::buffer_body> sr{p.get()};
     p.get().body().data = nullptr;
     p.get().body().size = 0;
     p.get().body().more = false;
-    client.expires_after(cfg.timeouts.request);
+    lowest(client).expires_after(cfg.timeouts.request);
     boost::system::error_code ec;
     co_await http::async_write_header(client, sr, ecOut(ec));
     if (ec) co_return Outcome{101, false};
-    Tunnel t{service, color, &client, &conn->stream, asio::steady_timer(client.get_executor())};
+    Tunnel t{service, color, &lowest(client), &conn->stream, asio::steady_timer(client.get_executor())};
     registerTunnel(t);
     co_await relay::tunnel(client, client_buffer, conn->stream, conn->buffer);
     unregisterTunnel(t);
@@ -394,7 +430,8 @@ struct ProxyServer::Impl {
   // Sends a request read whole to an endpoint of `color` and relays the answer. A failed connect
   // is retried once on another endpoint; a stale pooled connection once on a fresh one; a reset
   // before any answer byte, for idempotent methods, on another endpoint.
-  awaitable<Outcome> forwardBuffered(beast::tcp_stream& client, beast::flat_buffer& client_buffer, const ServiceRoutes& svc,
+  template <class Stream>
+  awaitable<Outcome> forwardBuffered(Stream& client, beast::flat_buffer& client_buffer, const ServiceRoutes& svc,
                                      Color color, http::request<http::string_body>& req, unsigned client_version,
                                      bool client_keep, bool upgrade, ServiceMetrics& m, size_t loop, char* buf) {
     const Candidates ready = candidates(svc, color);
@@ -464,7 +501,8 @@ struct ProxyServer::Impl {
   // Streams a large or chunked request body to an endpoint of `color` as it arrives. Only the
   // connect can be retried (nothing of the body has been read yet); afterwards a failure is a
   // 502 and the client connection closes (its body may be half read).
-  awaitable<Outcome> forwardStreamed(beast::tcp_stream& client, beast::flat_buffer& client_buffer, const ServiceRoutes& svc,
+  template <class Stream>
+  awaitable<Outcome> forwardStreamed(Stream& client, beast::flat_buffer& client_buffer, const ServiceRoutes& svc,
                                      Color color, http::request_parser<http::buffer_body>& body_parser,
                                      unsigned client_version, ServiceMetrics& m, size_t loop, char* buf) {
     const Candidates ready = candidates(svc, color);
@@ -516,7 +554,8 @@ struct ProxyServer::Impl {
   // Reads until the request head is complete, so its raw bytes can be checked before Beast
   // parses them: Beast accepts obs-fold (a header continued on the next line, a smuggling
   // vector) and unfolds it silently; we refuse it.
-  awaitable<void> readHead(beast::tcp_stream& client, beast::flat_buffer& buffer, boost::system::error_code* ec) {
+  template <class Stream>
+  awaitable<void> readHead(Stream& client, beast::flat_buffer& buffer, boost::system::error_code* ec) {
     for (;;) {
       std::string_view seen(static_cast<const char*>(buffer.data().data()), buffer.size());
       switch (rules::checkRawHead(seen, cfg.max_header_bytes)) {
@@ -545,10 +584,28 @@ struct ProxyServer::Impl {
     return pickColor(svc, uniform01(), preview);
   }
 
-  awaitable<void> session(tcp::socket socket, std::string service, size_t loop) {
-    beast::tcp_stream client(std::move(socket));
+  // A client connection: plain, or TLS after the handshake.
+  awaitable<void> serve(tcp::socket socket, std::string service, size_t loop, std::shared_ptr<asio::ssl::context> tls) {
+    if (!tls) {
+      beast::tcp_stream client(std::move(socket));
+      co_await session(client, service, loop, false);
+      co_return;
+    }
+    beast::ssl_stream<beast::tcp_stream> client(beast::tcp_stream(std::move(socket)), *tls);
+    lowest(client).expires_after(cfg.timeouts.header);
+    boost::system::error_code ec;
+    co_await client.async_handshake(asio::ssl::stream_base::server, ecOut(ec));
+    if (ec) {
+      metrics.at(service).tls_failures->Increment();  // scanners, plain HTTP on the TLS port, old clients
+      co_return;
+    }
+    co_await session(client, service, loop, true);
+  }
+
+  template <class Stream>
+  awaitable<void> session(Stream& client, std::string service, size_t loop, bool tls) {
     Session self;
-    self.client = &client;
+    self.client = &lowest(client);
     {
       std::lock_guard<std::mutex> lock(sessions_mu);
       sessions.insert(&self);
@@ -557,7 +614,7 @@ struct ProxyServer::Impl {
     ServiceMetrics& m = metrics.at(service);
     m.active->Increment();
     boost::system::error_code ignored;
-    const std::string client_ip = client.socket().remote_endpoint(ignored).address().to_string();
+    const std::string client_ip = lowest(client).socket().remote_endpoint(ignored).address().to_string();
     beast::flat_buffer buffer;
     std::unique_ptr<char[]> relay_buf(new char[relay::kChunk]);  // not zeroed: written before read  // bodies pass through here, one piece at a time
     bool first = true;
@@ -565,7 +622,7 @@ struct ProxyServer::Impl {
       http::request_parser<http::empty_body> head;
       head.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
       head.body_limit(cfg.max_body_bytes);
-      client.expires_after(first ? cfg.timeouts.header : cfg.timeouts.idle);
+      lowest(client).expires_after(first ? cfg.timeouts.header : cfg.timeouts.idle);
       self.idle = true;
       boost::system::error_code ec;
       co_await readHead(client, buffer, &ec);
@@ -586,7 +643,7 @@ struct ProxyServer::Impl {
             expectation_failed = true;
           } else if (!head.is_done()) {
             static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-            client.expires_after(cfg.timeouts.request);
+            lowest(client).expires_after(cfg.timeouts.request);
             co_await asio::async_write(client, asio::buffer(kContinue), ecOut(ec));
           }
         }
@@ -599,7 +656,7 @@ struct ProxyServer::Impl {
       if (!ec && !stream_body) {
         whole.emplace(std::move(head));
         whole->body_limit(cfg.max_body_bytes);
-        client.expires_after(cfg.timeouts.request);
+        lowest(client).expires_after(cfg.timeouts.request);
         co_await http::async_read(client, buffer, *whole, ecOut(ec));
       }
       if (ec) {
@@ -620,7 +677,7 @@ struct ProxyServer::Impl {
         const unsigned version = req.version();
         const bool upgrade = rules::upgradeOf(req.base()).has_value() && req.method() == http::verb::get;
         color = colorFor(svc, req.base());
-        rules::prepareForUpstream(req, client_ip);
+        rules::prepareForUpstream(req, client_ip, tls);
         if (!color) {
           m.unavailable->Increment();
           outcome = co_await answer(client, http::status::service_unavailable, "no colour of " + service + " can serve", version, client_keep);
@@ -634,7 +691,7 @@ struct ProxyServer::Impl {
         req.erase(http::field::expect);
         const unsigned version = req.version();
         color = colorFor(svc, req.base());
-        rules::rewriteHeadForUpstream(req, client_ip, false);
+        rules::rewriteHeadForUpstream(req, client_ip, tls);
         if (!color) {
           m.unavailable->Increment();
           outcome = co_await answer(client, http::status::service_unavailable, "no colour of " + service + " can serve", version, false);
@@ -649,7 +706,7 @@ struct ProxyServer::Impl {
       }
       if (!outcome.keep_client) break;
     }
-    client.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    lowest(client).socket().shutdown(tcp::socket::shutdown_send, ignored);
     m.active->Decrement();
     {
       std::lock_guard<std::mutex> lock(sessions_mu);
@@ -659,7 +716,7 @@ struct ProxyServer::Impl {
     sessions_cv.notify_all();
   }
 
-  awaitable<void> acceptLoop(tcp::acceptor& acceptor, std::string service) {
+  awaitable<void> acceptLoop(tcp::acceptor& acceptor, std::string service, std::shared_ptr<asio::ssl::context> tls) {
     for (;;) {
       boost::system::error_code ec;
       const size_t loop = next_loop.fetch_add(1, std::memory_order_relaxed) % loops.size();
@@ -670,7 +727,7 @@ struct ProxyServer::Impl {
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
-      asio::co_spawn(*loops[loop], session(std::move(socket), service, loop), asio::detached);
+      asio::co_spawn(*loops[loop], serve(std::move(socket), service, loop, tls), asio::detached);
     }
   }
 
@@ -743,8 +800,14 @@ StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::start(const ProxyConfig& con
     acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) return Unavailable("proxy: cannot listen: " + ec.message());
     im.ports[l.service] = acceptor->local_endpoint().port();
-    asio::co_spawn(im.io, im.acceptLoop(*acceptor, l.service), asio::detached);
-    spdlog::info("proxy: service {} listening on {}:{}", l.service, l.host, im.ports[l.service]);
+    std::shared_ptr<asio::ssl::context> tls;
+    if (!l.tls_cert_file.empty()) {
+      auto ctx = makeServerTls(l.tls_cert_file, l.tls_key_file);
+      if (!ctx.ok()) return ctx.status();
+      tls = std::move(ctx.value());
+    }
+    asio::co_spawn(im.io, im.acceptLoop(*acceptor, l.service, tls), asio::detached);
+    spdlog::info("proxy: service {} listening on {}://{}:{}", l.service, tls ? "https" : "http", l.host, im.ports[l.service]);
     im.acceptors.push_back(std::move(acceptor));
   }
   if (!config.runtime_socket.empty()) {

@@ -30,14 +30,15 @@ class KeepAliveLoad : public testing::KeepAliveLoad {
 
 class ProxyTest : public ::testing::Test {
  protected:
+  // `extra`: lines of the proxy section; `service_extra`: lines of the service entry.
   void start(const std::string& blue, const std::string& green, const std::string& extra = "",
-             const std::string& weights = "{blue: 100, green: 0}") {
+             const std::string& weights = "{blue: 100, green: 0}", const std::string& service_extra = "") {
     config_ = dir_.write("proxy.yaml", "log: {level: warn}\nadmin: {listen: 127.0.0.1:0}\nproxy:\n"
         "  state_file: " + dir_.path() + "/routes.json\n" + extra +
         "  services:\n    - name: vehicles\n      listen: 127.0.0.1:0\n"
         "      blue: [" + blue + "]\n      green: [" + green + "]\n"
         "      weights: " + weights + "\n"
-        "      preview: {header: X-Greenlight-Color, cookie: greenlight-color}\n");
+        "      preview: {header: X-Greenlight-Color, cookie: greenlight-color}\n" + service_extra);
     auto svc = app::ProxyService::start(config_, 0);
     ASSERT_TRUE(svc.ok()) << svc.status().message();
     svc_ = std::move(svc.value());

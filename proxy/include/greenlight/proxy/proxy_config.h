@@ -15,6 +15,9 @@ struct ListenerConfig {
   std::string service;
   std::string host = "127.0.0.1";
   uint16_t port = 0;
+  // TLS termination (TLS 1.2+): both set, or neither (plain HTTP).
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 struct ProxyTimeouts {

@@ -1,0 +1,112 @@
+// TLS termination on a proxy listener: a verified HTTPS request reaches the backend marked
+// X-Forwarded-Proto: https; TLS 1.1 and plain HTTP on the TLS port are refused, and the proxy
+// keeps serving.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "greenlight/simulator/cert_gen.h"
+#include "proxy/proxy_fixture.h"
+
+namespace greenlight::proxy {
+namespace {
+
+int connectTo(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+// True if a client limited to `max_version` completes a handshake with the proxy.
+bool handshakes(int port, int max_version) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
+  SSL_CTX_set_max_proto_version(ctx, max_version);
+  SSL_CTX_set_security_level(ctx, 0);  // let the client offer old protocols at all
+  SSL* ssl = SSL_new(ctx);
+  const int fd = connectTo(port);
+  SSL_set_fd(ssl, fd);
+  const bool ok = SSL_connect(ssl) == 1;
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  ::close(fd);
+  return ok;
+}
+
+class TlsProxyTest : public ProxyTest {
+ protected:
+  void SetUp() override {
+    auto ca = simulator::CertAuthority::create(dir_.path(), "proxy test CA");
+    ASSERT_TRUE(ca.ok()) << ca.status().message();
+    auto files = ca->issue("proxy", -std::chrono::hours(1), std::chrono::hours(24));
+    ASSERT_TRUE(files.ok());
+    ca_file_ = ca->caFile();
+    start(blue_.address(), green_.address(), "", "{blue: 100, green: 0}",
+          "      tls: {cert_file: " + files->cert_file + ", key_file: " + files->key_file + "}\n");
+  }
+  std::string ca_file_;
+};
+
+TEST_F(TlsProxyTest, AVerifiedHttpsRequestReachesTheBackendMarkedHttps) {
+  httplib::SSLClient cli("127.0.0.1", port_);
+  cli.set_ca_cert_path(ca_file_.c_str());
+  cli.enable_server_certificate_verification(true);
+  auto res = cli.Get("/");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->body, "blue");
+  EXPECT_EQ(res->get_header_value("X-Seen-Forwarded-Proto"), "https");
+  setWeights(0, 100);
+  auto again = cli.Get("/");  // same TLS connection, kept alive
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->body, "green");
+}
+
+TEST_F(TlsProxyTest, OldProtocolsAndPlainHttpAreRefusedAndTheProxyKeepsServing) {
+  EXPECT_FALSE(handshakes(port_, TLS1_1_VERSION)) << "TLS 1.1 must be refused";
+  EXPECT_TRUE(handshakes(port_, TLS1_2_VERSION));
+  EXPECT_TRUE(handshakes(port_, TLS1_3_VERSION));
+  const int fd = connectTo(port_);
+  ASSERT_GE(fd, 0);
+  const std::string plain = "GET / HTTP/1.1\r\nHost: v\r\n\r\n";
+  ASSERT_EQ(::send(fd, plain.data(), plain.size(), MSG_NOSIGNAL), ssize_t(plain.size()));
+  char buf[256];
+  const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+  ::close(fd);
+  EXPECT_FALSE(n > 0 && std::string(buf, size_t(n)).find("200 OK") != std::string::npos) << "plain HTTP got an answer";
+  EXPECT_EQ(blue_.requests(), 0) << "nothing reached the backend";
+  httplib::SSLClient cli("127.0.0.1", port_);
+  cli.set_ca_cert_path(ca_file_.c_str());
+  cli.enable_server_certificate_verification(true);
+  auto res = cli.Get("/");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  const std::string metrics = testing::httpGet(svc_->adminPort(), "/metrics").body;
+  EXPECT_NE(metrics.find("greenlight_proxy_tls_handshake_failures_total{service=\"vehicles\"} 2"), std::string::npos) << metrics;
+}
+
+TEST(ProxyTlsConfig, AMissingCertificateFileIsAClearStartError) {
+  testing::TempDir dir;
+  TestBackend b("blue");
+  const std::string config = dir.write("proxy.yaml", "log: {level: warn}\nadmin: {listen: 127.0.0.1:0}\nproxy:\n"
+      "  services:\n    - name: vehicles\n      listen: 127.0.0.1:0\n      blue: [" + b.address() + "]\n      green: []\n"
+      "      weights: {blue: 100, green: 0}\n      tls: {cert_file: /nonexistent/cert.pem, key_file: /nonexistent/key.pem}\n");
+  auto svc = app::ProxyService::start(config, 0);
+  ASSERT_FALSE(svc.ok());
+  EXPECT_NE(svc.status().message().find("/nonexistent/cert.pem"), std::string::npos) << svc.status().message();
+}
+
+}  // namespace
+}  // namespace greenlight::proxy
