@@ -128,13 +128,14 @@ int checkConfig(const std::string& path) {
   return 0;
 }
 
-int runProxy(const std::string& path, std::optional<int> admin_port) {
-  auto svc = app::ProxyService::start(path, admin_port);
+int runProxy(const std::string& path, std::optional<int> admin_port, bool takeover) {
+  // Once a successor has the listeners, stop like on SIGTERM: finish in flight, exit.
+  auto svc = app::ProxyService::start(path, admin_port, takeover, [] { ::kill(::getpid(), SIGTERM); });
   if (!svc.ok()) {
     std::cerr << "greenlight proxy: " << svc.status().message() << "\n";
     return 1;
   }
-  waitForStop([] { spdlog::warn("SIGHUP: the proxy reloads routes through its runtime API; restart for config changes"); });
+  waitForStop([] { spdlog::warn("SIGHUP: routes change through the runtime API; for other config changes start `greenlight proxy --takeover` with the new config (no connection is dropped)"); });
   (*svc)->stop(std::chrono::seconds(10));  // finish requests in flight
   return 0;
 }
@@ -318,6 +319,9 @@ int main(int argc, char** argv) {
   auto* proxy_cmd = cli.add_subcommand("proxy", "Run the blue/green data plane (reverse proxy) from a config file");
   proxy_cmd->add_option("-c,--config", proxy_config, "Config file (YAML)")->required()->check(CLI::ExistingFile);
   proxy_cmd->add_option("--admin-port", proxy_admin_port, "Override admin.listen's port (0 picks a free one)");
+  bool proxy_takeover = false;
+  proxy_cmd->add_flag("--takeover", proxy_takeover,
+                      "Take the listening sockets of the proxy running on the same runtime socket (zero-downtime restart or config change); it then exits");
 
   std::string check_path;
   auto* check_cmd = cli.add_subcommand("check-config", "Validate a run or proxy config file and print every error");
@@ -438,7 +442,7 @@ int main(int argc, char** argv) {
   if (*silence_list) return app::silenceListCommand(client);
   if (*silence_expire) return app::silenceExpireCommand(client, silence_id);
   if (*run_cmd) return run(config, admin_port);
-  if (*proxy_cmd) return runProxy(proxy_config, proxy_admin_port);
+  if (*proxy_cmd) return runProxy(proxy_config, proxy_admin_port, proxy_takeover);
   if (*check_cmd) return checkConfig(check_path);
   if (*sim_cmd) return simulate(sim_port, sim_admin_port, cert_dir, no_tls);
   if (*demo_cmd) return demo(argv[0], demo_config, demo_admin_port, sim_port, sim_admin_port, demo_proxy_port,

@@ -3,6 +3,10 @@
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
+#include <thread>
+
+#include "greenlight/proxy/listener_handover.h"
+
 namespace greenlight::app {
 
 std::optional<ProxyAppConfig> loadProxyConfig(const std::string& path, ConfigErrors& errors, EnvLookup env) {
@@ -19,7 +23,8 @@ std::optional<ProxyAppConfig> loadProxyConfig(const std::string& path, ConfigErr
 }
 
 StatusOr<std::unique_ptr<ProxyService>> ProxyService::start(const std::string& config_path,
-                                                            std::optional<int> admin_port) {
+                                                            std::optional<int> admin_port, bool takeover,
+                                                            std::function<void()> on_handed_over) {
   ConfigErrors errors;
   auto config = loadProxyConfig(config_path, errors);
   if (!config) return InvalidArgument(errors.format());
@@ -29,7 +34,16 @@ StatusOr<std::unique_ptr<ProxyService>> ProxyService::start(const std::string& c
   if (!store.ok()) return store.status();
   svc->store_ = std::move(store.value());
   auto registry = std::make_shared<prometheus::Registry>();
-  auto server = proxy::ProxyServer::start(config->proxy, *svc->store_, registry, svc->time_);
+  proxy::Handover handover;
+  handover.on_handed_over = std::move(on_handed_over);
+  if (takeover) {
+    // The config was validated above: a bad one never takes anything from the running proxy.
+    auto inherited = proxy::receiveListeners(config->proxy.runtime_socket);
+    if (!inherited.ok()) return inherited.status();
+    handover.inherited = std::move(inherited.value());
+    spdlog::info("took over {} listener(s) from the running proxy", handover.inherited.size());
+  }
+  auto server = proxy::ProxyServer::start(config->proxy, *svc->store_, registry, svc->time_, std::move(handover));
   if (!server.ok()) return server.status();
   svc->proxy_ = std::move(server.value());
   if (admin_port) config->admin.port = *admin_port;
@@ -53,7 +67,13 @@ StatusOr<std::unique_ptr<ProxyService>> ProxyService::start(const std::string& c
     res.body = r.output;
     return res;
   });
-  if (Status s = svc->admin_->start(); !s.ok()) return s;
+  // After a takeover the predecessor lets go of the admin port as it stops: wait for it.
+  Status started = svc->admin_->start();
+  for (int tries = 0; takeover && !started.ok() && tries < 300; ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    started = svc->admin_->start();
+  }
+  if (!started.ok()) return started;
   svc->admin_->setReady(true);
   return svc;
 }

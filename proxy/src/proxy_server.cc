@@ -2,6 +2,8 @@
 
 #include "greenlight/proxy/proxy_server.h"
 
+#include "greenlight/proxy/listener_handover.h"
+
 #include "relay.h"
 #include "request_rules.h"
 
@@ -138,6 +140,7 @@ struct ProxyServer::Impl {
   std::atomic<size_t> next_loop{0};
   std::vector<std::thread> threads;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  std::map<std::string, size_t> acceptor_of;  // service -> index in acceptors
   std::map<std::string, int> ports;
   std::unique_ptr<asio::local::stream_protocol::acceptor> runtime_acceptor;
   std::map<std::string, std::unique_ptr<Upstream>> upstreams;  // by "host:port"
@@ -150,6 +153,8 @@ struct ProxyServer::Impl {
   std::condition_variable sessions_cv;  // signalled when a session ends (graceful stop waits)
   std::mutex tunnels_mu;
   std::set<Tunnel*> tunnels;
+  std::function<void()> on_handed_over;
+  std::atomic<bool> handed_over{false};  // the listeners (and the runtime socket path) now belong to a successor
 
   static std::vector<std::unique_ptr<asio::io_context>> makeLoops(int n) {
     std::vector<std::unique_ptr<asio::io_context>> v;
@@ -743,8 +748,28 @@ struct ProxyServer::Impl {
     co_await asio::async_read_until(socket, asio::dynamic_buffer(input, 4096), '\n', ecOut(ec));
     if (ec && ec != asio::error::eof) co_return;
     std::string line = input.substr(0, input.find('\n'));
+    if (line == "takeover") {
+      handOver(socket.native_handle(), who);
+      co_return;
+    }
     CommandResult r = store.execute(line, who, [this] { return statsJson(); });
     co_await asio::async_write(socket, asio::buffer(r.output), ecOut(ec));
+  }
+
+  // A successor asked for the listeners: send them, stop accepting (the sockets, with the
+  // connections queued on them, live on in the successor), and let the owner stop this proxy.
+  void handOver(int unix_fd, const std::string& who) {
+    std::vector<std::pair<std::string, int>> listeners;
+    for (const auto& [service, index] : acceptor_of) listeners.emplace_back(service, acceptors[index]->native_handle());
+    if (Status s = sendListeners(unix_fd, listeners); !s.ok()) {
+      spdlog::error("proxy: takeover asked by {} failed: {}", who, s.message());
+      return;
+    }
+    spdlog::warn("proxy: listeners handed over to a new proxy ({}); finishing requests in flight, then exiting", who);
+    handed_over = true;
+    boost::system::error_code ec;
+    for (auto& a : acceptors) a->close(ec);
+    if (on_handed_over) on_handed_over();
   }
 
   awaitable<void> runtimeLoop() {
@@ -779,9 +804,10 @@ ProxyServer::ProxyServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::start(const ProxyConfig& config, RoutingStore& store,
                                                           std::shared_ptr<prometheus::Registry> registry,
-                                                          const TimeSource& time) {
+                                                          const TimeSource& time, Handover handover) {
   auto impl = std::make_unique<Impl>(config, store, std::move(registry), time);
   Impl& im = *impl;
+  im.on_handed_over = std::move(handover.on_handed_over);
   im.buildMetrics();
   if (Status s = im.resolveUpstreams(); !s.ok()) return s;
   store.onChange([p = &im](const RoutingTable& t) {
@@ -793,12 +819,23 @@ StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::start(const ProxyConfig& con
     auto acceptor = std::make_unique<tcp::acceptor>(im.io);
     tcp::endpoint at(asio::ip::make_address(l.host, ec), l.port);
     if (ec) return InvalidArgument("proxy: bad listen address " + l.host);
-    acceptor->open(at.protocol(), ec);
-    acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-    acceptor->bind(at, ec);
-    if (ec) return Unavailable("proxy: cannot listen on " + l.host + ":" + std::to_string(l.port) + ": " + ec.message());
-    acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return Unavailable("proxy: cannot listen: " + ec.message());
+    if (auto inherited = handover.inherited.find(l.service); inherited != handover.inherited.end()) {
+      acceptor->assign(at.protocol(), inherited->second, ec);
+      if (ec) return Unavailable("proxy: taking over the listener of " + l.service + ": " + ec.message());
+      const auto bound = acceptor->local_endpoint(ec);
+      if (ec || (l.port != 0 && bound.port() != l.port) || bound.address() != at.address()) {
+        return InvalidArgument("proxy: service " + l.service + " listens on " + l.host + ":" + std::to_string(l.port) +
+                               " but the running proxy's listener is " + bound.address().to_string() + ":" +
+                               std::to_string(bound.port()) + ": change listen addresses with a full restart");
+      }
+    } else {
+      acceptor->open(at.protocol(), ec);
+      acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+      acceptor->bind(at, ec);
+      if (ec) return Unavailable("proxy: cannot listen on " + l.host + ":" + std::to_string(l.port) + ": " + ec.message());
+      acceptor->listen(asio::socket_base::max_listen_connections, ec);
+      if (ec) return Unavailable("proxy: cannot listen: " + ec.message());
+    }
     im.ports[l.service] = acceptor->local_endpoint().port();
     std::shared_ptr<asio::ssl::context> tls;
     if (!l.tls_cert_file.empty()) {
@@ -808,10 +845,14 @@ StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::start(const ProxyConfig& con
     }
     asio::co_spawn(im.io, im.acceptLoop(*acceptor, l.service, tls), asio::detached);
     spdlog::info("proxy: service {} listening on {}://{}:{}", l.service, tls ? "https" : "http", l.host, im.ports[l.service]);
+    im.acceptor_of[l.service] = im.acceptors.size();
     im.acceptors.push_back(std::move(acceptor));
   }
+  for (const auto& [service, fd] : handover.inherited) {
+    if (!im.acceptor_of.count(service)) ::close(fd);  // a service no longer in the config
+  }
   if (!config.runtime_socket.empty()) {
-    ::unlink(config.runtime_socket.c_str());  // a stale socket of a previous run
+    ::unlink(config.runtime_socket.c_str());  // a stale socket of a previous run, or the predecessor's
     boost::system::error_code ec;
     im.runtime_acceptor = std::make_unique<asio::local::stream_protocol::acceptor>(im.io);
     asio::local::stream_protocol::endpoint at(config.runtime_socket);
@@ -875,7 +916,8 @@ void ProxyServer::stop(Duration grace) {
   for (auto& loop : im.loops) loop->stop();
   for (auto& t : im.threads) t.join();
   im.threads.clear();
-  if (!im.cfg.runtime_socket.empty()) ::unlink(im.cfg.runtime_socket.c_str());
+  // After a hand-over the path is the successor's socket: leave it.
+  if (!im.cfg.runtime_socket.empty() && !im.handed_over) ::unlink(im.cfg.runtime_socket.c_str());
 }
 
 }  // namespace greenlight::proxy

@@ -3,6 +3,7 @@
 // POST /api/v1/runtime (a runtime command in the body, operator role). Thread-safe.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,8 +27,13 @@ std::optional<ProxyAppConfig> loadProxyConfig(const std::string& path, ConfigErr
 
 class ProxyService {
  public:
+  // `takeover`: take the listening sockets of the proxy running with the same runtime socket
+  // instead of binding them (a restart or config change that drops no connection attempt).
+  // `on_handed_over`: called when a successor has taken this proxy's listeners.
   static StatusOr<std::unique_ptr<ProxyService>> start(const std::string& config_path,
-                                                       std::optional<int> admin_port = std::nullopt);
+                                                       std::optional<int> admin_port = std::nullopt,
+                                                       bool takeover = false,
+                                                       std::function<void()> on_handed_over = nullptr);
   ~ProxyService();
   void stop(Duration grace);
   int port(const std::string& service) const { return proxy_->port(service); }

@@ -9,6 +9,8 @@
 
 #include <prometheus/registry.h>
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,11 +22,18 @@
 
 namespace greenlight::proxy {
 
+// Listening sockets taken over from a running proxy (see listener_handover.h), and what to do
+// once this proxy has handed its own over to a successor (stop: it no longer accepts).
+struct Handover {
+  std::map<std::string, int> inherited;  // service -> listening fd
+  std::function<void()> on_handed_over;
+};
+
 class ProxyServer {
  public:
   static StatusOr<std::unique_ptr<ProxyServer>> start(const ProxyConfig& config, RoutingStore& store,
                                                       std::shared_ptr<prometheus::Registry> registry,
-                                                      const TimeSource& time);
+                                                      const TimeSource& time, Handover handover = {});
   ~ProxyServer();
   // The port a service listens on (after binding port 0), -1 if unknown.
   int port(const std::string& service) const;
