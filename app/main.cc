@@ -20,6 +20,7 @@
 #include "greenlight/app/app_config.h"
 #include "greenlight/controller/audit_log.h"
 #include "greenlight/app/proxy_service.h"
+#include "greenlight/app/secrets_command.h"
 #include "greenlight/dashboards/grafana_export.h"
 #include "greenlight/app/service.h"
 #include "greenlight/common/files.h"
@@ -421,7 +422,33 @@ int main(int argc, char** argv) {
   auto* audit_verify = audit_cmd->add_subcommand("verify", "Check the audit log's hash chain; report the first broken line");
   audit_verify->add_option("file", audit_path, "Audit log file")->required();
 
+  auto* secrets_cmd = cli.add_subcommand("secrets", "The sealed (AES-256-GCM) secrets file configs read as ${secret:NAME}");
+  secrets_cmd->require_subcommand(1);
+  app::SecretsArgs secrets_args;
+  std::string keygen_out;
+  auto* secrets_keygen = secrets_cmd->add_subcommand("keygen", "Write a new random 256-bit key (mode 0600)");
+  secrets_keygen->add_option("-o,--out", keygen_out, "Key file to create")->required();
+  auto keyOptions = [&](CLI::App* sub) {
+    sub->add_option("--key-file", secrets_args.key_file, "Key file (64 hex digits, mode 0600)");
+    sub->add_option("--key-env", secrets_args.key_env, "Environment variable holding the key");
+  };
+  auto* secrets_encrypt = secrets_cmd->add_subcommand("encrypt", "Seal a plain YAML map of name: value");
+  keyOptions(secrets_encrypt);
+  secrets_encrypt->add_option("-i,--in", secrets_args.in, "Plain YAML file")->required()->check(CLI::ExistingFile);
+  secrets_encrypt->add_option("-o,--out", secrets_args.out, "Sealed file to write")->required();
+  auto* secrets_decrypt = secrets_cmd->add_subcommand("decrypt", "Print a sealed secrets file as YAML");
+  keyOptions(secrets_decrypt);
+  secrets_decrypt->add_option("-i,--in", secrets_args.in, "Sealed file")->required()->check(CLI::ExistingFile);
+  auto* secrets_rotate = secrets_cmd->add_subcommand("rotate-key", "Re-seal a secrets file with a new key, in place");
+  keyOptions(secrets_rotate);
+  secrets_rotate->add_option("-i,--in", secrets_args.in, "Sealed file")->required()->check(CLI::ExistingFile);
+  secrets_rotate->add_option("--new-key-file", secrets_args.new_key_file, "The new key file")->required()->check(CLI::ExistingFile);
+
   CLI11_PARSE(cli, argc, argv);
+  if (*secrets_keygen) return app::secretsKeygen(keygen_out);
+  if (*secrets_encrypt) return app::secretsEncrypt(secrets_args);
+  if (*secrets_decrypt) return app::secretsDecrypt(secrets_args);
+  if (*secrets_rotate) return app::secretsRotateKey(secrets_args);
   if (!*proxy_cmd) oneArena();  // before any thread of the probe engine starts
   for (const auto& [action, sub] : rollout_actions) {
     if (*sub) return app::rolloutCommand(client, action, rollout_service, rollout_release, rollout_reason);

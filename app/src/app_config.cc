@@ -1,5 +1,7 @@
 #include "greenlight/app/app_config.h"
 
+#include "greenlight/common/sealed.h"
+
 namespace greenlight::app {
 namespace {
 
@@ -9,7 +11,8 @@ std::optional<AppConfig> fromRoot(ConfigReader& r, const YAML::Node& root) {
     r.error(root, "", "the file is empty");
     return std::nullopt;
   }
-  if (!r.expectMap(root, "", {"log", "admin", "probe_defaults", "probes", "alerting", "rollouts"})) return std::nullopt;
+  if (!r.expectMap(root, "", {"secrets", "log", "admin", "probe_defaults", "probes", "alerting", "rollouts"})) return std::nullopt;
+  loadSecretsSection(r, root["secrets"], "secrets");  // first: ${secret:NAME} may appear anywhere below
   const LogOptions log = parseLogOptions(r, root["log"], "log");
   c.log_format = log.format;
   c.log_level = log.level;

@@ -5,6 +5,7 @@
 
 #include <thread>
 
+#include "greenlight/common/sealed.h"
 #include "greenlight/proxy/listener_handover.h"
 
 namespace greenlight::app {
@@ -14,7 +15,8 @@ std::optional<ProxyAppConfig> loadProxyConfig(const std::string& path, ConfigErr
   auto root = r.loadFile();
   if (!root) return std::nullopt;
   ProxyAppConfig c;
-  if (!r.expectMap(*root, "", {"log", "admin", "proxy"})) return std::nullopt;
+  if (!r.expectMap(*root, "", {"secrets", "log", "admin", "proxy"})) return std::nullopt;
+  loadSecretsSection(r, (*root)["secrets"], "secrets");
   c.log = parseLogOptions(r, (*root)["log"], "log");
   c.admin = parseAdminOptions(r, (*root)["admin"], "admin");
   c.proxy = proxy::parseProxyConfig(r, (*root)["proxy"], "proxy");

@@ -124,6 +124,15 @@ std::optional<std::string> ConfigReader::expand(const YAML::Node& at, const std:
     std::string name = text.substr(i + 2, close - i - 2);
     if (keep && keep->count(name)) {
       out += text.substr(i, close - i + 1);
+    } else if (name.rfind("secret:", 0) == 0) {
+      auto it = secrets_.find(name.substr(7));
+      if (it == secrets_.end()) {
+        error(at, field, "${" + name + "}: no secret named \"" + name.substr(7) + "\" in the secrets file" +
+                             std::string(secrets_.empty() ? " (is there a secrets: section before this?)" : ""));
+        ok = false;
+      } else {
+        out += it->second;
+      }
     } else if (auto v = env_(name)) {
       out += *v;
     } else {

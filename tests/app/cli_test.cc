@@ -185,3 +185,40 @@ TEST(Cli, SilenceAddListExpireAndAlertsTalkToARunningGreenlight) {
 
 }  // namespace
 }  // namespace greenlight
+
+namespace greenlight::testing {
+namespace {
+
+TEST(Cli, SecretsAreSealedRotatedAndReadByConfigsByName) {
+  TempDir dir;
+  auto run = [&](std::vector<std::string> args, const std::string& out) {
+    args.insert(args.begin(), GREENLIGHT_BINARY);
+    ChildProcess p(args, dir.path() + "/" + out);
+    return p.wait(std::chrono::seconds(10));
+  };
+  ASSERT_EQ(run({"secrets", "keygen", "-o", dir.path() + "/k1"}, "keygen.txt"), 0);
+  EXPECT_NE(run({"secrets", "keygen", "-o", dir.path() + "/k1"}, "again.txt"), 0) << "a key is never overwritten";
+  const std::string plain = dir.write("plain.yaml", "client_secret: \"s3cr3t-Zq9\"\n");
+  ASSERT_EQ(run({"secrets", "encrypt", "--key-file", dir.path() + "/k1", "-i", plain, "-o", dir.path() + "/secrets.enc"}, "enc.txt"), 0)
+      << readFile(dir.path() + "/enc.txt");
+  EXPECT_EQ(readFile(dir.path() + "/secrets.enc").find("s3cr3t"), std::string::npos);
+  const std::string config = dir.write("run.yaml", "secrets: {file: secrets.enc, key_file: " + dir.path() + "/k1}\n"
+      "probes:\n  - name: a\n    url: https://x/\n    headers: {X-Key: \"${secret:client_secret}\"}\n");
+  ASSERT_EQ(run({"check-config", config}, "check.txt"), 0) << readFile(dir.path() + "/check.txt");
+  EXPECT_EQ(readFile(dir.path() + "/check.txt").find("s3cr3t"), std::string::npos);
+  ASSERT_EQ(run({"secrets", "keygen", "-o", dir.path() + "/k2"}, "keygen2.txt"), 0);
+  ASSERT_EQ(run({"secrets", "rotate-key", "--key-file", dir.path() + "/k1", "--new-key-file", dir.path() + "/k2", "-i",
+                 dir.path() + "/secrets.enc"}, "rotate.txt"), 0) << readFile(dir.path() + "/rotate.txt");
+  EXPECT_EQ(run({"check-config", config}, "check-old-key.txt"), 1) << "the old key no longer opens it";
+  EXPECT_NE(readFile(dir.path() + "/check-old-key.txt").find("authentication failed"), std::string::npos);
+  ASSERT_EQ(run({"secrets", "decrypt", "--key-file", dir.path() + "/k2", "-i", dir.path() + "/secrets.enc"}, "dec.txt"), 0);
+  EXPECT_NE(readFile(dir.path() + "/dec.txt").find("client_secret: \"s3cr3t-Zq9\""), std::string::npos) << readFile(dir.path() + "/dec.txt");
+  std::string sealed = readFile(dir.path() + "/secrets.enc");
+  sealed[sealed.size() / 2] = static_cast<char>(sealed[sealed.size() / 2] ^ 0x20);
+  dir.write("secrets.enc", sealed);
+  EXPECT_EQ(run({"secrets", "decrypt", "--key-file", dir.path() + "/k2", "-i", dir.path() + "/secrets.enc"}, "tampered.txt"), 1);
+  EXPECT_NE(readFile(dir.path() + "/tampered.txt").find("authentication failed"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace greenlight::testing

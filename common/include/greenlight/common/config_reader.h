@@ -89,6 +89,9 @@ class ConfigReader {
   std::optional<std::string> expand(const YAML::Node& at, const std::string& field,
                                     const std::string& text,
                                     const std::set<std::string>* keep = nullptr);
+  // Values for ${secret:NAME} (from the decrypted secrets file), and the environment lookup.
+  void setSecrets(std::map<std::string, std::string> secrets) { secrets_ = std::move(secrets); }
+  const EnvLookup& env() const { return env_; }
   // "a.b" or "a[3]" style path joining.
   static std::string join(const std::string& parent, const std::string& key);
   static std::string index(const std::string& parent, size_t i);
@@ -99,6 +102,7 @@ class ConfigReader {
   std::string file_;
   ConfigErrors& errors_;
   EnvLookup env_;
+  std::map<std::string, std::string> secrets_;
 };
 
 }  // namespace greenlight

@@ -1,0 +1,49 @@
+// Data at rest, sealed with AES-256-GCM (OpenSSL EVP): secrets files and state files. A sealed
+// blob is "GLSEAL1" | 12-byte random nonce | ciphertext | 16-byte tag; the purpose ("secrets",
+// "state:rollouts" …) is authenticated too, so one kind of file cannot stand in for another.
+// Opening a blob that was changed, cut short or sealed with another key fails as a whole:
+// nothing is half-read. Keys come from a key file (0600, 64 hex digits) or an environment
+// variable, never from the config itself. Thread-safe.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "greenlight/common/config_reader.h"
+#include "greenlight/common/status.h"
+
+namespace greenlight {
+
+using AesKey = std::array<uint8_t, 32>;
+
+// A new random key, as 64 hex digits.
+std::string newKeyHex();
+// Parses 64 hex digits (surrounding whitespace allowed).
+StatusOr<AesKey> keyFromHex(std::string_view hex);
+// Reads a key file; refuses one that others than its owner can read.
+StatusOr<AesKey> loadKeyFile(const std::string& path);
+
+bool isSealed(std::string_view data);
+std::string seal(const AesKey& key, std::string_view plaintext, std::string_view purpose);
+StatusOr<std::string> unseal(const AesKey& key, std::string_view sealed, std::string_view purpose);
+
+// Where a process's key comes from: `key_file`, else the environment variable `key_env`.
+struct KeySource {
+  std::string key_file;
+  std::string key_env;
+  bool configured() const { return !key_file.empty() || !key_env.empty(); }
+};
+StatusOr<AesKey> loadKey(const KeySource& source, const EnvLookup& env);
+
+// The secrets file: a YAML map of name -> value, sealed with purpose "secrets".
+StatusOr<std::map<std::string, std::string>> readSecretsFile(const std::string& path, const AesKey& key);
+Status writeSecretsFile(const std::string& path, const std::map<std::string, std::string>& secrets, const AesKey& key);
+
+// The `secrets:` section of a config ({file, key_file, key_env}): decrypts the file and hands
+// its values to the reader, so `${secret:NAME}` expands anywhere after it. Errors go to the
+// reader and never contain a secret value.
+void loadSecretsSection(ConfigReader& r, const YAML::Node& node, const std::string& field);
+
+}  // namespace greenlight
