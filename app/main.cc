@@ -202,6 +202,20 @@ int simulate(int platform_port, int admin_port, const std::string& cert_dir, boo
   return 0;
 }
 
+// The demo's proxy seals its routing table as the run config seals its state: the same
+// `state_encryption:` section, copied (empty when there is none or the file does not parse).
+std::string stateEncryptionOf(const std::string& run_config) {
+  try {
+    YAML::Node root = YAML::LoadFile(run_config);
+    if (!root.IsMap() || !root["state_encryption"]) return "";
+    YAML::Emitter e;
+    e << YAML::Flow << root["state_encryption"];
+    return std::string("state_encryption: ") + e.c_str() + "\n";
+  } catch (const YAML::Exception&) {
+    return "";
+  }
+}
+
 // `self`: how this binary was invoked (e.g. ./build/app/greenlight), for lines to copy and paste.
 int demo(const std::string& self, const std::string& config, int admin_port, int sim_port, int sim_admin_port,
          int proxy_port, int proxy_admin_port) {
@@ -219,7 +233,7 @@ int demo(const std::string& self, const std::string& config, int admin_port, int
   const std::string proxy_config = state + "/proxy.yaml";
   {
     std::ofstream out(proxy_config);
-    out << "log: {level: warn}\nadmin: {listen: 127.0.0.1:0}\nproxy:\n"
+    out << "log: {level: warn}\nadmin: {listen: 127.0.0.1:0}\n" << stateEncryptionOf(config) << "proxy:\n"
         << "  state_file: " << state << "/routes.json\n  runtime_api: {socket: " << proxy_socket << "}\n"
         << "  services:\n    - name: vehicles\n      listen: 127.0.0.1:" << proxy_port << "\n"
         << "      blue: [" << std::getenv("SIM_RELEASE_BLUE_ADDR") << "]\n"

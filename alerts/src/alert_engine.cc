@@ -72,7 +72,8 @@ AlertEngine::AlertEngine(const AlertingConfig& config, Scheduler& scheduler, Ran
     : config_(config), guarded_(std::make_unique<GuardedScheduler>(scheduler, mu_)) {
   const std::string outbox = config.state_dir.empty() ? "" : config.state_dir + "/outbox.json";
   state_file_ = config.state_dir.empty() ? "" : config.state_dir + "/alerts.json";
-  deliverer_ = std::make_unique<Deliverer>(scheduler.time(), random, std::move(http), outbox, config.retry, registry);
+  deliverer_ = std::make_unique<Deliverer>(scheduler.time(), random, std::move(http), outbox, config.retry, registry,
+                                           config.state_key);
   rules_ = std::make_unique<RuleEngine>(scheduler.time(), [this](const AlertUpdate& u) {
     dispatcher_->update(u);
     state_dirty_ = true;
@@ -243,14 +244,14 @@ void AlertEngine::saveState() {
   json silences = json::array();
   for (const auto& s : dispatcher_->silences()) silences.push_back(silenceJson(s));
   const json j = {{"version", 1}, {"firing", firing}, {"groups", groups}, {"silences", silences}};
-  if (Status s = writeFileAtomic(state_file_, j.dump()); !s.ok()) {
+  if (Status s = writeStateFile(state_file_, j.dump(), config_.state_key, "alerts"); !s.ok()) {
     spdlog::error("alerting: cannot save state to {}: {}", state_file_, s.message());
   }
 }
 
 Status AlertEngine::loadState() {
   if (state_file_.empty() || !std::filesystem::exists(state_file_)) return Status::Ok();
-  auto text = readWholeFile(state_file_);
+  auto text = readStateFile(state_file_, config_.state_key, "alerts");
   if (!text.ok()) return text.status();
   std::vector<FiringRecord> firing;
   std::vector<GroupRecord> groups;

@@ -17,8 +17,10 @@ namespace {
 }  // namespace
 
 Deliverer::Deliverer(const TimeSource& time, RandomSource& random, std::unique_ptr<HttpClient> http,
-                     std::string state_file, RetryPolicy retry, prometheus::Registry& registry)
-    : time_(time), random_(random), http_(std::move(http)), state_file_(std::move(state_file)), retry_(retry),
+                     std::string state_file, RetryPolicy retry, prometheus::Registry& registry,
+                     std::optional<AesKey> state_key)
+    : time_(time), random_(random), http_(std::move(http)), state_file_(std::move(state_file)),
+      state_key_(std::move(state_key)), retry_(retry),
       registry_(registry) {
   notifications_ = &prometheus::BuildCounter()
                         .Name("greenlight_notifications_total")
@@ -51,7 +53,7 @@ Deliverer::ReceiverMetrics& Deliverer::metricsFor(const std::string& receiver) {
 
 Status Deliverer::load() {
   if (state_file_.empty() || !std::filesystem::exists(state_file_)) return Status::Ok();
-  auto text = readWholeFile(state_file_);
+  auto text = readStateFile(state_file_, state_key_, "outbox");
   if (!text.ok()) return text.status();
   std::lock_guard<std::mutex> lock(mu_);
   try {
@@ -93,7 +95,7 @@ Status Deliverer::persistLocked() {
                    {"next_attempt_ms", toUnixMillis(e.next_attempt)}});
   }
   json j = {{"version", 1}, {"next_id", next_id_}, {"entries", arr}};
-  Status s = writeFileAtomic(state_file_, j.dump());
+  Status s = writeStateFile(state_file_, j.dump(), state_key_, "outbox");
   if (!s.ok()) spdlog::error("outbox: cannot write {}: {}", state_file_, s.message());
   return s;
 }

@@ -11,8 +11,11 @@ std::optional<AppConfig> fromRoot(ConfigReader& r, const YAML::Node& root) {
     r.error(root, "", "the file is empty");
     return std::nullopt;
   }
-  if (!r.expectMap(root, "", {"secrets", "log", "admin", "probe_defaults", "probes", "alerting", "rollouts"})) return std::nullopt;
+  if (!r.expectMap(root, "", {"secrets", "state_encryption", "log", "admin", "probe_defaults", "probes", "alerting", "rollouts"})) {
+    return std::nullopt;
+  }
   loadSecretsSection(r, root["secrets"], "secrets");  // first: ${secret:NAME} may appear anywhere below
+  const auto state_key = parseStateEncryption(r, root["state_encryption"], "state_encryption");
   const LogOptions log = parseLogOptions(r, root["log"], "log");
   c.log_format = log.format;
   c.log_level = log.level;
@@ -20,6 +23,8 @@ std::optional<AppConfig> fromRoot(ConfigReader& r, const YAML::Node& root) {
   c.probes = probes::parseProbes(r, root);
   c.alerting = alerts::parseAlertingConfig(r, root["alerting"], "alerting");
   c.rollouts = controller::parseControllerConfig(r, root["rollouts"], "rollouts");
+  c.alerting.state_key = state_key;
+  c.rollouts.state_key = state_key;
   if (!r.errors().empty()) return std::nullopt;
   return c;
 }

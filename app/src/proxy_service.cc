@@ -15,11 +15,13 @@ std::optional<ProxyAppConfig> loadProxyConfig(const std::string& path, ConfigErr
   auto root = r.loadFile();
   if (!root) return std::nullopt;
   ProxyAppConfig c;
-  if (!r.expectMap(*root, "", {"secrets", "log", "admin", "proxy"})) return std::nullopt;
+  if (!r.expectMap(*root, "", {"secrets", "state_encryption", "log", "admin", "proxy"})) return std::nullopt;
   loadSecretsSection(r, (*root)["secrets"], "secrets");
+  const auto state_key = parseStateEncryption(r, (*root)["state_encryption"], "state_encryption");
   c.log = parseLogOptions(r, (*root)["log"], "log");
   c.admin = parseAdminOptions(r, (*root)["admin"], "admin");
   c.proxy = proxy::parseProxyConfig(r, (*root)["proxy"], "proxy");
+  c.proxy.state_key = state_key;
   if (!errors.empty()) return std::nullopt;
   return c;
 }
@@ -32,7 +34,7 @@ StatusOr<std::unique_ptr<ProxyService>> ProxyService::start(const std::string& c
   if (!config) return InvalidArgument(errors.format());
   if (Status s = initLogging(config->log.format, config->log.level); !s.ok()) return s;
   auto svc = std::unique_ptr<ProxyService>(new ProxyService());
-  auto store = proxy::RoutingStore::open(config->proxy.routes, config->proxy.state_file);
+  auto store = proxy::RoutingStore::open(config->proxy.routes, config->proxy.state_file, config->proxy.state_key);
   if (!store.ok()) return store.status();
   svc->store_ = std::move(store.value());
   auto registry = std::make_shared<prometheus::Registry>();

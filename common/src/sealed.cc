@@ -173,4 +173,44 @@ void loadSecretsSection(ConfigReader& r, const YAML::Node& node, const std::stri
   r.setSecrets(std::move(secrets.value()));
 }
 
+Status writeStateFile(const std::string& path, const std::string& content, const std::optional<AesKey>& key,
+                      std::string_view name) {
+  if (!key) return writeFileAtomic(path, content);
+  return writeFileAtomic(path, seal(*key, content, "state:" + std::string(name)));
+}
+
+StatusOr<std::string> readStateFile(const std::string& path, const std::optional<AesKey>& key, std::string_view name) {
+  if (!std::filesystem::exists(path)) return NotFound(path + " does not exist");
+  auto data = readWholeFile(path);
+  if (!data.ok()) return data.status();
+  const bool sealed = isSealed(data.value());
+  if (!key && sealed) return InvalidArgument("state file " + path + " is encrypted: configure state_encryption with its key");
+  if (key && !sealed) {
+    return InvalidArgument("state file " + path + " is not encrypted but state_encryption is on: refusing an unauthenticated "
+                           "file (move it away to start without it)");
+  }
+  if (!key) return data;
+  auto plain = unseal(*key, data.value(), "state:" + std::string(name));
+  if (!plain.ok()) return InvalidArgument("state file " + path + ": " + plain.status().message());
+  return plain;
+}
+
+std::optional<AesKey> parseStateEncryption(ConfigReader& r, const YAML::Node& node, const std::string& field) {
+  if (!node.IsDefined() || node.IsNull()) return std::nullopt;
+  if (!r.expectMap(node, field, {"key_file", "key_env"})) return std::nullopt;
+  KeySource source;
+  source.key_file = r.getString(node, field, "key_file").value_or("");
+  source.key_env = r.getString(node, field, "key_env").value_or("");
+  if (source.key_file.empty() == source.key_env.empty()) {
+    r.error(node, field, "give exactly one of key_file or key_env (the key never goes in the config)");
+    return std::nullopt;
+  }
+  auto key = loadKey(source, r.env());
+  if (!key.ok()) {
+    r.error(node, field, key.status().message());
+    return std::nullopt;
+  }
+  return key.value();
+}
+
 }  // namespace greenlight

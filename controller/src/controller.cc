@@ -183,12 +183,12 @@ struct Controller::Impl {
     if (state_file.empty()) return Status::Ok();
     json j = json::object();
     for (const auto& s : svcs) j[s->spec.rollout.service] = stateToJson(s->state);
-    return writeFileAtomic(state_file, json{{"version", 1}, {"services", j}}.dump());
+    return writeStateFile(state_file, json{{"version", 1}, {"services", j}}.dump(), config.state_key, "rollouts");
   }
 
   Status load() {
     if (state_file.empty() || !std::filesystem::exists(state_file)) return Status::Ok();
-    auto text = readWholeFile(state_file);
+    auto text = readStateFile(state_file, config.state_key, "rollouts");
     if (!text.ok()) return text.status();
     try {
       const json j = json::parse(text.value()).at("services");

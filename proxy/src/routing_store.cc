@@ -6,11 +6,14 @@
 
 namespace greenlight::proxy {
 
-StatusOr<std::unique_ptr<RoutingStore>> RoutingStore::open(RoutingTable table, std::string state_file) {
+StatusOr<std::unique_ptr<RoutingStore>> RoutingStore::open(RoutingTable table, std::string state_file,
+                                                          std::optional<AesKey> state_key) {
   auto store = std::unique_ptr<RoutingStore>(new RoutingStore());
   store->state_file_ = std::move(state_file);
+  store->state_key_ = std::move(state_key);
   if (!store->state_file_.empty()) {
-    auto saved = readWholeFile(store->state_file_);
+    auto saved = readStateFile(store->state_file_, store->state_key_, "routes");
+    if (!saved.ok() && saved.status().code() != StatusCode::kNotFound) return saved.status();  // tampered or wrong key
     if (saved.ok()) {
       if (Status s = applyPersisted(table, *saved); !s.ok()) {
         return InvalidArgument(store->state_file_ + ": " + s.message());
@@ -30,7 +33,7 @@ CommandResult RoutingStore::execute(std::string_view line, const std::string& wh
   if (r.wants_stats) r.output = stats ? stats() + "\n" : "{}\n";
   if (!r.ok || !r.table) return r;
   if (!state_file_.empty()) {
-    if (Status s = writeFileAtomic(state_file_, routesToJson(*r.table)); !s.ok()) {
+    if (Status s = writeStateFile(state_file_, routesToJson(*r.table), state_key_, "routes"); !s.ok()) {
       spdlog::error("runtime change by {} refused, state not saved: {}", who, s.message());
       return CommandResult{false, "error: cannot save the routing table: " + s.message() + "\n", std::nullopt, "", false};
     }

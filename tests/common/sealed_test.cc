@@ -100,3 +100,29 @@ TEST(Sealed, ConfigsReadSecretsByNameAndNeverPrintAValue) {
 
 }  // namespace
 }  // namespace greenlight
+
+namespace greenlight {
+namespace {
+
+TEST(StateFile, SealedWithAKeyPlainWithoutAndNeverMixed) {
+  testing::TempDir dir;
+  const std::string path = dir.path() + "/rollouts.json";
+  const std::optional<AesKey> key = testKey('e');
+  EXPECT_EQ(readStateFile(path, key, "rollouts").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(writeStateFile(path, "{\"phase\":\"shifting\"}", key, "rollouts").ok());
+  EXPECT_EQ(testing::readFile(path).find("shifting"), std::string::npos);
+  auto back = readStateFile(path, key, "rollouts");
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back.value(), "{\"phase\":\"shifting\"}");
+  auto no_key = readStateFile(path, std::nullopt, "rollouts");
+  ASSERT_FALSE(no_key.ok());
+  EXPECT_NE(no_key.status().message().find("configure state_encryption"), std::string::npos);
+  EXPECT_FALSE(readStateFile(path, key, "alerts").ok()) << "one state file cannot stand in for another";
+  ASSERT_TRUE(writeStateFile(path, "{\"phase\":\"idle\"}", std::nullopt, "rollouts").ok());
+  auto plain_with_key = readStateFile(path, key, "rollouts");
+  ASSERT_FALSE(plain_with_key.ok());
+  EXPECT_NE(plain_with_key.status().message().find(path), std::string::npos);
+}
+
+}  // namespace
+}  // namespace greenlight

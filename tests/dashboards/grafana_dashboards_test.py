@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.parse
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import demo_harness as h  # noqa: E402
 
 RATE_INTERVAL = "15s"   # $__rate_interval at a 1 s scrape interval

@@ -18,7 +18,7 @@ import shutil
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import demo_harness as h  # noqa: E402
 
 VIEWER = "viewer-token-0123456789abcdef0123456789"

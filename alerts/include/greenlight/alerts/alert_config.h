@@ -11,6 +11,7 @@
 #include "greenlight/alerts/outbox.h"
 #include "greenlight/alerts/rule.h"
 #include "greenlight/common/config_reader.h"
+#include "greenlight/common/sealed.h"
 
 namespace greenlight::alerts {
 
@@ -18,6 +19,7 @@ struct AlertingConfig {
   bool enabled = false;  // the section is present
   std::string external_url;
   std::string state_dir;  // outbox and alert state; empty: memory only (lost on restart)
+  std::optional<AesKey> state_key;  // from the top-level state_encryption: seals both files
   Duration evaluation_interval{std::chrono::seconds(1)};
   bool watchdog = false;  // an always-firing `Watchdog` alert: a dead-man's switch
   RetryPolicy retry;

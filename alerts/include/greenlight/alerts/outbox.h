@@ -6,6 +6,8 @@
 // Thread-safe: enqueue() from any thread; deliveries run on the Deliverer's own thread.
 #pragma once
 
+#include "greenlight/common/sealed.h"
+
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
@@ -52,7 +54,8 @@ class Deliverer {
  public:
   // `state_file` empty: the outbox lives in memory only.
   Deliverer(const TimeSource& time, RandomSource& random, std::unique_ptr<HttpClient> http,
-            std::string state_file, RetryPolicy retry, prometheus::Registry& registry);
+            std::string state_file, RetryPolicy retry, prometheus::Registry& registry,
+            std::optional<AesKey> state_key = std::nullopt);
   ~Deliverer();
 
   // Loads what a previous run left; an unreadable file is an error (nothing is half-read).
@@ -83,6 +86,7 @@ class Deliverer {
   RandomSource& random_;
   std::unique_ptr<HttpClient> http_;
   std::string state_file_;
+  std::optional<AesKey> state_key_;
   RetryPolicy retry_;
   prometheus::Registry& registry_;
   prometheus::Family<prometheus::Counter>* notifications_;

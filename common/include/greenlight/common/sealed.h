@@ -8,6 +8,8 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -45,5 +47,16 @@ Status writeSecretsFile(const std::string& path, const std::map<std::string, std
 // its values to the reader, so `${secret:NAME}` expands anywhere after it. Errors go to the
 // reader and never contain a secret value.
 void loadSecretsSection(ConfigReader& r, const YAML::Node& node, const std::string& field);
+
+// State files (rollout state, alert state and outbox, the proxy's routing table): written
+// atomically, and sealed with purpose "state:NAME" when `key` is set. Reading fails with the
+// file's name when it was changed, when it is sealed but no key is configured, or when it is
+// plain but a key is (a plain file slipped in must not be trusted). A missing file: NotFound.
+Status writeStateFile(const std::string& path, const std::string& content, const std::optional<AesKey>& key,
+                      std::string_view name);
+StatusOr<std::string> readStateFile(const std::string& path, const std::optional<AesKey>& key, std::string_view name);
+
+// The `state_encryption:` section ({key_file} or {key_env}): the key, or nullopt when absent.
+std::optional<AesKey> parseStateEncryption(ConfigReader& r, const YAML::Node& node, const std::string& field);
 
 }  // namespace greenlight

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "greenlight/common/config_reader.h"
+#include "greenlight/common/sealed.h"
 #include "greenlight/controller/rollout.h"
 #include "greenlight/controller/router.h"
 
@@ -62,6 +63,7 @@ struct ServiceSpec {
 struct ControllerConfig {
   bool enabled = false;
   std::string state_dir;   // rollouts.json; empty: memory only
+  std::optional<AesKey> state_key;  // from the top-level state_encryption: seals rollouts.json
   std::string audit_log;   // empty: state_dir/audit.log, or none without state_dir
   Duration tick{std::chrono::milliseconds(500)};
   std::vector<ServiceSpec> services;

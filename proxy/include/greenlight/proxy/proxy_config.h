@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "greenlight/common/config_reader.h"
+#include "greenlight/common/sealed.h"
 #include "greenlight/proxy/routing_table.h"
 
 namespace greenlight::proxy {
@@ -49,6 +50,7 @@ struct ProxyConfig {
   PassiveHealth passive_health;
   std::string runtime_socket;  // Unix socket of the runtime API; empty: none
   std::string state_file;      // persisted routing table; empty: none
+  std::optional<AesKey> state_key;  // from the top-level state_encryption: seals state_file
   int threads = 1;
   size_t max_header_bytes = 16 << 10;
   size_t max_body_bytes = 8 << 20;

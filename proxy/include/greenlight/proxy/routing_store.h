@@ -3,6 +3,8 @@
 // restarted after any acknowledged change comes back with it. Thread-safe.
 #pragma once
 
+#include "greenlight/common/sealed.h"
+
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -17,7 +19,9 @@ class RoutingStore {
  public:
   // `state_file` may be empty (no persistence). If it exists, its weights and endpoint states
   // override the config's.
-  static StatusOr<std::unique_ptr<RoutingStore>> open(RoutingTable from_config, std::string state_file);
+  // With `state_key` the file is sealed (AES-256-GCM) and a tampered one refused at open.
+  static StatusOr<std::unique_ptr<RoutingStore>> open(RoutingTable from_config, std::string state_file,
+                                                      std::optional<AesKey> state_key = std::nullopt);
 
   std::shared_ptr<const RoutingTable> current() const { return table_.load(); }
   // Runs a runtime command; a change is written to the state file, then swapped in, then logged
@@ -30,6 +34,7 @@ class RoutingStore {
   RoutingStore() = default;
   std::atomic<std::shared_ptr<const RoutingTable>> table_;
   std::string state_file_;
+  std::optional<AesKey> state_key_;
   std::mutex change_mu_;  // one change at a time
   std::vector<std::function<void(const RoutingTable&)>> listeners_;
 };

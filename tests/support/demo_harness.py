@@ -90,7 +90,7 @@ def demo_config(source_dir, probe_interval="2s", bake="2s", admin_tokens=None):
 class Demo:
     """A running `greenlight demo` with its own state directory and ports."""
 
-    def __init__(self, binary, source_dir, workdir, config_text, token=None):
+    def __init__(self, binary, source_dir, workdir, config_text, token=None, env=None):
         self.workdir = workdir
         self.token = token
         self.admin_port = free_port()
@@ -99,7 +99,8 @@ class Demo:
         config = os.path.join(workdir, "demo.yaml")
         with open(config, "w") as f:
             f.write(config_text)
-        env = dict(os.environ, GREENLIGHT_DEMO_STATE_DIR=os.path.join(workdir, "state"))
+        self.state_dir = os.path.join(workdir, "state")
+        env = dict(os.environ, GREENLIGHT_DEMO_STATE_DIR=self.state_dir, **(env or {}))
         self.process = start([binary, "demo", "-c", config, "--admin-port", str(self.admin_port), "--sim-port", "0",
                               "--sim-admin-port", str(self.sim_admin_port), "--proxy-port", "0",
                               "--proxy-admin-port", str(self.proxy_admin_port)],
