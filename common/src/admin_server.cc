@@ -44,6 +44,9 @@ struct AdminServer::Impl {
   std::shared_ptr<prometheus::Registry> own_registry = std::make_shared<prometheus::Registry>();
   prometheus::Family<prometheus::Counter>* requests = nullptr;
   prometheus::Counter* auth_failures = nullptr;
+  prometheus::Counter* auth_throttled = nullptr;
+  RealTimeSource real_time;
+  std::unique_ptr<AuthThrottle> throttle;
 
   // Resolves the caller's role; every token is compared so the time does not depend on which.
   Role authenticate(const httplib::Request& req, std::string* principal) const {
@@ -70,9 +73,26 @@ struct AdminServer::Impl {
   void serve(const httplib::Request& req, httplib::Response& res, Role least,
              const AdminHandler& handler) {
     std::string principal;
+    if (least != Role::kNone && !options.tokens.empty()) {
+      if (const Duration wait = throttle->blockedFor(req.remote_addr); wait > Duration::zero()) {
+        // Locked out after too many wrong tokens: the token is not even looked at.
+        auth_throttled->Increment();
+        res.status = 429;
+        res.set_header("Retry-After", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(wait).count() + 1));
+        res.set_content(errorResponse(429, "too many failed authentications from this address; try again later").body,
+                        "application/json");
+        count(429);
+        return;
+      }
+    }
     Role role = authenticate(req, &principal);
     if (role == Role::kNone && least != Role::kNone) {
       auth_failures->Increment();
+      // A wrong token is a guess; a missing one (a page not signed in yet) is not.
+      if (req.has_header("Authorization") && throttle->recordFailure(req.remote_addr)) {
+        spdlog::warn("admin API: {} locked out after {} wrong tokens within {} s", req.remote_addr,
+                     options.auth_throttle.limit, toSeconds(options.auth_throttle.window));
+      }
       res.status = 401;
       res.set_header("WWW-Authenticate", "Bearer");
       res.set_content(errorResponse(401, "a valid bearer token is required").body,
@@ -194,6 +214,13 @@ StatusOr<std::unique_ptr<AdminServer>> AdminServer::create(AdminServerOptions op
                         .Name("greenlight_admin_requests_total")
                         .Help("Admin API requests by response code")
                         .Register(*impl->own_registry);
+  impl->auth_throttled = &prometheus::BuildCounter()
+                              .Name("greenlight_admin_auth_throttled_total")
+                              .Help("Admin API requests refused (429) because their address sent too many wrong tokens")
+                              .Register(*impl->own_registry)
+                              .Add({});
+  impl->throttle = std::make_unique<AuthThrottle>(impl->options.time ? *impl->options.time : impl->real_time,
+                                                  impl->options.auth_throttle);
   impl->auth_failures = &prometheus::BuildCounter()
                              .Name("greenlight_admin_auth_failures_total")
                              .Help("Admin API requests refused for a missing, wrong or weak token")

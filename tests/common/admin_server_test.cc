@@ -154,3 +154,40 @@ TEST(AdminOptions, ParsesTokensAndRejectsWeakOnes) {
 
 }  // namespace
 }  // namespace greenlight
+
+namespace greenlight {
+namespace {
+
+TEST(AdminServer, WrongTokensLockTheAddressOutButAMissingTokenDoesNot) {
+  SimulatedTimeSource clock;
+  auto o = withTokens();
+  o.time = &clock;
+  o.auth_throttle.limit = 5;
+  auto server = startServer(o);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(testing::httpGet(server->port(), "/api/v1/thing").status, 401) << "no token: no lockout";
+  EXPECT_EQ(testing::httpGet(server->port(), "/api/v1/thing", kViewerToken).status, 200);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(testing::httpGet(server->port(), "/api/v1/thing", "guess-" + std::to_string(i) + "-0000000000").status, 401);
+  auto locked = testing::httpGet(server->port(), "/api/v1/thing", kViewerToken);
+  EXPECT_EQ(locked.status, 429) << "even the right token waits out the lockout";
+  EXPECT_EQ(testing::httpGet(server->port(), "/healthz").status, 200) << "open endpoints stay open";
+  clock.advance(std::chrono::minutes(5) + std::chrono::seconds(1));
+  EXPECT_EQ(testing::httpGet(server->port(), "/api/v1/thing", kViewerToken).status, 200);
+}
+
+TEST(AuthThrottle, CountsWithinTheWindowAndStaysBounded) {
+  SimulatedTimeSource clock;
+  AuthThrottle t(clock, AuthThrottlePolicy{3, std::chrono::seconds(60), std::chrono::seconds(300), 100});
+  EXPECT_FALSE(t.recordFailure("a"));
+  clock.advance(std::chrono::seconds(61));
+  EXPECT_FALSE(t.recordFailure("a"));
+  EXPECT_FALSE(t.recordFailure("a")) << "the first failure left the window";
+  EXPECT_EQ(t.blockedFor("a"), Duration::zero());
+  EXPECT_TRUE(t.recordFailure("a"));
+  EXPECT_EQ(t.blockedFor("a"), std::chrono::seconds(300));
+  EXPECT_EQ(t.blockedFor("b"), Duration::zero()) << "per address";
+  for (int i = 0; i < 1000; ++i) t.recordFailure("10.0.0." + std::to_string(i));
+  EXPECT_LE(t.tracked(), 100u) << "a flood from many addresses stays bounded";
+}
+
+}  // namespace
+}  // namespace greenlight

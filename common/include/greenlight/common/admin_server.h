@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "greenlight/common/config_reader.h"
+#include "greenlight/common/auth_throttle.h"
 #include "greenlight/common/crypto.h"
 #include "greenlight/common/exposition.h"
 #include "greenlight/common/status.h"
@@ -36,6 +37,9 @@ struct AdminServerOptions {
   std::string tls_key_file;
   std::vector<AdminToken> tokens;
   bool public_metrics = false;  // let Prometheus scrape /metrics without a token
+  // Wrong tokens from one address: after 10 in a minute it gets 429 for 5 minutes.
+  AuthThrottlePolicy auth_throttle;
+  const TimeSource* time = nullptr;  // for the throttle; null: the real clock
 };
 
 // Parses the `admin:` section. Errors go to the reader.
