@@ -192,7 +192,11 @@ function renderRollouts(services) {
     const weights = el("div", { class: "weights", role: "img", "aria-label": `traffic: blue ${s.weights.blue}%, green ${s.weights.green}%` },
       ["blue", "green"].map((c) => el("span", { class: c, style: `width:${s.weights[c]}%` }, s.weights[c] >= 12 ? `${c} ${s.weights[c]}%` : "")));
     // Results read "phase: verdict (detail)"; the verdict word picks the colour, the text says it all.
-    const verdictOf = (r) => (/: (pass|fail|inconclusive)\b/.exec(r) || [null, "unknown"])[1];
+    const verdictOf = (r) => {
+      const m = /: (pass|fail|inconclusive|done|ready|failed|timeout)\b/.exec(r);
+      if (!m) return "info";
+      return { done: "pass", ready: "pass", failed: "fail", timeout: "fail" }[m[1]] || m[1];
+    };
     const verdicts = (s.results || []).slice(-8).map((r) => el("li", {}, badge(verdictOf(r)), " ", r));
     // Only what applies in this phase is enabled; the server decides either way.
     const active = !["idle", "promoted", "rolled-back"].includes(s.phase);

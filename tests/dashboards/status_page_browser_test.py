@@ -156,6 +156,12 @@ def main():
         shot = os.path.join(out_dir, "status_page.png")
         b.screenshot(shot)
         print("screenshot:", shot)
+        # Readable on a phone: one column, nothing wider than the screen.
+        b.s("POST", "/window/rect", {"width": 390, "height": 844})
+        h.wait_until(lambda: b.js("return window.innerWidth") <= 400, 10, "the phone-sized window")
+        overflow = b.js("return document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page is {overflow} px wider than a phone screen"
+        b.screenshot(os.path.join(out_dir, "status_page_phone.png"))
         demo.clear_fault("ford")
     finally:
         if b:
