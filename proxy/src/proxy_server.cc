@@ -58,6 +58,36 @@ beast::tcp_stream& lowest(Stream& s) {
   return beast::get_lowest_layer(s);
 }
 
+// The body buffer of a connection, reused through a per-thread free list: a session starts and
+// ends on one event loop, so no lock; with `Connection: close` clients this saves a 16 KiB
+// malloc and free per request.
+class RelayBuffer {
+ public:
+  RelayBuffer() {
+    auto& spare = freeList();
+    if (spare.empty()) {
+      buf_.reset(new char[relay::kChunk]);  // not zeroed: always written before it is read
+    } else {
+      buf_ = std::move(spare.back());
+      spare.pop_back();
+    }
+  }
+  ~RelayBuffer() {
+    auto& spare = freeList();
+    if (spare.size() < 256) spare.push_back(std::move(buf_));
+  }
+  RelayBuffer(const RelayBuffer&) = delete;
+  RelayBuffer& operator=(const RelayBuffer&) = delete;
+  char* get() const { return buf_.get(); }
+
+ private:
+  static std::vector<std::unique_ptr<char[]>>& freeList() {
+    thread_local std::vector<std::unique_ptr<char[]>> spare;
+    return spare;
+  }
+  std::unique_ptr<char[]> buf_;
+};
+
 int statusClass(unsigned status) { return std::clamp<int>(static_cast<int>(status) / 100, 1, 5); }
 
 // A TLS server context: TLS 1.2 or newer, forward-secret AEAD ciphers for 1.2, the certificate
@@ -621,7 +651,7 @@ struct ProxyServer::Impl {
     boost::system::error_code ignored;
     const std::string client_ip = lowest(client).socket().remote_endpoint(ignored).address().to_string();
     beast::flat_buffer buffer;
-    std::unique_ptr<char[]> relay_buf(new char[relay::kChunk]);  // not zeroed: written before read  // bodies pass through here, one piece at a time
+    RelayBuffer relay_buf;  // bodies pass through here, one piece at a time  // bodies pass through here, one piece at a time
     bool first = true;
     while (!stopping) {
       http::request_parser<http::empty_body> head;
