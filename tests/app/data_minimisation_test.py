@@ -74,34 +74,30 @@ def main():
     finally:
         h.stop_all()
 
-    scanned = 0
     token_re = re.compile(rb"(?<![0-9a-f])[0-9a-f]{48}(?![0-9a-f])")  # the simulator's token shape
+
+    def scan(label, data):
+        for value, what in sensitive.items():
+            if value.encode() in data:
+                failures.append(f"{label}: contains {what}")
+        if token_re.search(data):
+            failures.append(f"{label}: contains something shaped like an access token")
+
+    scanned = 0
     for root, _, files in os.walk(demo.state_dir):
         for name in files:
             path = os.path.join(root, name)
             with open(path, "rb") as f:
                 data = f.read()
             scanned += 1
-            for value, what in sensitive.items():
-                if value.encode() in data:
-                    failures.append(f"{path}: contains {what}")
-            if token_re.search(data):
-                failures.append(f"{path}: contains something shaped like an access token")
+            scan(path, data)
             if name in ("alerts.json", "outbox.json", "rollouts.json", "routes.json") and not data.startswith(b"GLSEAL1"):
                 failures.append(f"{path}: state file not sealed although state_encryption is on")
     with open(os.path.join(work, "demo.log"), "rb") as f:
-        logged = f.read()
+        scan("demo.log", f.read())
     scanned += 1
-    for value, what in sensitive.items():
-        if value.encode() in logged:
-            failures.append(f"demo.log: contains {what}")
-    if token_re.search(logged):
-        failures.append("demo.log: contains something shaped like an access token")
     print(f"scanned {scanned} files for {len(sensitive)} sensitive values from {len(vehicles)} vehicles")
-    if failures:
-        print("\n".join(failures))
-        sys.exit(1)
-    print("ok")
+    h.finish(failures)
 
 
 if __name__ == "__main__":

@@ -148,10 +148,7 @@ def main():
         print(f"checked {checked} queries of {len(dashboards)} dashboards against Prometheus")
     finally:
         h.stop_all()
-    if failures:
-        print("\n".join(failures))
-        sys.exit(1)
-    print("ok")
+    h.finish(failures)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -130,6 +131,14 @@ class Demo:
 
     def clear_fault(self, target):
         http("DELETE", f"{self.faults}/{target}")
+
+
+def finish(failures):
+    """Ends a test script: every failure listed and exit 1, or "ok"."""
+    if failures:
+        print("\n".join(failures))
+        sys.exit(1)
+    print("ok")
 
 
 def temp_workdir(prefix):
