@@ -685,8 +685,8 @@ struct ProxyServer::Impl {
       }
       // Bodies up to buffer_request_bytes are read whole (the request can then be retried
       // elsewhere); larger or chunked ones are streamed to the upstream as they arrive.
-      const auto length = head.content_length();
-      const bool stream_body = !ec && !head.is_done() && (head.chunked() || !length || *length > cfg.buffer_request_bytes);
+      const bool stream_body = !ec && !head.is_done() &&
+                               (head.chunked() || !head.content_length() || *head.content_length() > cfg.buffer_request_bytes);
       std::optional<http::request_parser<http::string_body>> whole;
       if (!ec && !stream_body) {
         whole.emplace(std::move(head));
