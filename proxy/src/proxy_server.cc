@@ -668,73 +668,71 @@ struct ProxyServer::Impl {
           ec == asio::error::operation_aborted || ec == asio::error::connection_reset) {
         break;
       }
-      bool expectation_failed = false;
       if (!ec) {
-        // Expect: 100-continue: the client waits for our go-ahead before sending the body; we
-        // read the body ourselves, so we answer it and do not pass the expectation on.
-        if (auto it = head.get().find(http::field::expect); it != head.get().end()) {
-          if (!beast::iequals(it->value(), "100-continue")) {
-            ec = http::error::bad_field;  // an expectation we cannot meet: 417 below
-            expectation_failed = true;
-          } else if (!head.is_done()) {
-            static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-            lowest(client).expires_after(cfg.timeouts.request);
-            co_await asio::async_write(client, asio::buffer(kContinue), ecOut(ec));
-          }
+        if (auto it = head.get().find(http::field::expect); it != head.get().end() && !beast::iequals(it->value(), "100-continue")) {
+          m.bad_requests->Increment();
+          co_await answer(client, http::status::expectation_failed, "only 100-continue is supported", 11, false);
+          break;
         }
-      }
-      // Bodies up to buffer_request_bytes are read whole (the request can then be retried
-      // elsewhere); larger or chunked ones are streamed to the upstream as they arrive.
-      const bool stream_body = !ec && !head.is_done() &&
-                               (head.chunked() || !head.content_length() || *head.content_length() > cfg.buffer_request_bytes);
-      std::optional<http::request_parser<http::string_body>> whole;
-      if (!ec && !stream_body) {
-        whole.emplace(std::move(head));
-        whole->body_limit(cfg.max_body_bytes);
-        lowest(client).expires_after(cfg.timeouts.request);
-        co_await http::async_read(client, buffer, *whole, ecOut(ec));
       }
       if (ec) {
         m.bad_requests->Increment();
-        const http::status status = rules::statusFor(ec, expectation_failed);
-        co_await answer(client, status, ec.message(), 11, false);
+        co_await answer(client, rules::statusFor(ec, false), ec.message(), 11, false);
         break;
       }
-      const MonoTime started = time.monotonicNow();
-      auto table = store.current();  // one consistent version for this request
+      // The colour is picked from the head, before any body is read: one routing table version
+      // for the whole request, and nothing read for a request that nothing can serve.
+      auto table = store.current();
       const ServiceRoutes& svc = table->services.at(service);
+      const std::optional<Color> color = colorFor(svc, head.get().base());
+      if (!color) {
+        m.unavailable->Increment();
+        co_await answer(client, http::status::service_unavailable, "no colour of " + service + " can serve",
+                        head.get().version(), false);
+        break;
+      }
+      // Expect: 100-continue: the client waits for our go-ahead before sending the body; we
+      // read the body ourselves, so we answer it and do not pass the expectation on.
+      if (head.get().find(http::field::expect) != head.get().end() && !head.is_done()) {
+        static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        lowest(client).expires_after(cfg.timeouts.request);
+        co_await asio::async_write(client, asio::buffer(kContinue), ecOut(ec));
+        if (ec) break;
+      }
+      // Bodies up to buffer_request_bytes are read whole (the request can then be retried
+      // elsewhere); larger or chunked ones are streamed to the upstream as they arrive.
+      const bool stream_body =
+          !head.is_done() && (head.chunked() || !head.content_length() || *head.content_length() > cfg.buffer_request_bytes);
       Outcome outcome;
-      std::optional<Color> color;
-      if (whole) {
-        auto req = whole->release();
-        req.erase(http::field::expect);
-        const bool client_keep = req.keep_alive();
-        const unsigned version = req.version();
-        const bool upgrade = rules::upgradeOf(req.base()).has_value() && req.method() == http::verb::get;
-        color = colorFor(svc, req.base());
-        rules::prepareForUpstream(req, client_ip, tls);
-        if (!color) {
-          m.unavailable->Increment();
-          outcome = co_await answer(client, http::status::service_unavailable, "no colour of " + service + " can serve", version, client_keep);
-        } else {
-          outcome = co_await forwardBuffered(client, buffer, svc, *color, req, version, client_keep, upgrade, m, loop, relay_buf.get());
+      MonoTime started;
+      if (!stream_body) {
+        http::request_parser<http::string_body> whole{std::move(head)};
+        whole.body_limit(cfg.max_body_bytes);
+        lowest(client).expires_after(cfg.timeouts.request);
+        co_await http::async_read(client, buffer, whole, ecOut(ec));
+        if (ec) {
+          m.bad_requests->Increment();
+          co_await answer(client, rules::statusFor(ec, false), ec.message(), 11, false);
+          break;
         }
+        started = time.monotonicNow();
+        auto req = whole.release();
+        req.erase(http::field::expect);
+        const bool upgrade = rules::upgradeOf(req.base()).has_value() && req.method() == http::verb::get;
+        const unsigned version = req.version();
+        const bool client_keep = req.keep_alive();
+        rules::prepareForUpstream(req, client_ip, tls);
+        outcome = co_await forwardBuffered(client, buffer, svc, *color, req, version, client_keep, upgrade, m, loop, relay_buf.get());
       } else {
+        started = time.monotonicNow();
         http::request_parser<http::buffer_body> streamed{std::move(head)};
         streamed.body_limit(cfg.max_body_bytes);
         auto& req = streamed.get();
         req.erase(http::field::expect);
-        const unsigned version = req.version();
-        color = colorFor(svc, req.base());
         rules::rewriteHeadForUpstream(req, client_ip, tls);
-        if (!color) {
-          m.unavailable->Increment();
-          outcome = co_await answer(client, http::status::service_unavailable, "no colour of " + service + " can serve", version, false);
-        } else {
-          outcome = co_await forwardStreamed(client, buffer, svc, *color, streamed, version, m, loop, relay_buf.get());
-        }
+        outcome = co_await forwardStreamed(client, buffer, svc, *color, streamed, req.version(), m, loop, relay_buf.get());
       }
-      if (color && outcome.status != 0) {
+      if (outcome.status != 0) {
         ColorMetrics& cm = m.color[static_cast<int>(*color)];
         if (outcome.status != 101) cm.latency->Observe(toSeconds(time.monotonicNow() - started));
         cm.by_class[statusClass(outcome.status)]->Increment();
