@@ -57,11 +57,7 @@ int secretsDecrypt(const SecretsArgs& a) {
   if (!key.ok()) return fail(key.status().message());
   auto secrets = readSecretsFile(a.in, key.value());
   if (!secrets.ok()) return fail(secrets.status().message());
-  YAML::Emitter e;
-  e << YAML::BeginMap;
-  for (const auto& [k, v] : secrets.value()) e << YAML::Key << k << YAML::Value << YAML::DoubleQuoted << v;
-  e << YAML::EndMap;
-  std::cout << e.c_str() << "\n";
+  std::cout << secretsToYaml(secrets.value());
   return 0;
 }
 

@@ -22,6 +22,23 @@ using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)
 
 CipherCtx newCtx() { return CipherCtx(EVP_CIPHER_CTX_new(), &EVP_CIPHER_CTX_free); }
 
+// `key_file` or `key_env` of a config section, loaded; errors go to the reader.
+std::optional<AesKey> keyOfSection(ConfigReader& r, const YAML::Node& node, const std::string& field) {
+  KeySource source;
+  source.key_file = r.getString(node, field, "key_file").value_or("");
+  source.key_env = r.getString(node, field, "key_env").value_or("");
+  if (source.key_file.empty() == source.key_env.empty()) {
+    r.error(node, field, "give exactly one of key_file or key_env (the key never goes in the config)");
+    return std::nullopt;
+  }
+  auto key = loadKey(source, r.env());
+  if (!key.ok()) {
+    r.error(node, field, key.status().message());
+    return std::nullopt;
+  }
+  return key.value();
+}
+
 std::string aad(std::string_view purpose) { return std::string(kMagic) + "|" + std::string(purpose); }
 
 }  // namespace
@@ -115,6 +132,14 @@ StatusOr<std::string> unseal(const AesKey& key, std::string_view sealed, std::st
   return out;
 }
 
+std::string secretsToYaml(const std::map<std::string, std::string>& secrets) {
+  YAML::Emitter e;
+  e << YAML::BeginMap;
+  for (const auto& [k, v] : secrets) e << YAML::Key << k << YAML::Value << YAML::DoubleQuoted << v;
+  e << YAML::EndMap;
+  return std::string(e.c_str()) + "\n";
+}
+
 StatusOr<std::map<std::string, std::string>> readSecretsFile(const std::string& path, const AesKey& key) {
   auto data = readWholeFile(path);
   if (!data.ok()) return data.status();
@@ -136,11 +161,7 @@ StatusOr<std::map<std::string, std::string>> readSecretsFile(const std::string& 
 }
 
 Status writeSecretsFile(const std::string& path, const std::map<std::string, std::string>& secrets, const AesKey& key) {
-  YAML::Emitter e;
-  e << YAML::BeginMap;
-  for (const auto& [k, v] : secrets) e << YAML::Key << k << YAML::Value << YAML::DoubleQuoted << v;
-  e << YAML::EndMap;
-  std::string plain = std::string(e.c_str()) + "\n";
+  std::string plain = secretsToYaml(secrets);
   const std::string sealed = seal(key, plain, "secrets");
   OPENSSL_cleanse(plain.data(), plain.size());
   return writeFileAtomic(path, sealed, 0600);
@@ -150,22 +171,11 @@ void loadSecretsSection(ConfigReader& r, const YAML::Node& node, const std::stri
   if (!node.IsDefined() || node.IsNull()) return;
   if (!r.expectMap(node, field, {"file", "key_file", "key_env"})) return;
   auto file = r.getString(node, field, "file", true);
-  KeySource source;
-  source.key_file = r.getString(node, field, "key_file").value_or("");
-  source.key_env = r.getString(node, field, "key_env").value_or("");
-  if (source.key_file.empty() == source.key_env.empty()) {
-    r.error(node, field, "give exactly one of key_file or key_env (the key never goes in the config)");
-    return;
-  }
-  if (!file) return;
+  auto key = keyOfSection(r, node, field);
+  if (!file || !key) return;
   std::string path = *file;
   if (!path.empty() && path[0] != '/') path = (std::filesystem::path(r.file()).parent_path() / path).string();
-  auto key = loadKey(source, r.env());
-  if (!key.ok()) {
-    r.error(node, field, key.status().message());
-    return;
-  }
-  auto secrets = readSecretsFile(path, key.value());
+  auto secrets = readSecretsFile(path, *key);
   if (!secrets.ok()) {
     r.error(node["file"], ConfigReader::join(field, "file"), secrets.status().message());
     return;
@@ -198,19 +208,7 @@ StatusOr<std::string> readStateFile(const std::string& path, const std::optional
 std::optional<AesKey> parseStateEncryption(ConfigReader& r, const YAML::Node& node, const std::string& field) {
   if (!node.IsDefined() || node.IsNull()) return std::nullopt;
   if (!r.expectMap(node, field, {"key_file", "key_env"})) return std::nullopt;
-  KeySource source;
-  source.key_file = r.getString(node, field, "key_file").value_or("");
-  source.key_env = r.getString(node, field, "key_env").value_or("");
-  if (source.key_file.empty() == source.key_env.empty()) {
-    r.error(node, field, "give exactly one of key_file or key_env (the key never goes in the config)");
-    return std::nullopt;
-  }
-  auto key = loadKey(source, r.env());
-  if (!key.ok()) {
-    r.error(node, field, key.status().message());
-    return std::nullopt;
-  }
-  return key.value();
+  return keyOfSection(r, node, field);
 }
 
 }  // namespace greenlight

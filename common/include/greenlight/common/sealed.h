@@ -39,6 +39,9 @@ struct KeySource {
 };
 StatusOr<AesKey> loadKey(const KeySource& source, const EnvLookup& env);
 
+// A map of name -> value as the YAML the secrets file holds inside (values double-quoted).
+std::string secretsToYaml(const std::map<std::string, std::string>& secrets);
+
 // The secrets file: a YAML map of name -> value, sealed with purpose "secrets".
 StatusOr<std::map<std::string, std::string>> readSecretsFile(const std::string& path, const AesKey& key);
 Status writeSecretsFile(const std::string& path, const std::map<std::string, std::string>& secrets, const AesKey& key);
