@@ -1,9 +1,32 @@
 #include "greenlight/app/app_config.h"
 
+#include <set>
+
 #include "greenlight/common/sealed.h"
 
 namespace greenlight::app {
 namespace {
+
+// rollouts.services[].analysis.probes name probes of the `probes:` section.
+void checkAnalysisProbes(ConfigReader& r, const YAML::Node& root, const std::vector<probes::ProbeSpec>& specs) {
+  const YAML::Node& rollouts = root["rollouts"];
+  if (!rollouts.IsDefined() || !rollouts.IsMap() || !rollouts["services"].IsDefined()) return;
+  const YAML::Node& services = rollouts["services"];
+  if (!services.IsSequence()) return;
+  std::set<std::string> known;
+  for (const auto& p : specs) known.insert(p.name);
+  for (size_t i = 0; i < services.size(); ++i) {
+    const YAML::Node& service = services[i];
+    if (!service.IsMap() || !service["analysis"].IsDefined() || !service["analysis"].IsMap()) continue;
+    const YAML::Node& names = service["analysis"]["probes"];
+    if (!names.IsDefined() || !names.IsSequence()) continue;
+    for (size_t j = 0; j < names.size(); ++j) {
+      if (!names[j].IsScalar() || known.count(names[j].Scalar())) continue;
+      r.error(names[j], "rollouts.services[" + std::to_string(i) + "].analysis.probes[" + std::to_string(j) + "]",
+              "no probe named \"" + names[j].Scalar() + "\" in the probes section");
+    }
+  }
+}
 
 std::optional<AppConfig> fromRoot(ConfigReader& r, const YAML::Node& root) {
   AppConfig c;
@@ -23,6 +46,7 @@ std::optional<AppConfig> fromRoot(ConfigReader& r, const YAML::Node& root) {
   c.probes = probes::parseProbes(r, root);
   c.alerting = alerts::parseAlertingConfig(r, root["alerting"], "alerting");
   c.rollouts = controller::parseControllerConfig(r, root["rollouts"], "rollouts");
+  checkAnalysisProbes(r, root, c.probes);
   c.alerting.state_key = state_key;
   c.rollouts.state_key = state_key;
   if (!r.errors().empty()) return std::nullopt;

@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 
+#include <future>
 #include <nlohmann/json.hpp>
 
 #include "alert_routes.h"
@@ -76,7 +77,19 @@ StatusOr<std::unique_ptr<Service>> Service::start(ServiceOptions options) {
                                  const std::map<std::string, std::string>& annotations) {
       if (auto a = p->alerts()) a->raise(event, labels, annotations);
     };
-    auto c = controller::Controller::start(svc->config_.rollouts, svc->time_, *svc->registry_, raise);
+    // Analysis probes: a configured probe run once more, now, with the preview header.
+    auto run_probe = [p = svc.get()](const std::string& name, const std::string& header,
+                                     const std::string& value) -> std::optional<controller::Controller::ProbeOutcome> {
+      auto result = std::make_shared<std::promise<std::optional<probes::ProbeResult>>>();
+      auto future = result->get_future();
+      p->engine_->runOnce(name, {{header, value}}, [result](std::optional<probes::ProbeResult> r) { result->set_value(std::move(r)); });
+      // The run is bounded by the probe's own timeout; this only guards against a stuck loop.
+      if (future.wait_for(std::chrono::minutes(2)) != std::future_status::ready) return std::nullopt;
+      auto r = future.get();
+      if (!r) return std::nullopt;
+      return controller::Controller::ProbeOutcome{r->success, r->message};
+    };
+    auto c = controller::Controller::start(svc->config_.rollouts, svc->time_, *svc->registry_, raise, run_probe);
     if (!c.ok()) return c.status();
     svc->controller_ = std::move(c.value());
   }
@@ -131,9 +144,16 @@ Status Service::reload() {
       config->admin.tokens.size() != config_.admin.tokens.size()) {
     spdlog::warn("admin section changed: it takes effect at the next restart");
   }
-  if (config->rollouts.services.size() != config_.rollouts.services.size() ||
-      config->rollouts.enabled != config_.rollouts.enabled) {
-    spdlog::warn("rollouts section changed: it takes effect at the next restart");
+  if (config->rollouts.enabled != config_.rollouts.enabled) {
+    spdlog::warn("the rollouts section was added or removed: that takes effect at the next restart");
+  } else if (controller_) {
+    // First, as it may refuse (a service removed mid-rollout): then nothing else changes either.
+    if (Status s = controller_->reconfigure(config->rollouts); !s.ok()) {
+      reload_ok_->Set(0);
+      spdlog::error("reload rejected: {}", s.message());
+      spdlog::warn("keeping the running config");
+      return s;
+    }
   }
   if (config->log_level != config_.log_level) {
     spdlog::set_level(spdlog::level::from_str(config->log_level));

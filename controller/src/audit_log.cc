@@ -83,6 +83,9 @@ Status AuditLog::append(const AuditEntry& e) {
   json j = {{"time", formatRfc3339(time_.wallNow())}, {"actor", e.actor},     {"action", e.action},
             {"service", e.service},             {"release", e.release}, {"detail", e.detail},
             {"prev", last_}};
+  auto weights = [](const std::array<int, 2>& w) { return json{{"blue", w[0]}, {"green", w[1]}}; };
+  if (e.weights_before) j["weights_before"] = weights(*e.weights_before);
+  if (e.weights_after) j["weights_after"] = weights(*e.weights_after);
   const std::string hash = hashOf(last_, j.dump());
   j["hash"] = hash;
   const std::string line = j.dump() + "\n";

@@ -1,6 +1,7 @@
 #include "greenlight/controller/controller.h"
 
 #include <prometheus/counter.h>
+#include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <spdlog/spdlog.h>
@@ -15,6 +16,7 @@
 
 #include "greenlight/common/files.h"
 #include "greenlight/common/scheduler.h"
+#include "greenlight/signals/outcome_window.h"
 #include "command_runner.h"
 #include "http_call.h"
 #include "rollout_json.h"
@@ -90,6 +92,7 @@ struct Controller::Impl {
     std::array<ColorCounters, 2> baseline{};
     bool have_baseline = false;
     bool restored = false;  // state came from the state file (a restart)
+    std::array<int, 2> weights{100, 0};  // blue, green as the router last confirmed (or the state says)
     std::map<std::string, prometheus::Gauge*> phase_gauges;
     prometheus::Gauge* weight[2] = {nullptr, nullptr};
     prometheus::Gauge* paused = nullptr;
@@ -104,6 +107,7 @@ struct Controller::Impl {
   ControllerConfig config;
   const TimeSource& time;
   EventSink events;
+  ProbeRunner probe_runner;
   TimerQueue timers;
   std::unique_ptr<AuditLog> audit;
   std::vector<std::unique_ptr<Svc>> svcs;
@@ -118,7 +122,8 @@ struct Controller::Impl {
   mutable std::mutex view_mu;
   std::vector<ServiceView> view;
 
-  Impl(ControllerConfig c, const TimeSource& t, EventSink e) : config(std::move(c)), time(t), events(std::move(e)), timers(t) {
+  Impl(ControllerConfig c, const TimeSource& t, EventSink e, ProbeRunner p)
+      : config(std::move(c)), time(t), events(std::move(e)), probe_runner(std::move(p)), timers(t) {
     timers.setWakeup([this] {
       std::lock_guard<std::mutex> lock(mu);
       woken = true;
@@ -126,42 +131,150 @@ struct Controller::Impl {
     });
   }
 
+  struct Families {
+    prometheus::Family<prometheus::Gauge>* phase = nullptr;
+    prometheus::Family<prometheus::Gauge>* weight = nullptr;
+    prometheus::Family<prometheus::Gauge>* paused = nullptr;
+    prometheus::Family<prometheus::Counter>* analysis = nullptr;
+    prometheus::Family<prometheus::Counter>* rollbacks = nullptr;
+    prometheus::Family<prometheus::Counter>* promotions = nullptr;
+    prometheus::Family<prometheus::Counter>* starts = nullptr;
+    prometheus::Family<prometheus::Histogram>* duration = nullptr;
+    prometheus::Family<prometheus::Histogram>* rollback_time = nullptr;
+  } fam;
+
   void buildMetrics(prometheus::Registry& registry) {
-    auto& phase = prometheus::BuildGauge().Name("greenlight_rollout_phase")
-                      .Help("1 for the phase each service's rollout is in").Register(registry);
-    auto& weight = prometheus::BuildGauge().Name("greenlight_rollout_weight")
-                       .Help("Traffic weight per colour as the controller last set it").Register(registry);
-    auto& paused = prometheus::BuildGauge().Name("greenlight_rollout_paused").Help("1 while paused").Register(registry);
-    auto& analysis = prometheus::BuildCounter().Name("greenlight_rollout_analysis_total")
-                         .Help("Analysis measurements by verdict").Register(registry);
-    auto& rollbacks = prometheus::BuildCounter().Name("greenlight_rollout_rollbacks_total")
-                          .Help("Rollouts rolled back").Register(registry);
-    auto& promotions = prometheus::BuildCounter().Name("greenlight_rollout_promotions_total")
-                           .Help("Rollouts promoted").Register(registry);
-    auto& starts = prometheus::BuildCounter().Name("greenlight_rollout_starts_total")
-                       .Help("Rollouts started (dashboard annotations)").Register(registry);
-    auto& duration = prometheus::BuildHistogram().Name("greenlight_rollout_duration_seconds")
-                         .Help("From start to promoted or rolled back").Register(registry);
-    auto& rollback_time = prometheus::BuildHistogram().Name("greenlight_rollout_rollback_seconds")
-                              .Help("From the rollback decision (abort, failed analysis) to the router confirming 0% on the failed colour")
-                              .Register(registry);
-    for (auto& s : svcs) {
-      const std::string& n = s->spec.rollout.service;
-      for (int p = 0; p < 9; ++p) {
-        const char* name = phaseName(static_cast<RolloutPhase>(p));
-        s->phase_gauges[name] = &phase.Add({{"service", n}, {"phase", name}});
-      }
-      s->weight[0] = &weight.Add({{"service", n}, {"color", "blue"}});
-      s->weight[1] = &weight.Add({{"service", n}, {"color", "green"}});
-      s->paused = &paused.Add({{"service", n}});
-      for (const char* v : {"pass", "fail", "inconclusive"}) s->analysis[v] = &analysis.Add({{"service", n}, {"verdict", v}});
-      s->rollbacks = &rollbacks.Add({{"service", n}});
-      s->promotions = &promotions.Add({{"service", n}});
-      s->starts = &starts.Add({{"service", n}});
-      s->duration = &duration.Add({{"service", n}}, prometheus::Histogram::BucketBoundaries{10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200});
-      s->rollback_time = &rollback_time.Add({{"service", n}}, prometheus::Histogram::BucketBoundaries{
-                                                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5});
+    fam.phase = &prometheus::BuildGauge().Name("greenlight_rollout_phase")
+                     .Help("1 for the phase each service's rollout is in").Register(registry);
+    fam.weight = &prometheus::BuildGauge().Name("greenlight_rollout_weight")
+                      .Help("Traffic weight per colour as the controller last set it").Register(registry);
+    fam.paused = &prometheus::BuildGauge().Name("greenlight_rollout_paused").Help("1 while paused").Register(registry);
+    fam.analysis = &prometheus::BuildCounter().Name("greenlight_rollout_analysis_total")
+                        .Help("Analysis measurements by verdict").Register(registry);
+    fam.rollbacks = &prometheus::BuildCounter().Name("greenlight_rollout_rollbacks_total")
+                         .Help("Rollouts rolled back").Register(registry);
+    fam.promotions = &prometheus::BuildCounter().Name("greenlight_rollout_promotions_total")
+                          .Help("Rollouts promoted").Register(registry);
+    fam.starts = &prometheus::BuildCounter().Name("greenlight_rollout_starts_total")
+                      .Help("Rollouts started (dashboard annotations)").Register(registry);
+    fam.duration = &prometheus::BuildHistogram().Name("greenlight_rollout_duration_seconds")
+                        .Help("From start to promoted or rolled back").Register(registry);
+    fam.rollback_time = &prometheus::BuildHistogram().Name("greenlight_rollout_rollback_seconds")
+                             .Help("From the rollback decision (abort, failed analysis) to the router confirming 0% on the failed colour")
+                             .Register(registry);
+    for (auto& s : svcs) addMetrics(*s);
+  }
+
+  void addMetrics(Svc& svc) {
+    Svc* s = &svc;
+    const std::string& n = s->spec.rollout.service;
+    for (int p = 0; p < 9; ++p) {
+      const char* name = phaseName(static_cast<RolloutPhase>(p));
+      s->phase_gauges[name] = &fam.phase->Add({{"service", n}, {"phase", name}});
     }
+    s->weight[0] = &fam.weight->Add({{"service", n}, {"color", "blue"}});
+    s->weight[1] = &fam.weight->Add({{"service", n}, {"color", "green"}});
+    s->paused = &fam.paused->Add({{"service", n}});
+    for (const char* v : {"pass", "fail", "inconclusive"}) s->analysis[v] = &fam.analysis->Add({{"service", n}, {"verdict", v}});
+    s->rollbacks = &fam.rollbacks->Add({{"service", n}});
+    s->promotions = &fam.promotions->Add({{"service", n}});
+    s->starts = &fam.starts->Add({{"service", n}});
+    s->duration = &fam.duration->Add({{"service", n}}, prometheus::Histogram::BucketBoundaries{10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200});
+    s->rollback_time = &fam.rollback_time->Add({{"service", n}}, prometheus::Histogram::BucketBoundaries{
+                                                   0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5});
+  }
+
+  // A service taken out of the config: its series go too (a dashboard should not show it).
+  void removeMetrics(Svc& s) {
+    for (auto& [name, g] : s.phase_gauges) fam.phase->Remove(g);
+    fam.weight->Remove(s.weight[0]);
+    fam.weight->Remove(s.weight[1]);
+    fam.paused->Remove(s.paused);
+    for (auto& [v, c] : s.analysis) fam.analysis->Remove(c);
+    fam.rollbacks->Remove(s.rollbacks);
+    fam.promotions->Remove(s.promotions);
+    fam.starts->Remove(s.starts);
+    fam.duration->Remove(s.duration);
+    fam.rollback_time->Remove(s.rollback_time);
+  }
+
+  std::unique_ptr<Svc> makeSvc(const ServiceSpec& spec) {
+    auto s = std::make_unique<Svc>();
+    s->spec = spec;
+    s->state.service = spec.rollout.service;
+    s->state.stable = spec.initial_stable;
+    s->state.stable_release = spec.initial_release;
+    s->router = spec.router == RouterKind::kBuiltin ? makeBuiltinRouter(spec.builtin, spec.router_timeout)
+                                                    : makeHaproxyRouter(spec.haproxy, spec.router_timeout);
+    s->weights[static_cast<int>(s->state.stable)] = 100;
+    s->weights[static_cast<int>(s->state.candidate())] = 0;
+    return s;
+  }
+
+  static bool sameTraffic(const ServiceSpec& a, const ServiceSpec& b) {
+    return a.router == b.router && a.builtin.socket == b.builtin.socket && a.builtin.service == b.builtin.service &&
+           a.haproxy.socket == b.haproxy.socket && a.haproxy.address == b.haproxy.address &&
+           a.haproxy.backend == b.haproxy.backend && a.haproxy.servers == b.haproxy.servers &&
+           a.router_timeout == b.router_timeout && a.endpoints[0] == b.endpoints[0] && a.endpoints[1] == b.endpoints[1];
+  }
+
+  // A reloaded `rollouts:` section. All or nothing: a service in an active rollout may change its
+  // strategy, analysis, gates and commands (they apply from its next step), but not be removed
+  // or moved to another router or other instances while traffic is split.
+  Status reconfigure(const ControllerConfig& next) {
+    std::vector<std::string> refused;
+    std::map<std::string, const ServiceSpec*> wanted;
+    for (const auto& spec : next.services) wanted[spec.rollout.service] = &spec;
+    for (const auto& s : svcs) {
+      auto it = wanted.find(s->spec.rollout.service);
+      if (!s->state.active()) continue;
+      if (it == wanted.end()) {
+        refused.push_back(s->spec.rollout.service + ": cannot be removed while its rollout is " + phaseName(s->state.phase));
+      } else if (!sameTraffic(s->spec, *it->second)) {
+        refused.push_back(s->spec.rollout.service + ": router and instances cannot change while its rollout is " +
+                          phaseName(s->state.phase));
+      }
+    }
+    if (!refused.empty()) {
+      std::string why = "rollouts: ";
+      for (size_t i = 0; i < refused.size(); ++i) why += (i ? "; " : "") + refused[i];
+      return FailedPrecondition(why + " (abort or finish it first)");
+    }
+    if (next.state_dir != config.state_dir || next.audit_log != config.audit_log) {
+      spdlog::warn("rollouts.state_dir and rollouts.audit_log changes take effect at the next restart");
+    }
+    std::vector<std::unique_ptr<Svc>> kept;
+    for (auto& s : svcs) {
+      auto it = wanted.find(s->spec.rollout.service);
+      if (it == wanted.end()) {
+        spdlog::info("rollout {}: removed from the config", s->spec.rollout.service);
+        removeMetrics(*s);
+        continue;
+      }
+      if (!sameTraffic(s->spec, *it->second)) {
+        s->router = it->second->router == RouterKind::kBuiltin
+                        ? makeBuiltinRouter(it->second->builtin, it->second->router_timeout)
+                        : makeHaproxyRouter(it->second->haproxy, it->second->router_timeout);
+        s->have_baseline = false;
+      }
+      s->spec = *it->second;
+      wanted.erase(it);
+      kept.push_back(std::move(s));
+    }
+    for (const auto& spec : next.services) {
+      if (!wanted.count(spec.rollout.service)) continue;
+      auto s = makeSvc(spec);
+      addMetrics(*s);
+      updateGauges(*s);
+      spdlog::info("rollout {}: added ({} on {})", spec.rollout.service, spec.initial_release, colorName(spec.initial_stable));
+      kept.push_back(std::move(s));
+    }
+    svcs = std::move(kept);
+    config.services = next.services;
+    config.tick = next.tick;
+    if (Status st = persist(); !st.ok()) spdlog::error("rollout state: {}", st.message());
+    publish();
+    return Status::Ok();
   }
 
   void updateGauges(Svc& s) {
@@ -205,11 +318,12 @@ struct Controller::Impl {
     return Status::Ok();
   }
 
-  void auditLine(Svc& s, const std::string& actor, const std::string& action, const std::string& detail) {
+  void auditLine(Svc& s, const std::string& actor, const std::string& action, const std::string& detail,
+                 std::optional<std::array<int, 2>> before = std::nullopt, std::optional<std::array<int, 2>> after = std::nullopt) {
     spdlog::info("rollout {}: {} ({}) by {}", s.spec.rollout.service, action, detail, actor);
     if (!audit) return;
     const std::string release = s.state.candidate_release.empty() ? s.state.stable_release : s.state.candidate_release;
-    if (Status st = audit->append({actor, action, s.spec.rollout.service, release, detail}); !st.ok()) {
+    if (Status st = audit->append({actor, action, s.spec.rollout.service, release, detail, before, after}); !st.ok()) {
       spdlog::error("audit log: {}", st.message());
     }
   }
@@ -273,9 +387,16 @@ struct Controller::Impl {
         const Status st = s.router->setWeights(fx.color, fx.weight);
         r.ok = st.ok();
         r.detail = st.message();
+        const std::array<int, 2> before = s.weights;
+        std::array<int, 2> after;
+        after[static_cast<int>(fx.color)] = fx.weight;
+        after[static_cast<int>(other(fx.color))] = 100 - fx.weight;
+        if (st.ok()) s.weights = after;
+        auto pct = [](int a, int b) { return std::to_string(a) + "% -> " + std::to_string(b) + "%"; };
         auditLine(s, "controller", "set_weights",
-                  std::string(colorName(fx.color)) + " " + std::to_string(fx.weight) + "%, " + colorName(other(fx.color)) +
-                      " " + std::to_string(100 - fx.weight) + "%" + (st.ok() ? "" : " FAILED: " + st.message()));
+                  "blue " + pct(before[0], after[0]) + ", green " + pct(before[1], after[1]) +
+                      (st.ok() ? "" : " FAILED: " + st.message()),
+                  before, st.ok() ? after : before);
         if (st.ok()) takeBaseline(s);
         return r;
       }
@@ -401,7 +522,48 @@ struct Controller::Impl {
     r.ok = bad == 0;
     r.detail = bad ? std::to_string(bad) + " of " + std::to_string(n) + " preview requests failed (" + last + ")"
                    : std::to_string(n) + " preview requests answered 2xx";
+    if (!s.spec.analysis_probes.empty()) {
+      std::string detail;
+      const Verdict v = runProbes(s, c, &detail);
+      r.detail += detail;
+      if (v != Verdict::kPass) r.ok = false;
+    }
     return r;
+  }
+
+  // The analysis probes, each run once through preview routing to colour c; the worst verdict.
+  Verdict runProbes(Svc& s, Color c, std::string* detail) {
+    Verdict worst = Verdict::kPass;
+    for (const auto& name : s.spec.analysis_probes) {
+      std::optional<Controller::ProbeOutcome> o;
+      if (probe_runner) o = probe_runner(name, s.spec.preview_header, colorName(c));
+      if (!o) {
+        worst = worse(worst, Verdict::kInconclusive);
+        *detail += "; probe " + name + " did not run";
+      } else if (o->success) {
+        *detail += "; probe " + name + " passed";
+      } else {
+        worst = Verdict::kFail;
+        *detail += "; probe " + name + " failed: " + o->message;
+      }
+    }
+    return worst;
+  }
+
+  // The q-quantile of the colour's upstream latency between two histogram readings; negative
+  // when the router has no histogram or nothing was answered in between.
+  static double latencyQuantile(const ColorCounters& a, const ColorCounters& b, double q) {
+    if (b.latency_le.empty() || b.latency_cumulative.size() != b.latency_le.size() + 1) return -1;
+    const bool same = a.latency_le == b.latency_le && a.latency_cumulative.size() == b.latency_cumulative.size();
+    std::vector<uint64_t> bins(b.latency_cumulative.size());
+    uint64_t prev = 0;
+    for (size_t i = 0; i < bins.size(); ++i) {
+      const uint64_t base = same ? std::min(a.latency_cumulative[i], b.latency_cumulative[i]) : 0;
+      const uint64_t cum = b.latency_cumulative[i] - base;
+      bins[i] = cum >= prev ? cum - prev : 0;
+      prev = std::max(prev, cum);
+    }
+    return signals::bucketQuantile(b.latency_le, bins, q);
   }
 
   Event measure(Svc& s, Color c) {
@@ -426,7 +588,7 @@ struct Controller::Impl {
       r.verdict = Verdict::kInconclusive;
       r.detail = "first look at the counters: no interval to compare yet";
     } else {
-      const auto& a = s.baseline[static_cast<int>(c)];
+      const ColorCounters a = s.baseline[static_cast<int>(c)];  // a copy: the baseline moves on below
       const auto& b = now.value()[static_cast<int>(c)];
       uint64_t total = 0, errors = 0;
       for (int k = 1; k <= 5; ++k) total += b.by_class[k] - std::min(a.by_class[k], b.by_class[k]);
@@ -442,6 +604,20 @@ struct Controller::Impl {
         r.verdict = noData(an.no_data);
       } else {
         r.verdict = static_cast<double>(errors) / total > an.max_error_ratio ? Verdict::kFail : Verdict::kPass;
+        if (an.max_latency > Duration(0)) {
+          const double want = toSeconds(an.max_latency);
+          const double got = latencyQuantile(a, b, an.latency_quantile);
+          char lat[128];
+          if (got < 0) {
+            r.verdict = worse(r.verdict, noData(an.no_data));
+            std::snprintf(lat, sizeof lat, "; p%g latency: no histogram", 100 * an.latency_quantile);
+          } else {
+            if (got > want) r.verdict = Verdict::kFail;
+            std::snprintf(lat, sizeof lat, "; p%g latency %.0f ms (limit %.0f ms)", 100 * an.latency_quantile, got * 1000,
+                          want * 1000);
+          }
+          r.detail += lat;
+        }
       }
     }
     // Prometheus queries: every one must hold; the worst verdict wins.
@@ -467,6 +643,7 @@ struct Controller::Impl {
       r.verdict = worse(r.verdict, verdict);
       r.detail += "; " + check.name + " " + what;
     }
+    if (!s.spec.analysis_probes.empty()) r.verdict = worse(r.verdict, runProbes(s, c, &r.detail));
     s.analysis[verdictName(r.verdict)]->Increment();
     return r;
   }
@@ -504,8 +681,9 @@ struct Controller::Impl {
 Controller::Controller(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 StatusOr<std::unique_ptr<Controller>> Controller::start(ControllerConfig config, const TimeSource& time,
-                                                        prometheus::Registry& registry, EventSink events) {
-  auto impl = std::make_unique<Impl>(std::move(config), time, std::move(events));
+                                                        prometheus::Registry& registry, EventSink events,
+                                                        ProbeRunner probes) {
+  auto impl = std::make_unique<Impl>(std::move(config), time, std::move(events), std::move(probes));
   Impl& im = *impl;
   if (!im.config.state_dir.empty()) {
     std::error_code ec;
@@ -520,21 +698,14 @@ StatusOr<std::unique_ptr<Controller>> Controller::start(ControllerConfig config,
     if (!a.ok()) return a.status();
     im.audit = std::move(a.value());
   }
-  for (const auto& spec : im.config.services) {
-    auto s = std::make_unique<Impl::Svc>();
-    s->spec = spec;
-    s->state.service = spec.rollout.service;
-    s->state.stable = spec.initial_stable;
-    s->state.stable_release = spec.initial_release;
-    s->router = spec.router == RouterKind::kBuiltin ? makeBuiltinRouter(spec.builtin, spec.router_timeout)
-                                                    : makeHaproxyRouter(spec.haproxy, spec.router_timeout);
-    im.svcs.push_back(std::move(s));
-  }
+  for (const auto& spec : im.config.services) im.svcs.push_back(im.makeSvc(spec));
   if (Status s = im.load(); !s.ok()) return s;
   im.buildMetrics(registry);
   // After a restart: the router may have been changed (or restarted) meanwhile; the state on
   // disk is the truth. Active rollouts carry on from their phase.
   for (auto& s : im.svcs) {
+    s->weights[static_cast<int>(s->state.candidate())] = s->state.weight;
+    s->weights[static_cast<int>(s->state.stable)] = 100 - s->state.weight;
     if (s->restored) {
       const Status st = s->router->setWeights(s->state.candidate(), s->state.weight);
       if (!st.ok()) spdlog::warn("rollout {}: cannot re-assert weights yet: {}", s->spec.rollout.service, st.message());
@@ -596,6 +767,11 @@ StatusOr<std::vector<std::string>> Controller::history(const std::string& servic
     if (last.size() > limit) last.pop_front();
   }
   return std::vector<std::string>(last.begin(), last.end());
+}
+
+Status Controller::reconfigure(const ControllerConfig& config) {
+  Impl& im = *impl_;
+  return im.onLoop<Status>([&] { return im.reconfigure(config); });
 }
 
 std::vector<ServiceView> Controller::services() const {

@@ -93,7 +93,7 @@ void readPrometheus(R& r, const YAML::Node& n, const std::string& f, ServiceSpec
 void readAnalysis(R& r, const YAML::Node& n, const std::string& f, AnalysisSpec* a, ServiceSpec* s) {
   if (!n.IsDefined()) return;
   if (!r.expectMap(n, f, {"interval", "count", "failure_limit", "inconclusive_limit", "max_error_ratio", "min_requests",
-                          "no_data", "prometheus"})) {
+                          "no_data", "prometheus", "max_latency", "latency_quantile", "probes"})) {
     return;
   }
   readPrometheus(r, n["prometheus"], R::join(f, "prometheus"), s);
@@ -107,6 +107,9 @@ void readAnalysis(R& r, const YAML::Node& n, const std::string& f, AnalysisSpec*
   if (auto v = r.getDouble(n, f, "max_error_ratio", 0, 1)) a->max_error_ratio = *v;
   if (auto v = r.getInt(n, f, "min_requests", 0, 100000000)) a->min_requests = static_cast<int>(*v);
   if (auto p = noDataOf(r, n, f)) a->no_data = *p;
+  if (auto v = r.getDuration(n, f, "max_latency")) a->max_latency = *v;
+  if (auto v = r.getDouble(n, f, "latency_quantile", 0.5, 0.9999)) a->latency_quantile = *v;
+  s->analysis_probes = r.getStringList(n, f, "probes");
 }
 
 std::optional<ServiceSpec> readService(R& r, const YAML::Node& n, const std::string& f) {
@@ -175,6 +178,11 @@ std::optional<ServiceSpec> readService(R& r, const YAML::Node& n, const std::str
   readStrategy(r, n["strategy"], R::join(f, "strategy"), &s.rollout.strategy);
   readAnalysis(r, n["analysis"], R::join(f, "analysis"), &s.rollout.analysis, &s);
   if (s.preview_url.empty()) s.rollout.strategy.preview_requests = 0;
+  if (s.router == RouterKind::kHaproxy && s.rollout.analysis.max_latency > Duration(0)) {
+    r.error(n["analysis"]["max_latency"], R::join(f, "analysis.max_latency"),
+            "needs router builtin (HAProxy's runtime API has no latency histogram); "
+            "ask Prometheus instead with analysis.prometheus");
+  }
   const YAML::Node gates = n["gates"];
   const std::string gf = R::join(f, "gates");
   if (gates.IsDefined() && r.expectMap(gates, gf, {"pre-rollout", "confirm-promotion", "post-rollout", "rollback"})) {

@@ -106,6 +106,13 @@ class BuiltinRouter final : public Router {
       for (int c = 0; c < 2; ++c) {
         const auto& cj = j.at(c == 0 ? "blue" : "green");
         for (int k = 1; k <= 5; ++k) out[c].by_class[k] = cj.at(std::to_string(k) + "xx").get<uint64_t>();
+        if (cj.contains("latency")) {
+          out[c].latency_le = cj.at("latency").at("le").get<std::vector<double>>();
+          out[c].latency_cumulative = cj.at("latency").at("cumulative").get<std::vector<uint64_t>>();
+          if (out[c].latency_cumulative.size() != out[c].latency_le.size() + 1) {
+            return Unavailable("greenlight proxy stats for " + spec_.service + ": latency histogram of the wrong shape");
+          }
+        }
       }
       return out;
     } catch (const std::exception& e) {

@@ -29,6 +29,44 @@ void ProbeEngine::stop() {
   transport_.wakeup();
   thread_.join();
   manager_.stopAll();
+  std::map<uint64_t, OnceDone> pending;
+  {
+    std::lock_guard<std::mutex> lock(once_mu_);
+    pending.swap(once_);
+  }
+  for (auto& [id, done] : pending) done(std::nullopt);
+}
+
+void ProbeEngine::runOnce(const std::string& name, Headers extra, OnceDone done) {
+  uint64_t id;
+  {
+    std::lock_guard<std::mutex> lock(once_mu_);
+    if (stopping_) {
+      id = 0;
+    } else {
+      id = ++next_once_;
+      once_[id] = std::move(done);
+    }
+  }
+  if (id == 0) {
+    done(std::nullopt);
+    return;
+  }
+  post([this, id, name, extra = std::move(extra)] {
+    manager_.runOnce(name, extra, [this, id](std::optional<ProbeResult> r) { finishOnce(id, std::move(r)); });
+  });
+}
+
+void ProbeEngine::finishOnce(uint64_t id, std::optional<ProbeResult> result) {
+  OnceDone done;
+  {
+    std::lock_guard<std::mutex> lock(once_mu_);
+    auto it = once_.find(id);
+    if (it == once_.end()) return;
+    done = std::move(it->second);
+    once_.erase(it);
+  }
+  done(std::move(result));
 }
 
 void ProbeEngine::post(std::function<void()> fn) { timers_.scheduleAt(MonoTime::min(), std::move(fn)); }

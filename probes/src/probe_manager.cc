@@ -17,6 +17,8 @@ void ProbeManager::stopAll() {
     metrics_->removeProbe(name);
   }
   slots_.clear();
+  for (auto& [id, run] : one_offs_) run->cancel();
+  one_offs_.clear();
   std::lock_guard<std::mutex> lock(status_mu_);
   status_.clear();
 }
@@ -68,6 +70,25 @@ void ProbeManager::apply(std::vector<ProbeSpec> specs) {
 
 void ProbeManager::schedule(Slot& slot) {
   slot.timer = scheduler_.scheduleAt(slot.planned, [this, &slot] { tick(slot); });
+}
+
+void ProbeManager::runOnce(const std::string& name, const Headers& extra, OnceDone done) {
+  auto it = slots_.find(name);
+  if (it == slots_.end()) {
+    done(std::nullopt);
+    return;
+  }
+  auto spec = std::make_shared<ProbeSpec>(*it->second.spec);
+  for (auto& step : spec->steps) {
+    if (step.kind != StepKind::kHttp) continue;
+    for (const auto& h : extra) step.headers.push_back(h);
+  }
+  const uint64_t id = ++next_one_off_;
+  one_offs_[id] = ProbeRun::start(spec, RunContext{transport_, scheduler_, random_, tokens_},
+                                  [this, id, done = std::move(done)](ProbeResult r) {
+                                    one_offs_.erase(id);
+                                    done(std::move(r));
+                                  });
 }
 
 void ProbeManager::tick(Slot& slot) {

@@ -18,6 +18,7 @@
 #include <boost/beast.hpp>
 #include <boost/beast/ssl.hpp>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -815,7 +816,17 @@ struct ProxyServer::Impl {
       nlohmann::json s;
       for (Color c : {Color::kBlue, Color::kGreen}) {
         nlohmann::json cj;
-        for (int k = 1; k <= 5; ++k) cj[std::to_string(k) + "xx"] = static_cast<int64_t>(m.color[static_cast<int>(c)].by_class[k]->Value());
+        const ColorMetrics& cm = m.color[static_cast<int>(c)];
+        for (int k = 1; k <= 5; ++k) cj[std::to_string(k) + "xx"] = static_cast<int64_t>(cm.by_class[k]->Value());
+        // The upstream latency histogram, cumulative as in /metrics, so the controller can
+        // judge a latency quantile over an interval without a Prometheus.
+        const auto h = cm.latency->Collect().histogram;
+        nlohmann::json le = nlohmann::json::array(), counts = nlohmann::json::array();
+        for (const auto& b : h.bucket) {
+          if (std::isfinite(b.upper_bound)) le.push_back(b.upper_bound);
+          counts.push_back(static_cast<int64_t>(b.cumulative_count));
+        }
+        cj["latency"] = {{"le", le}, {"cumulative", counts}};
         s[colorName(c)] = cj;
       }
       s["retries"] = static_cast<int64_t>(m.retries->Value());

@@ -61,31 +61,33 @@ WindowStats OutcomeWindow::stats(MonoTime now, Duration window) const {
   return s;
 }
 
-double OutcomeWindow::latencyQuantile(MonoTime now, Duration window, double q) const {
-  if (latency_.empty()) return -1;
-  const auto& bounds = latencyBounds();
-  const size_t bins = bounds.size() + 1;
-  std::vector<uint64_t> sum(bins, 0);
+double bucketQuantile(const std::vector<double>& bounds, const std::vector<uint64_t>& counts, double q) {
   uint64_t total = 0;
-  forEachInWindow(now, window, [&](size_t slot) {
-    for (size_t i = 0; i < bins; ++i) sum[i] += latency_[slot * bins + i];
-    total += buckets_[slot].total;
-  });
-  if (total == 0) return -1;
+  for (uint64_t c : counts) total += c;
+  if (total == 0 || bounds.empty()) return -1;
   const double rank = std::clamp(q, 0.0, 1.0) * static_cast<double>(total);
   uint64_t seen = 0;
-  for (size_t i = 0; i < bins; ++i) {
-    if (sum[i] == 0) continue;
-    if (static_cast<double>(seen + sum[i]) >= rank) {
-      // Linear interpolation inside the bin, as Prometheus' histogram_quantile does.
-      const double lo = i == 0 ? 0.0 : bounds[i - 1];
+  for (size_t i = 0; i < counts.size(); ++i) {
+    if (counts[i] == 0) continue;
+    if (static_cast<double>(seen + counts[i]) >= rank) {
+      const double lo = i == 0 ? 0.0 : bounds[std::min(i, bounds.size()) - 1];
       const double hi = i < bounds.size() ? bounds[i] : bounds.back();
-      const double frac = (rank - static_cast<double>(seen)) / static_cast<double>(sum[i]);
+      const double frac = (rank - static_cast<double>(seen)) / static_cast<double>(counts[i]);
       return lo + (hi - lo) * std::clamp(frac, 0.0, 1.0);
     }
-    seen += sum[i];
+    seen += counts[i];
   }
   return bounds.back();
+}
+
+double OutcomeWindow::latencyQuantile(MonoTime now, Duration window, double q) const {
+  if (latency_.empty()) return -1;
+  const size_t bins = latencyBounds().size() + 1;
+  std::vector<uint64_t> sum(bins, 0);
+  forEachInWindow(now, window, [&](size_t slot) {
+    for (size_t i = 0; i < bins; ++i) sum[i] += latency_[slot * bins + i];
+  });
+  return bucketQuantile(latencyBounds(), sum, q);
 }
 
 }  // namespace greenlight::signals

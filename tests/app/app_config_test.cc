@@ -32,6 +32,24 @@ probes:
   EXPECT_EQ(errors.size(), 3u) << all;
 }
 
+TEST(AppConfig, AnalysisProbesMustNameAConfiguredProbe) {
+  const std::string yaml = R"(
+probes:
+  - {name: vehicles-api, url: "http://127.0.0.1:8080/"}
+rollouts:
+  services:
+    - name: vehicles
+      router: {builtin: {socket: /run/p.sock}}
+      analysis: {probes: [vehicles-api, vehicle-api]}
+)";
+  ConfigErrors errors;
+  EXPECT_FALSE(parseAppConfig("g.yaml", yaml, errors, env({})));
+  EXPECT_NE(errors.format().find("g.yaml:8:"), std::string::npos) << errors.format();
+  EXPECT_NE(errors.format().find("rollouts.services[0].analysis.probes[1]: no probe named \"vehicle-api\""), std::string::npos)
+      << errors.format();
+  EXPECT_EQ(errors.size(), 1u) << errors.format();
+}
+
 TEST(AppConfig, EmptyFileIsAnError) {
   ConfigErrors errors;
   EXPECT_FALSE(parseAppConfig("g.yaml", "", errors, env({})));

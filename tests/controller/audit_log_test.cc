@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "support/test_support.h"
@@ -25,9 +26,10 @@ std::string threeEntries(const testing::TempDir& dir, SimulatedTimeSource& clock
   const std::string path = dir.path() + "/audit.log";
   auto log = AuditLog::open(path, clock);
   EXPECT_TRUE(log.ok());
-  EXPECT_TRUE(log.value()->append({"alice", "start", "vehicles", "v2", "v2 on green"}).ok());
-  EXPECT_TRUE(log.value()->append({"controller", "set_weights", "vehicles", "v2", "green 10%, blue 90%"}).ok());
-  EXPECT_TRUE(log.value()->append({"bob", "abort", "vehicles", "v2", "customer reports"}).ok());
+  EXPECT_TRUE(log.value()->append({"alice", "start", "vehicles", "v2", "v2 on green", {}, {}}).ok());
+  EXPECT_TRUE(log.value()->append({"controller", "set_weights", "vehicles", "v2", "green 10%, blue 90%",
+                                   std::array<int, 2>{100, 0}, std::array<int, 2>{90, 10}}).ok());
+  EXPECT_TRUE(log.value()->append({"bob", "abort", "vehicles", "v2", "customer reports", {}, {}}).ok());
   return path;
 }
 
@@ -38,7 +40,7 @@ TEST(AuditLogTest, AnIntactChainVerifiesAndContinuesAcrossReopen) {
   EXPECT_TRUE(verifyAuditLog(path).ok);
   auto again = AuditLog::open(path, clock);
   ASSERT_TRUE(again.ok());
-  ASSERT_TRUE(again.value()->append({"alice", "start", "vehicles", "v3", ""}).ok());
+  ASSERT_TRUE(again.value()->append({"alice", "start", "vehicles", "v3", "", {}, {}}).ok());
   const auto v = verifyAuditLog(path);
   EXPECT_TRUE(v.ok) << v.why;
   EXPECT_EQ(v.lines, 4u);
@@ -57,6 +59,21 @@ TEST(AuditLogTest, EditedLineIsDetected) {
   EXPECT_NE(v.why.find("edited"), std::string::npos);
   auto reopened = AuditLog::open(path, clock);
   EXPECT_FALSE(reopened.ok()) << "appending to a broken chain would hide the break";
+}
+
+TEST(AuditLogTest, TrafficChangesCarryWeightsBeforeAndAfterUnderTheChain) {
+  testing::TempDir dir;
+  SimulatedTimeSource clock;
+  const std::string path = threeEntries(dir, clock);
+  auto ls = lines(path);
+  const auto j = nlohmann::json::parse(ls[1]);
+  EXPECT_EQ(j["weights_before"], (nlohmann::json{{"blue", 100}, {"green", 0}}));
+  EXPECT_EQ(j["weights_after"], (nlohmann::json{{"blue", 90}, {"green", 10}}));
+  EXPECT_FALSE(nlohmann::json::parse(ls[0]).contains("weights_after"));
+  // Rewriting what the weights were is an edit like any other.
+  ls[1].replace(ls[1].find("\"green\":0"), 9, "\"green\":5");
+  writeLines(path, ls);
+  EXPECT_EQ(verifyAuditLog(path).first_bad_line, 2u);
 }
 
 TEST(AuditLogTest, RemovedOrReorderedLineIsDetected) {

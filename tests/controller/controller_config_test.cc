@@ -42,6 +42,9 @@ rollouts:
         max_error_ratio: 0.01
         min_requests: 50
         no_data: fail
+        max_latency: 300ms
+        latency_quantile: 0.95
+        probes: [vehicles-api]
         prometheus:
           url: http://prometheus:9090/
           queries:
@@ -57,6 +60,9 @@ rollouts:
   EXPECT_EQ(c->services[0].rollout.strategy.steps, (std::vector<int>{10, 50, 100}));
   EXPECT_FALSE(c->services[0].rollout.strategy.auto_promote);
   EXPECT_EQ(c->services[0].rollout.analysis.no_data, NoDataPolicy::kFail);
+  EXPECT_EQ(c->services[0].rollout.analysis.max_latency, 300ms);
+  EXPECT_DOUBLE_EQ(c->services[0].rollout.analysis.latency_quantile, 0.95);
+  EXPECT_EQ(c->services[0].analysis_probes, (std::vector<std::string>{"vehicles-api"}));
   EXPECT_EQ(c->services[0].prometheus_url, "http://prometheus:9090");
   ASSERT_EQ(c->services[0].prometheus_checks.size(), 1u);
   EXPECT_EQ(c->services[0].prometheus_checks[0].op, "<=");
@@ -86,6 +92,11 @@ TEST(ControllerConfigTest, ErrorsSayWhereAndWhat) {
        "rollouts.services[0].stratgy: unknown key"},
       {"rollouts: {services: [{name: a, router: {builtin: {socket: /s}}}, {name: a, router: {builtin: {socket: /s}}}]}",
        "another service is named \"a\""},
+      {"rollouts: {services: [{name: a, router: {haproxy: {address: '127.0.0.1:1', backend: b, blue: [b], green: [g]}}, "
+       "analysis: {max_latency: 200ms}}]}",
+       "rollouts.services[0].analysis.max_latency: needs router builtin"},
+      {"rollouts: {services: [{name: a, router: {builtin: {socket: /s}}, analysis: {latency_quantile: 99}}]}",
+       "rollouts.services[0].analysis.latency_quantile"},
   };
   for (const auto& [yaml, want] : cases) {
     std::string errors;

@@ -16,6 +16,7 @@ class InstantTransport final : public Transport {
   explicit InstantTransport(Scheduler& s) : scheduler_(s) {}
   RequestId start(TransportRequest req, std::function<void(TransportResult)> done) override {
     starts.push_back({req.url, scheduler_.time().monotonicNow()});
+    headers.push_back(req.headers);
     RequestId id = next_++;
     // Completes on the next timer turn: never inside start().
     scheduler_.scheduleAfter(0ms, [done] { done(ScriptedTransport::ok(ok_status)); });
@@ -23,6 +24,7 @@ class InstantTransport final : public Transport {
   }
   void cancel(RequestId) override {}
   std::vector<std::pair<std::string, MonoTime>> starts;
+  std::vector<std::vector<std::pair<std::string, std::string>>> headers;
   static inline int ok_status = 200;
 
  private:
@@ -136,6 +138,42 @@ TEST(ProbeManager, HealthTransitionsReachListeners) {
   ASSERT_EQ(snap.size(), 1u);
   EXPECT_EQ(snap[0].health.health, Health::kHealthy);
   ASSERT_TRUE(snap[0].last.has_value());
+}
+
+TEST(ProbeManager, ARunOnceCarriesExtraHeadersAndLeavesTheProbesHealthAlone) {
+  SimulatedScheduler sim;
+  InstantTransport transport(sim.scheduler());
+  DefaultRandom random(7);
+  ProbeManager m(transport, sim.scheduler(), random, std::make_shared<ProbeMetrics>());
+  int listened = 0;
+  m.addListener([&](const ProbeSpec&, const ProbeResult&, const HealthState&, HealthTransition) { ++listened; });
+  m.apply({probe("a", 1h)});
+  InstantTransport::ok_status = 500;
+  std::optional<ProbeResult> got;
+  bool called = false;
+  m.runOnce("a", {{"X-Greenlight-Color", "green"}}, [&](std::optional<ProbeResult> r) {
+    called = true;
+    got = std::move(r);
+  });
+  sim.advance(1ms);
+  InstantTransport::ok_status = 200;
+  ASSERT_TRUE(called);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_FALSE(got->success);
+  EXPECT_NE(got->message.find("[STATUS] == 200"), std::string::npos) << got->message;
+  ASSERT_EQ(transport.headers.size(), 1u);
+  EXPECT_EQ(transport.headers[0], (std::vector<std::pair<std::string, std::string>>{{"X-Greenlight-Color", "green"}}));
+  EXPECT_EQ(listened, 0) << "a one-off run is not the probe's scheduled result";
+  const auto snap = m.snapshot();
+  ASSERT_EQ(snap.size(), 1u);
+  EXPECT_FALSE(snap[0].last.has_value());
+  EXPECT_EQ(snap[0].health.consecutive_failures, 0);
+  bool unknown_called = false;
+  m.runOnce("b", {}, [&](std::optional<ProbeResult> r) {
+    unknown_called = true;
+    EXPECT_FALSE(r.has_value());
+  });
+  EXPECT_TRUE(unknown_called) << "no such probe: answered at once";
 }
 
 TEST(ProbeManager, KeepsOnlyTheLastRunsDurationsAndOutcomes) {

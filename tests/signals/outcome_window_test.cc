@@ -61,5 +61,16 @@ TEST(OutcomeWindowTest, WithoutLatencyTrackingQuantileIsNoData) {
   EXPECT_LT(w.latencyQuantile(at(1s), 60s, 0.5), 0);
 }
 
+TEST(BucketQuantileTest, InterpolatesInsideTheBinHoldingTheRank) {
+  const std::vector<double> bounds = {0.1, 0.2, 0.4};
+  // 10 in (0, 0.1], 10 in (0.1, 0.2], none in (0.2, 0.4], none above.
+  EXPECT_DOUBLE_EQ(bucketQuantile(bounds, {10, 10, 0, 0}, 0.5), 0.1);
+  EXPECT_DOUBLE_EQ(bucketQuantile(bounds, {10, 10, 0, 0}, 0.75), 0.15);
+  EXPECT_DOUBLE_EQ(bucketQuantile(bounds, {0, 0, 4, 0}, 0.25), 0.25);
+  // Above the last bound: the last bound, as histogram_quantile answers for +Inf.
+  EXPECT_DOUBLE_EQ(bucketQuantile(bounds, {1, 0, 0, 99}, 0.99), 0.4);
+  EXPECT_LT(bucketQuantile(bounds, {0, 0, 0, 0}, 0.5), 0);  // no data
+}
+
 }  // namespace
 }  // namespace greenlight::signals

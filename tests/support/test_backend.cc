@@ -24,6 +24,7 @@ TestBackend::TestBackend(std::string name) : name_(std::move(name)), server_(std
   });
   server_->Get(".*", [this](const httplib::Request& req, httplib::Response& res) {
     const int n = ++requests_;
+    if (slow_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(slow_ms_.load()));  // the release's own slowness
     if (fail_every_ > 0 && n % fail_every_ == 0) {
       res.status = 500;
       res.set_content(name_ + "-failed", "text/plain");

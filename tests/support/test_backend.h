@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -29,6 +30,8 @@ class TestBackend {
   void failWith(int status) { fail_status_ = status; }
   // Answer every n-th request to "/" with 500 (n = 5: a release failing 20% of the time).
   void failEvery(int n) { fail_every_ = n; }
+  // Answer every later request to "/" after this long (a release that got slow).
+  void slowBy(std::chrono::milliseconds d) { slow_ms_ = static_cast<int>(d.count()); }
   bool holding() const { return holding_ > 0; }
   void stop();
 
@@ -41,6 +44,7 @@ class TestBackend {
   std::atomic<int> holding_{0};
   std::atomic<int> fail_status_{0};
   std::atomic<int> fail_every_{0};
+  std::atomic<int> slow_ms_{0};
   std::mutex mu_;
   std::condition_variable cv_;
   bool released_ = false;

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <memory>
+#include <array>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "greenlight/common/status.h"
@@ -17,7 +19,10 @@ struct AuditEntry {
   std::string action;   // start, shift, promote, rollback, pause, silence_add, ...
   std::string service;
   std::string release;
-  std::string detail;   // e.g. "weights blue 50 -> 0, green 50 -> 100", or why
+  std::string detail;   // e.g. "blue 50% -> 0%, green 50% -> 100%", or why
+  // Traffic changes: the weights (blue, green) before and after, as `weights_before` and
+  // `weights_after` objects in the line.
+  std::optional<std::array<int, 2>> weights_before, weights_after;
 };
 
 class AuditLog {

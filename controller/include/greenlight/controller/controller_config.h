@@ -56,6 +56,9 @@ struct ServiceSpec {
   Duration deploy_timeout{std::chrono::minutes(5)};
   // Gates by name: pre-rollout, confirm-promotion, post-rollout, rollback.
   std::map<std::string, GateSpec> gates;
+  // Probes (by name, from `probes:`) run once at pre-promotion and at every analysis with the
+  // preview header naming the colour under analysis; each must pass.
+  std::vector<std::string> analysis_probes;
   std::string prometheus_url;  // e.g. http://prometheus:9090; empty: no query checks
   std::vector<PrometheusCheck> prometheus_checks;
 };

@@ -41,6 +41,10 @@ struct AnalysisSpec {
   int inconclusive_limit = 3;  // consecutive inconclusive ones pause the rollout
   double max_error_ratio = 0.01;  // 5xx of the new colour's answers
   int min_requests = 20;       // fewer in an interval: no data
+  // The new colour's upstream latency at `latency_quantile` over the interval, from the proxy's
+  // histograms, must not exceed this (zero: not checked).
+  Duration max_latency{0};
+  double latency_quantile = 0.99;
   NoDataPolicy no_data = NoDataPolicy::kInconclusive;
 };
 

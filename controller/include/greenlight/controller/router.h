@@ -15,9 +15,13 @@
 
 namespace greenlight::controller {
 
-// Cumulative answers of one colour since the router started: by status class 1xx..5xx.
+// Cumulative answers of one colour since the router started: by status class 1xx..5xx, and
+// (greenlight proxy only) the upstream latency histogram: cumulative counts per bound in
+// `latency_le`, one more for +Inf. Empty when the router has no histogram (HAProxy).
 struct ColorCounters {
   std::array<uint64_t, 6> by_class{};
+  std::vector<double> latency_le;
+  std::vector<uint64_t> latency_cumulative;
   uint64_t total() const { return by_class[1] + by_class[2] + by_class[3] + by_class[4] + by_class[5]; }
 };
 

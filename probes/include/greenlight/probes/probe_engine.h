@@ -4,7 +4,9 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include "greenlight/common/random.h"
@@ -30,6 +32,9 @@ class ProbeEngine {
   // The loop's timers: a component that shares the loop (alerting) schedules on it.
   Scheduler& scheduler() { return timers_; }
   std::vector<ProbeStatus> snapshot() const { return manager_.snapshot(); }
+  // ProbeManager::runOnce from any thread; `done` runs exactly once, on the loop thread, or
+  // with nullopt from stop() if the engine stops first.
+  void runOnce(const std::string& name, Headers extra, OnceDone done);
   std::shared_ptr<ProbeMetrics> metrics() const { return metrics_; }
 
  private:
@@ -42,6 +47,10 @@ class ProbeEngine {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::thread::id> loop_id_{};
+  std::mutex once_mu_;
+  std::map<uint64_t, OnceDone> once_;  // runOnce callbacks not called yet
+  uint64_t next_once_ = 0;
+  void finishOnce(uint64_t id, std::optional<ProbeResult> result);
 };
 
 }  // namespace greenlight::probes

@@ -32,6 +32,9 @@ struct ProbeStatus {
   std::vector<RecentRun> recent;    // the last kRecentRuns durations and outcomes, oldest first
 };
 
+using Headers = std::vector<std::pair<std::string, std::string>>;
+using OnceDone = std::function<void(std::optional<ProbeResult>)>;
+
 using ResultListener =
     std::function<void(const ProbeSpec&, const ProbeResult&, const HealthState&, HealthTransition)>;
 
@@ -46,6 +49,11 @@ class ProbeManager {
   void addListener(ResultListener listener) { listeners_.push_back(std::move(listener)); }
   std::vector<ProbeStatus> snapshot() const;
   size_t size() const { return slots_.size(); }
+  // Runs the configured probe `name` once more, now, with `extra` headers on every HTTP step
+  // (the rollout controller's preview header), outside its schedule: the result goes to `done`
+  // only, not to the probe's health, metrics or listeners. nullopt: no such probe. No callback
+  // if stopAll() cancels the run first.
+  void runOnce(const std::string& name, const Headers& extra, OnceDone done);
 
  private:
   struct Slot {
@@ -69,6 +77,8 @@ class ProbeManager {
   TokenCache tokens_;
   std::map<std::string, Slot> slots_;
   std::vector<ResultListener> listeners_;
+  std::map<uint64_t, std::shared_ptr<ProbeRun>> one_offs_;
+  uint64_t next_one_off_ = 0;
   mutable std::mutex status_mu_;
   std::map<std::string, ProbeStatus> status_;
 };

@@ -18,6 +18,12 @@ struct WindowStats {
   double failureRatio() const { return total == 0 ? 0.0 : static_cast<double>(failures) / total; }
 };
 
+// The q-quantile (0..1) of observations counted per histogram bin: counts[i] observations in
+// (bounds[i-1], bounds[i]], the last bin (counts.size() == bounds.size() + 1) above the last
+// bound. Interpolated linearly inside the bin, as Prometheus' histogram_quantile does; an
+// observation above the last bound counts as the last bound. Negative when there is none.
+double bucketQuantile(const std::vector<double>& bounds, const std::vector<uint64_t>& counts, double q);
+
 class OutcomeWindow {
  public:
   // `buckets` slices of span/buckets each; with `track_latency` every bucket also holds a
