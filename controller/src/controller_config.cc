@@ -18,16 +18,40 @@ void readStrategy(R& r, const YAML::Node& n, const std::string& f, StrategySpec*
   if (!r.expectMap(n, f, {"steps", "bake", "auto_promote", "scale_down_delay", "progress_deadline", "preview_requests"})) return;
   if (n["steps"].IsDefined()) {
     std::vector<int> steps;
+    std::vector<std::optional<Duration>> bakes;
+    std::vector<bool> pauses;
     int last = 0;
     bool ok = r.expectSequence(n["steps"], R::join(f, "steps"));
     for (size_t i = 0; ok && i < n["steps"].size(); ++i) {
+      const YAML::Node item = n["steps"][i];
+      const std::string sf = R::index(R::join(f, "steps"), i);
       int v = -1;
-      try {
-        v = n["steps"][i].as<int>();
-      } catch (const YAML::Exception&) {
+      std::optional<Duration> bake;
+      bool pause = false;
+      if (item.IsMap()) {
+        // {weight: 50, bake: 5m, pause: true}: this step's own bake, and a manual gate after it.
+        if (!r.expectMap(item, sf, {"weight", "bake", "pause"})) {
+          ok = false;
+          break;
+        }
+        if (auto w = r.getInt(item, sf, "weight", 1, 100, true)) v = static_cast<int>(*w);
+        bake = r.getDuration(item, sf, "bake");
+        pause = r.getBool(item, sf, "pause").value_or(false);
+        if (v < 0) {
+          ok = false;
+          break;
+        }
+      } else {
+        try {
+          v = item.as<int>();
+        } catch (const YAML::Exception&) {
+        }
       }
+      bakes.push_back(bake);
+      pauses.push_back(pause);
       if (v <= last || v > 100) {
-        r.error(n["steps"][i], R::index(R::join(f, "steps"), i), "expected increasing weights in 1..100, like [10, 50, 100]");
+        r.error(n["steps"][i], R::index(R::join(f, "steps"), i),
+                "expected increasing weights in 1..100, like [10, 50, 100] (or {weight: 50, bake: 5m, pause: true})");
         ok = false;
         break;
       }
@@ -38,7 +62,11 @@ void readStrategy(R& r, const YAML::Node& n, const std::string& f, StrategySpec*
       r.error(n["steps"], R::join(f, "steps"), "the last step must be 100");
       ok = false;
     }
-    if (ok) s->steps = steps;
+    if (ok) {
+      s->steps = steps;
+      s->step_bake = bakes;
+      s->step_pause = pauses;
+    }
   }
   if (auto v = r.getDuration(n, f, "bake")) s->bake = *v;
   if (auto v = r.getBool(n, f, "auto_promote")) s->auto_promote = *v;

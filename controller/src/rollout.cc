@@ -79,7 +79,7 @@ struct Machine {
   void shiftTo(size_t step) {
     s().step = static_cast<int>(step);
     enter(RolloutPhase::kShifting);
-    s().measure_at = now + std::chrono::duration_cast<WallTime::duration>(spec.strategy.bake + spec.analysis.interval);
+    s().measure_at = now + std::chrono::duration_cast<WallTime::duration>(spec.strategy.bakeOf(step) + spec.analysis.interval);
     setWeight(spec.strategy.steps[step]);
     audit("shift", "step " + std::to_string(step + 1) + " of " + std::to_string(spec.strategy.steps.size()) + ": " +
                        std::to_string(spec.strategy.steps[step]) + "% to " + colorName(s().candidate()));
@@ -134,6 +134,16 @@ struct Machine {
     if (s().passes < spec.analysis.count) return;
     if (s().phase == RolloutPhase::kShifting) {
       const size_t next = static_cast<size_t>(s().step) + 1;
+      if (spec.strategy.pauseAfter(static_cast<size_t>(s().step))) {
+        // A manual gate after this step: analysis goes on (a failure still rolls back) while a
+        // person decides.
+        if (!s().awaiting_promotion) {
+          s().awaiting_promotion = true;
+          audit("awaiting_promotion", "step " + std::to_string(s().step + 1) + " of " + std::to_string(spec.strategy.steps.size()) +
+                                          " (" + std::to_string(s().weight) + "%) passed; waiting for promote");
+        }
+        return;
+      }
       if (next < spec.strategy.steps.size()) {
         shiftTo(next);
       } else {
@@ -304,6 +314,15 @@ struct Machine {
         return;
       case EventKind::kTick: return tick();
       case EventKind::kPromote:
+        if (st.awaiting_promotion && st.phase == RolloutPhase::kShifting) {
+          // Past the manual gate after a step: on to the next one.
+          st.awaiting_promotion = false;
+          const size_t next = static_cast<size_t>(st.step) + 1;
+          audit("promote", "by " + e.actor + " after step " + std::to_string(next) + " of " +
+                               std::to_string(spec.strategy.steps.size()));
+          if (next < spec.strategy.steps.size()) return shiftTo(next);
+          return startPostPromotion();
+        }
         if (st.awaiting_promotion) {
           st.awaiting_promotion = false;
           audit("promote", "by " + e.actor);

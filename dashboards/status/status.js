@@ -152,7 +152,7 @@ function renderAlerts(payload) {
   return alerts.filter((a) => a.state === "firing" && !a.silenced_by.length && !a.inhibited).length;
 }
 
-const DESTRUCTIVE = { promote: "shift all traffic to the new release", abort: "send all traffic back to the stable release and stop the rollout",
+const DESTRUCTIVE = { promote: "move the new release on: past a waiting gate to its next step, otherwise all traffic to it", abort: "send all traffic back to the stable release and stop the rollout",
   rollback: "go back to the previous release" };
 
 function confirmAction(service, action) {
@@ -206,7 +206,7 @@ function renderRollouts(services) {
       el("button", { type: "button", "data-action": a, disabled: !applies[a], class: DESTRUCTIVE[a] && a !== "promote" ? "danger" : "",
         onclick: () => act(s.service, a) }, a));
     return el("article", { class: "rollout", "data-service": s.service, "data-phase": s.phase },
-      el("h3", {}, s.service, badge(s.phase), s.paused ? badge("paused") : ""),
+      el("h3", {}, s.service, badge(s.phase), s.paused ? badge("paused") : "", s.awaiting_promotion ? badge("waiting for promote", "paused") : ""),
       el("dl", {},
         el("dt", {}, "stable"), el("dd", {}, `${s.stable_release || "—"} on ${stable}`),
         el("dt", {}, "new"), el("dd", {}, s.candidate_release ? `${s.candidate_release} on ${cand}` : "—"),

@@ -35,7 +35,7 @@ rollouts:
       blue: [10.0.0.1:8080]
       green: [10.0.0.2:8080]
       preview: {url: 'http://127.0.0.1:8080/health'}
-      strategy: {steps: [10, 50, 100], bake: 30s, auto_promote: false}
+      strategy: {steps: [10, {weight: 50, bake: 5m, pause: true}, 100], bake: 30s, auto_promote: false}
       analysis:
         interval: 10s
         count: 3
@@ -59,6 +59,10 @@ rollouts:
   EXPECT_EQ(c->services[0].builtin.service, "vehicles");  // defaults to the service name
   EXPECT_EQ(c->services[0].rollout.strategy.steps, (std::vector<int>{10, 50, 100}));
   EXPECT_FALSE(c->services[0].rollout.strategy.auto_promote);
+  EXPECT_EQ(c->services[0].rollout.strategy.bakeOf(0), 30s);
+  EXPECT_EQ(c->services[0].rollout.strategy.bakeOf(1), 5min);
+  EXPECT_TRUE(c->services[0].rollout.strategy.pauseAfter(1));
+  EXPECT_FALSE(c->services[0].rollout.strategy.pauseAfter(2));
   EXPECT_EQ(c->services[0].rollout.analysis.no_data, NoDataPolicy::kFail);
   EXPECT_EQ(c->services[0].rollout.analysis.max_latency, 300ms);
   EXPECT_DOUBLE_EQ(c->services[0].rollout.analysis.latency_quantile, 0.95);
@@ -81,6 +85,8 @@ TEST(ControllerConfigTest, ErrorsSayWhereAndWhat) {
       {"rollouts: {services: [{name: a, router: {builtin: {socket: /s}}, strategy: {steps: [10, 50]}}]}",
        "rollouts.services[0].strategy.steps: the last step must be 100"},
       {"rollouts: {services: [{name: a}]}", "rollouts.services[0].router: required"},
+      {"rollouts: {services: [{name: a, router: {builtin: {socket: /s}}, strategy: {steps: [10, {weight: 50, pase: true}, 100]}}]}",
+       "rollouts.services[0].strategy.steps[1].pase: unknown key"},
       {"rollouts: {services: [{name: a, router: {builtin: {socket: /s}, haproxy: {}}}]}", "exactly one of builtin, haproxy"},
       {"rollouts: {services: [{name: a, router: {builtin: {socket: /s}}, blue: [nowhere]}]}",
        "rollouts.services[0].blue[0]: expected host:port"},

@@ -88,6 +88,59 @@ TEST(RolloutTest, GoodReleaseIsPromotedStepByStep) {
   EXPECT_TRUE(d.raised("rollout_promoted"));
 }
 
+TEST(RolloutTest, AStepWithPauseWaitsForPromoteWhileAnalysisGoesOn) {
+  Driver d;
+  d.spec.strategy.step_pause = {false, true, false};  // a manual gate after 50%
+  d.spec.strategy.progress_deadline = 1min;
+  d.startToShifting();
+  for (int i = 0; i < 4; ++i) d.measureNext(Verdict::kPass);  // 10% and 50% pass
+  EXPECT_EQ(d.state.weight, 50);
+  EXPECT_TRUE(d.state.awaiting_promotion);
+  // Waiting for a person is not stuck, and passing analyses do not move it on.
+  for (int i = 0; i < 10; ++i) d.measureNext(Verdict::kPass);
+  EXPECT_EQ(d.state.phase, RolloutPhase::kShifting);
+  EXPECT_EQ(d.state.weight, 50);
+  EXPECT_FALSE(d.raised("rollout_stuck"));
+  Event promote{EventKind::kPromote};
+  promote.actor = "alice";
+  d.send(promote);
+  EXPECT_FALSE(d.state.awaiting_promotion);
+  EXPECT_EQ(d.weights(), (std::vector<int>{0, 10, 50, 100})) << "promote moves one step, not to the end";
+  EXPECT_EQ(d.state.phase, RolloutPhase::kShifting);
+}
+
+TEST(RolloutTest, AFailureWhileWaitingAtAPausedStepStillRollsBack) {
+  Driver d;
+  d.spec.strategy.step_pause = {true, false, false};
+  d.startToShifting();
+  d.measureNext(Verdict::kPass);
+  d.measureNext(Verdict::kPass);
+  ASSERT_TRUE(d.state.awaiting_promotion);
+  d.measureNext(Verdict::kFail);
+  EXPECT_EQ(d.state.phase, RolloutPhase::kRollingBack);
+  EXPECT_FALSE(d.state.awaiting_promotion);
+}
+
+TEST(RolloutTest, AStepsOwnBakeDelaysItsFirstMeasurement) {
+  Driver d;
+  d.spec.strategy.bake = 0s;
+  d.spec.strategy.step_bake = {std::nullopt, 5min, std::nullopt};
+  d.startToShifting();
+  d.measureNext(Verdict::kPass);
+  d.measureNext(Verdict::kPass);  // on to 50%, which bakes 5 minutes
+  ASSERT_EQ(d.state.weight, 50);
+  const WallTime at50 = d.now;
+  std::optional<WallTime> asked;
+  for (int i = 0; i < 400 && !asked; ++i) {
+    for (const auto& e : d.tick(1s)) {
+      if (e.kind == EffectKind::kMeasure) asked = d.now;
+    }
+  }
+  ASSERT_TRUE(asked);
+  EXPECT_GE(*asked - at50, 5min + 10s) << "bake + one interval before the first measurement at 50%";
+  EXPECT_LE(*asked - at50, 5min + 11s);
+}
+
 TEST(RolloutTest, AllAtOnceGoesStraightTo100) {
   Driver d;
   d.spec.strategy.steps = {100};

@@ -51,6 +51,12 @@ struct AnalysisSpec {
 struct StrategySpec {
   std::vector<int> steps = {100};  // weights of the new colour; the last is 100
   Duration bake{std::chrono::seconds(0)};  // after each weight change, before measuring
+  // Per step (same length as steps, or empty): its own bake time, and whether the rollout waits
+  // for `promote` once the step's analysis passed (a manual gate between steps).
+  std::vector<std::optional<Duration>> step_bake;
+  std::vector<bool> step_pause;
+  Duration bakeOf(size_t step) const { return step < step_bake.size() && step_bake[step] ? *step_bake[step] : bake; }
+  bool pauseAfter(size_t step) const { return step < step_pause.size() && step_pause[step]; }
   bool auto_promote = true;        // false: wait for `promote` after pre-promotion
   Duration scale_down_delay{std::chrono::minutes(10)};
   Duration progress_deadline{std::chrono::minutes(10)};  // max time in one phase (not paused)
