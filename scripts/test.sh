@@ -13,17 +13,19 @@ if [ "${1:-}" = "--sanitize" ]; then
 fi
 cmake -S . -B "$build" -G Ninja "${flags[@]}"
 cmake --build "$build" -j "$(nproc)"
-# libFuzzer targets (request parsing, runtime commands), a bounded run each, when clang is here.
+# libFuzzer targets (proxy request parsing, runtime commands, conditions, YAML config, JSON API
+# bodies), a bounded run each (FUZZ_SECONDS, default 15), when clang is here.
 if [ "$build" = build ] && command -v clang++ >/dev/null; then
   cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DGREENLIGHT_FUZZ=ON \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
   cmake --build build-fuzz
-  for pair in request_fuzz:request runtime_command_fuzz:runtime; do
+  for pair in request_fuzz:request runtime_command_fuzz:runtime condition_fuzz:condition config_fuzz:config \
+      json_body_fuzz:json; do
     bin=build-fuzz/tests/fuzz/${pair%%:*}
     corpus=$(mktemp -d)
     cp "tests/fuzz/corpus/${pair##*:}"/* "$corpus"/
     log=$(mktemp)
-    if ! "$bin" -max_total_time="${FUZZ_SECONDS:-20}" "$corpus" > "$log" 2>&1; then
+    if ! "$bin" -max_total_time="${FUZZ_SECONDS:-15}" "$corpus" > "$log" 2>&1; then
       tail -n 60 "$log"
       echo "fuzz: ${pair%%:*} found a crash"
       exit 1

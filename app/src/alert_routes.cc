@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "greenlight/common/duration.h"
+#include "greenlight/common/json_body.h"
 #include "greenlight/common/time_format.h"
 
 namespace greenlight::app {
@@ -31,12 +32,9 @@ AdminResponse disabled() { return errorResponse(404, "alerting is not configured
 
 // Parses a silence from a request body; the error says which field and what was expected.
 StatusOr<alerts::Silence> parseSilence(const std::string& body, const std::string& principal, WallTime now) {
-  json j;
-  try {
-    j = json::parse(body, nullptr, true, false);
-  } catch (const std::exception& e) {
-    return InvalidArgument(std::string("body: not JSON: ") + e.what());
-  }
+  JsonBody parsed = parseJsonBody(body);
+  if (!parsed.status.ok()) return parsed.status;
+  json j = std::move(parsed.value);
   if (!j.is_object()) return InvalidArgument("body: expected a JSON object");
   static const std::set<std::string> known = {"matchers", "starts_at", "ends_at", "duration", "comment", "created_by"};
   for (auto it = j.begin(); it != j.end(); ++it) {

@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "greenlight/common/json_body.h"
+
 namespace greenlight::app {
 
 using nlohmann::json;
@@ -47,8 +49,10 @@ void registerRolloutRoutes(AdminServer& admin, std::function<controller::Control
             {"abort", controller::EventKind::kAbort},   {"rollback", controller::EventKind::kRollback}};
         std::string release, reason;
         if (!req.body.empty()) {
-          json b = json::parse(req.body, nullptr, false);
-          if (b.is_discarded() || !b.is_object()) return errorResponse(400, "body: expected a JSON object");
+          const JsonBody parsed = parseJsonBody(req.body);
+          if (!parsed.status.ok()) return errorResponse(parsed.http_status, parsed.status.message());
+          const json& b = parsed.value;
+          if (!b.is_object()) return errorResponse(400, "body: expected a JSON object");
           for (auto it = b.begin(); it != b.end(); ++it) {
             if (it.key() != "release" && it.key() != "reason") return errorResponse(400, "unknown field \"" + it.key() + "\"");
             if (!it.value().is_string()) return errorResponse(400, it.key() + ": expected a string");

@@ -29,7 +29,8 @@ AdminResponse jsonResponse(int status, const std::string& json_body) {
 }
 
 AdminResponse errorResponse(int status, const std::string& message) {
-  return jsonResponse(status, nlohmann::json{{"error", message}}.dump());
+  // A message may quote what a client sent; bytes that are not UTF-8 become U+FFFD, not a throw.
+  return jsonResponse(status, nlohmann::json{{"error", message}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 struct AdminServer::Impl {
