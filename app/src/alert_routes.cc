@@ -31,10 +31,7 @@ json silenceJson(const alerts::Silence& s, WallTime now) {
 AdminResponse disabled() { return errorResponse(404, "alerting is not configured (no alerting: section)"); }
 
 // Parses a silence from a request body; the error says which field and what was expected.
-StatusOr<alerts::Silence> parseSilence(const std::string& body, const std::string& principal, WallTime now) {
-  JsonBody parsed = parseJsonBody(body);
-  if (!parsed.status.ok()) return parsed.status;
-  json j = std::move(parsed.value);
+StatusOr<alerts::Silence> parseSilence(json j, const std::string& principal, WallTime now) {
   if (!j.is_object()) return InvalidArgument("body: expected a JSON object");
   static const std::set<std::string> known = {"matchers", "starts_at", "ends_at", "duration", "comment", "created_by"};
   for (auto it = j.begin(); it != j.end(); ++it) {
@@ -116,8 +113,9 @@ void registerAlertRoutes(AdminServer& admin, AlertEngineRef engine, const TimeSo
   admin.handle("POST", "/api/v1/silences", Role::kOperator, [engine, &time](const AdminRequest& req) {
     auto e = engine();
     if (!e) return disabled();
-    if (req.body.size() > 64 * 1024) return errorResponse(413, "body: at most 64 KiB");
-    auto s = parseSilence(req.body, req.principal, time.wallNow());
+    JsonBody body = parseJsonBody(req.body);
+    if (!body.status.ok()) return errorResponse(body.http_status, body.status.message());
+    auto s = parseSilence(std::move(body.value), req.principal, time.wallNow());
     if (!s.ok()) return errorResponse(400, s.status().message());
     std::string matchers;
     for (const auto& m : s.value().matchers) matchers += (matchers.empty() ? "" : ",") + m.toString();

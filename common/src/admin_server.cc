@@ -235,9 +235,16 @@ AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
   Impl* p = impl_.get();
   auto& s = *p->server;
   s.set_payload_max_length(1 << 20);
-  s.set_read_timeout(10, 0);
+  // Each connection holds a worker while it is read or kept alive: enough workers that a few
+  // dashboards and a handful of slow (or slowloris) clients cannot starve the API, and short
+  // timeouts so such a client lets go soon. More than kWorkers slow clients at once can delay
+  // other requests by up to the read timeout: keep the admin port off the open internet.
+  constexpr size_t kWorkers = 64;
+  s.new_task_queue = [] { return new httplib::ThreadPool(kWorkers); };
+  s.set_read_timeout(5, 0);
   s.set_write_timeout(10, 0);
-  s.set_keep_alive_timeout(30);
+  s.set_keep_alive_timeout(5);
+  s.set_keep_alive_max_count(1000);
   s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
   });
