@@ -458,7 +458,17 @@ int main(int argc, char** argv) {
   secrets_rotate->add_option("-i,--in", secrets_args.in, "Sealed file")->required()->check(CLI::ExistingFile);
   secrets_rotate->add_option("--new-key-file", secrets_args.new_key_file, "The new key file")->required()->check(CLI::ExistingFile);
 
+  auto* token_cmd = cli.add_subcommand("token", "Admin API bearer tokens: new ones, and their salted hashes for the config");
+  token_cmd->require_subcommand(1);
+  std::string token_name = "ops", token_role = "operator";
+  auto* token_new = token_cmd->add_subcommand("new", "Print a new random token and its config entry (token_hash)");
+  token_new->add_option("--name", token_name, "Who the token is for (shows in logs and the audit log)");
+  token_new->add_option("--role", token_role, "viewer, operator or admin")->check(CLI::IsMember({"viewer", "operator", "admin"}));
+  auto* token_hash = token_cmd->add_subcommand("hash", "Read a token on stdin, print its salted hash for token_hash");
+
   CLI11_PARSE(cli, argc, argv);
+  if (*token_new) return app::tokenNew(token_name, token_role);
+  if (*token_hash) return app::tokenHash(std::cin);
   if (*secrets_keygen) return app::secretsKeygen(keygen_out);
   if (*secrets_encrypt) return app::secretsEncrypt(secrets_args);
   if (*secrets_decrypt) return app::secretsDecrypt(secrets_args);

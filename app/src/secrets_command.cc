@@ -5,6 +5,7 @@
 
 #include <iostream>
 
+#include "greenlight/common/crypto.h"
 #include "greenlight/common/files.h"
 #include "greenlight/common/sealed.h"
 
@@ -72,6 +73,24 @@ int secretsRotateKey(const SecretsArgs& a) {
   if (Status s = writeSecretsFile(a.in, secrets.value(), new_key.value()); !s.ok()) return fail(s.message());
   std::cout << "re-sealed " << secrets.value().size() << " secret(s) in " << a.in << " with " << a.new_key_file
             << "; point secrets.key_file at it, then retire the old key\n";
+  return 0;
+}
+
+int tokenNew(const std::string& name, const std::string& role) {
+  const std::string raw = randomBytes(24);
+  const std::string token = toHex(reinterpret_cast<const uint8_t*>(raw.data()), raw.size());
+  std::cout << "token (give it to " << name << "; it is not stored anywhere):\n  " << token << "\n"
+            << "config entry (admin.tokens):\n  - {name: " << name << ", role: " << role << ", token_hash: \""
+            << hashToken(token) << "\"}\n";
+  return 0;
+}
+
+int tokenHash(std::istream& in) {
+  std::string token;
+  std::getline(in, token);
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  if (token.size() < 16) return fail("a token must be at least 16 characters long (greenlight token new makes one)");
+  std::cout << hashToken(token) << "\n";
   return 0;
 }
 

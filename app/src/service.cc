@@ -181,7 +181,7 @@ void Service::registerRoutes() {
   admin_->handle("GET", "/api/v1/probes", Role::kViewer, [this](const AdminRequest&) {
     return jsonResponse(200, probes::probesToJson(engine_->snapshot()));
   });
-  admin_->handle("POST", "/-/reload", Role::kOperator, [this](const AdminRequest& req) {
+  admin_->handle("POST", "/-/reload", Role::kAdmin, [this](const AdminRequest& req) {
     spdlog::info("reload requested by {}", req.principal);
     Status s = reload();
     if (!s.ok()) return errorResponse(400, "config rejected, the running config stays:\n" + s.message());

@@ -43,30 +43,46 @@ AdminServerOptions parseAdminOptions(ConfigReader& r, const YAML::Node& node,
     for (size_t i = 0; i < tokens.size(); ++i) {
       const std::string f = ConfigReader::index(tkf, i);
       const YAML::Node t = tokens[i];
-      if (!r.expectMap(t, f, {"name", "role", "token", "token_sha256"})) continue;
+      if (!r.expectMap(t, f, {"name", "role", "token", "token_hash", "token_sha256"})) continue;
       AdminToken tok;
       tok.name = r.getString(t, f, "name", true).value_or("");
       auto role = r.getString(t, f, "role", true);
       if (role) {
         if (*role == "viewer") tok.role = Role::kViewer;
         else if (*role == "operator") tok.role = Role::kOperator;
+        else if (*role == "admin") tok.role = Role::kAdmin;
         else r.error(t["role"], ConfigReader::join(f, "role"),
-                     "expected viewer or operator, got \"" + *role + "\"");
+                     "expected viewer, operator or admin, got \"" + *role + "\"");
       }
-      const bool has_plain = t["token"].IsDefined(), has_hash = t["token_sha256"].IsDefined();
-      if (has_plain == has_hash) {
-        r.error(t, f, "give exactly one of token (e.g. \"${GREENLIGHT_TOKEN}\") or token_sha256");
+      const int given = int(t["token"].IsDefined()) + int(t["token_hash"].IsDefined()) + int(t["token_sha256"].IsDefined());
+      if (given != 1) {
+        r.error(t, f, "give exactly one of token_hash (from `greenlight token hash`), token (e.g. \"${GREENLIGHT_TOKEN}\") "
+                      "or token_sha256");
         continue;
       }
-      if (has_plain) {
+      if (t["token"].IsDefined()) {
         auto secret = r.getString(t, f, "token", true);
         if (secret && secret->size() < 16) {
           r.error(t["token"], ConfigReader::join(f, "token"),
                   "a token must be at least 16 characters long");
         } else if (secret) {
-          tok.digest = sha256(*secret);
+          // Kept only salted, even in memory.
+          tok.salt = randomBytes(16);
+          tok.digest = saltedSha256(tok.salt, *secret);
+        }
+      } else if (t["token_hash"].IsDefined()) {
+        if (auto text = r.getString(t, f, "token_hash", true)) {
+          TokenHash h;
+          if (!parseTokenHash(*text, &h)) {
+            r.error(t["token_hash"], ConfigReader::join(f, "token_hash"),
+                    "expected sha256:SALT:HASH (32 and 64 hex digits), as `greenlight token hash` prints");
+          } else {
+            tok.salt = h.salt;
+            tok.digest = h.digest;
+          }
         }
       } else if (auto hex = r.getString(t, f, "token_sha256", true)) {
+        // Unsalted, kept for configs written before token_hash; `greenlight token hash` is better.
         if (!sha256FromHex(*hex, &tok.digest)) {
           r.error(t["token_sha256"], ConfigReader::join(f, "token_sha256"),
                   "expected 64 hex digits (sha256sum of the token)");

@@ -17,6 +17,7 @@ const char* roleName(Role r) {
     case Role::kNone: return "none";
     case Role::kViewer: return "viewer";
     case Role::kOperator: return "operator";
+    case Role::kAdmin: return "admin";
   }
   return "none";
 }
@@ -53,15 +54,15 @@ struct AdminServer::Impl {
   Role authenticate(const httplib::Request& req, std::string* principal) const {
     if (options.tokens.empty()) {
       *principal = "anonymous";
-      return Role::kOperator;
+      return Role::kAdmin;
     }
     const std::string header = req.get_header_value("Authorization");
     static const std::string kBearer = "Bearer ";
     if (header.compare(0, kBearer.size(), kBearer) != 0) return Role::kNone;
-    const Sha256Digest presented = sha256(std::string_view(header).substr(kBearer.size()));
+    const std::string_view presented = std::string_view(header).substr(kBearer.size());
     Role role = Role::kNone;
     for (const auto& t : options.tokens) {
-      if (constantTimeEqual(presented, t.digest) && role == Role::kNone) {
+      if (constantTimeEqual(saltedSha256(t.salt, presented), t.digest) && role == Role::kNone) {
         role = t.role;
         *principal = t.name;
       }

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <regex>
 
+#include "greenlight/common/crypto.h"
 #include "support/test_support.h"
 
 namespace greenlight {
@@ -218,6 +219,34 @@ TEST(Cli, SecretsAreSealedRotatedAndReadByConfigsByName) {
   dir.write("secrets.enc", sealed);
   EXPECT_EQ(run({"secrets", "decrypt", "--key-file", dir.path() + "/k2", "-i", dir.path() + "/secrets.enc"}, "tampered.txt"), 1);
   EXPECT_NE(readFile(dir.path() + "/tampered.txt").find("authentication failed"), std::string::npos);
+}
+
+TEST(Cli, TokenNewAndHashGiveSaltedEntriesThatVerify) {
+  TempDir dir;
+  ChildProcess made({GREENLIGHT_BINARY, "token", "new", "--name", "ci", "--role", "admin"}, dir.path() + "/new.txt");
+  ASSERT_EQ(made.wait(std::chrono::seconds(10)), 0);
+  const std::string out = readFile(dir.path() + "/new.txt");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("\n  ([0-9a-f]{48})\n"))) << out;
+  const std::string token = m[1];
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("\\{name: ci, role: admin, token_hash: \"(sha256:[0-9a-f:]+)\"\\}"))) << out;
+  TokenHash h;
+  ASSERT_TRUE(parseTokenHash(m[1].str(), &h));
+  EXPECT_TRUE(constantTimeEqual(saltedSha256(h.salt, token), h.digest));
+  // The printed entry is a valid config line.
+  const std::string config = dir.write("run.yaml", "admin:\n  tokens:\n    - {name: ci, role: admin, token_hash: \"" + m[1].str() +
+                                                       "\"}\nprobes: []\n");
+  ChildProcess check({GREENLIGHT_BINARY, "check-config", config}, dir.path() + "/check.txt");
+  EXPECT_EQ(check.wait(std::chrono::seconds(10)), 0) << readFile(dir.path() + "/check.txt");
+  // `token hash` reads the token on stdin (never from the command line, where ps would show it).
+  ChildProcess hashed({"/bin/sh", "-c", "echo " + token + " | " + GREENLIGHT_BINARY + " token hash"}, dir.path() + "/hash.txt");
+  ASSERT_EQ(hashed.wait(std::chrono::seconds(10)), 0);
+  std::string line = readFile(dir.path() + "/hash.txt");
+  line = line.substr(0, line.find('\n'));
+  ASSERT_TRUE(parseTokenHash(line, &h)) << line;
+  EXPECT_TRUE(constantTimeEqual(saltedSha256(h.salt, token), h.digest));
+  ChildProcess short_one({"/bin/sh", "-c", std::string("echo short | ") + GREENLIGHT_BINARY + " token hash"}, dir.path() + "/short.txt");
+  EXPECT_NE(short_one.wait(std::chrono::seconds(10)), 0);
 }
 
 }  // namespace

@@ -1,11 +1,14 @@
 // The `greenlight run` service in-process: admin API, reload that keeps the running config.
 #include "greenlight/app/service.h"
 
+#include "greenlight/common/crypto.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "greenlight/common/crypto.h"
 #include "greenlight/simulator/simulator.h"
 #include "support/test_support.h"
 
@@ -18,6 +21,7 @@ using testing::httpPost;
 
 const std::string kViewer = "viewer-token-abcdefghij";
 const std::string kOperator = "operator-token-abcdefghij";
+const std::string kAdmin = "admin-token-abcdefghijklmn";
 
 class ServiceTest : public ::testing::Test {
  protected:
@@ -32,6 +36,7 @@ class ServiceTest : public ::testing::Test {
     std::string y = "log: {level: warn}\nadmin:\n  listen: 127.0.0.1:0\n  tokens:\n"
                     "    - {name: grafana, role: viewer, token: " + kViewer + "}\n"
                     "    - {name: alice, role: operator, token: " + kOperator + "}\n"
+                    "    - {name: root, role: admin, token_hash: '" + hashToken(kAdmin) + "'}\n"  // salted, as configs keep it
                     "probes:\n";
     for (const auto& n : probe_names) {
       y += "  - {name: " + n + ", interval: 200ms, timeout: 200ms, url: 'http://127.0.0.1:" +
@@ -81,7 +86,7 @@ TEST_F(ServiceTest, FailedReloadKeepsTheRunningConfigAndSaysWhy) {
   ASSERT_TRUE(svc);
   const int port = svc->adminPort();
   std::ofstream(path) << config({"a"}, "  - {name: broken, url: 'https://x/', intervall: 5s}\n");
-  auto r = httpPost(port, "/-/reload", "", kOperator);
+  auto r = httpPost(port, "/-/reload", "", kAdmin);
   EXPECT_EQ(r.status, 400);
   EXPECT_NE(r.body.find("intervall: unknown key"), std::string::npos) << r.body;
   EXPECT_EQ(probeNames(port), (std::vector<std::string>{"a", "b"}));
@@ -89,14 +94,18 @@ TEST_F(ServiceTest, FailedReloadKeepsTheRunningConfigAndSaysWhy) {
             std::string::npos);
   // Fixed: the reload takes.
   std::ofstream(path) << config({"a", "c"});
-  EXPECT_EQ(httpPost(port, "/-/reload", "", kOperator).status, 200);
+  EXPECT_EQ(httpPost(port, "/-/reload", "", kAdmin).status, 200);
   EXPECT_EQ(probeNames(port), (std::vector<std::string>{"a", "c"}));
 }
 
-TEST_F(ServiceTest, ReloadNeedsTheOperatorRole) {
+TEST_F(ServiceTest, ReloadNeedsTheAdminRole) {
   auto svc = start(dir_.write("g.yaml", config({"a"})));
   ASSERT_TRUE(svc);
   EXPECT_EQ(httpPost(svc->adminPort(), "/-/reload", "", kViewer).status, 403);
+  const auto r = httpPost(svc->adminPort(), "/-/reload", "", kOperator);
+  EXPECT_EQ(r.status, 403);
+  EXPECT_NE(r.body.find("this needs the admin role"), std::string::npos) << r.body;
+  EXPECT_EQ(httpPost(svc->adminPort(), "/-/reload", "", kAdmin).status, 200);
   EXPECT_EQ(httpPost(svc->adminPort(), "/-/reload", "").status, 401);
 }
 

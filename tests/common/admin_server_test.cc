@@ -32,8 +32,8 @@ std::unique_ptr<AdminServer> startServer(AdminServerOptions o) {
 
 AdminServerOptions withTokens() {
   AdminServerOptions o;
-  o.tokens.push_back({"grafana", Role::kViewer, sha256(kViewerToken)});
-  o.tokens.push_back({"alice", Role::kOperator, sha256(kOperatorToken)});
+  o.tokens.push_back({"grafana", Role::kViewer, "", sha256(kViewerToken)});  // unsalted (token_sha256)
+  o.tokens.push_back({"alice", Role::kOperator, "pepper", saltedSha256("pepper", kOperatorToken)});
   return o;
 }
 
@@ -137,18 +137,27 @@ TEST(AdminOptions, ParsesTokensAndRejectsWeakOnes) {
     - {name: alice, role: operator, token: "${OP}"}
     - {name: short, role: viewer, token: "abc"}
     - {name: hashed, role: viewer, token_sha256: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}
-    - {name: bad, role: admin, token_sha256: "xyz"}
+    - {name: bad, role: root, token_sha256: "xyz"}
+    - {name: salted, role: admin, token_hash: "sha256:00112233445566778899aabbccddeeff:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}
+    - {name: badsalt, role: admin, token_hash: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}
 )");
   auto o = parseAdminOptions(r, (*root)["admin"], "admin");
   EXPECT_EQ(o.port, 9443);
   EXPECT_EQ(o.host, "127.0.0.1");
   ASSERT_GE(o.tokens.size(), 3u);
-  EXPECT_TRUE(constantTimeEqual(o.tokens[0].digest, sha256("operator-token-0123456789")));
+  // A plain token (from the environment) is kept salted even in memory.
+  EXPECT_EQ(o.tokens[0].salt.size(), 16u);
+  EXPECT_TRUE(constantTimeEqual(o.tokens[0].digest, saltedSha256(o.tokens[0].salt, "operator-token-0123456789")));
   EXPECT_EQ(o.tokens[0].role, Role::kOperator);
+  ASSERT_GE(o.tokens.size(), 5u);
+  EXPECT_EQ(o.tokens[4].name, "salted");
+  EXPECT_EQ(o.tokens[4].role, Role::kAdmin);
+  EXPECT_EQ(o.tokens[4].salt, std::string("\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff", 16));
   const std::string all = errors.format();
   EXPECT_NE(all.find("admin.tokens[1].token: a token must be at least 16 characters"), std::string::npos) << all;
-  EXPECT_NE(all.find("admin.tokens[3].role: expected viewer or operator"), std::string::npos) << all;
+  EXPECT_NE(all.find("admin.tokens[3].role: expected viewer, operator or admin"), std::string::npos) << all;
   EXPECT_NE(all.find("admin.tokens[3].token_sha256: expected 64 hex digits"), std::string::npos) << all;
+  EXPECT_NE(all.find("admin.tokens[5].token_hash: expected sha256:SALT:HASH"), std::string::npos) << all;
   EXPECT_EQ(all.find("operator-token-0123456789"), std::string::npos) << "a secret leaked into an error";
 }
 

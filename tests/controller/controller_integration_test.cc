@@ -26,6 +26,7 @@ using nlohmann::json;
 using testing::TestBackend;
 
 const std::string kOperator = "operator-token-abcdefghij";
+const std::string kAdmin = "admin-token-abcdefghijklmn";
 
 // Load whose good answers come from release v1 or v2.
 class Load : public testing::KeepAliveLoad {
@@ -57,7 +58,7 @@ class RolloutE2E : public ::testing::Test {
   std::string header(int admin_port = 0) {
     return "log: {level: info}\n"
            "admin:\n  listen: 127.0.0.1:" + std::to_string(admin_port) + "\n"
-           "  tokens: [{name: alice, role: operator, token: " + kOperator + "}]\n"
+           "  tokens: [{name: alice, role: operator, token: " + kOperator + "}, {name: root, role: admin, token: " + kAdmin + "}]\n"
            "alerting:\n"
            "  rules: [{alert: RolloutRolledBack, kind: event, event: rollout_rolled_back, by: [service, release],\n"
            "           labels: {severity: page}}]\n"
@@ -410,7 +411,7 @@ TEST_F(RolloutE2E, ReloadAddsAndChangesServicesButNeverPullsOneMidRollout) {
   const int admin = ctl->adminPort();
   auto reload = [&](const std::string& text) {
     dir_.write("g.yaml", text);
-    return testing::httpPost(admin, "/-/reload", "", kOperator);
+    return testing::httpPost(admin, "/-/reload", "", kAdmin);
   };
   ASSERT_EQ(startV2(admin), 200);
   ASSERT_TRUE(testing::waitUntil([&] { return status(admin).value("awaiting_promotion", false); }, 20s)) << status(admin).dump(2);

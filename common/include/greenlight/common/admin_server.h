@@ -21,12 +21,14 @@
 
 namespace greenlight {
 
-enum class Role { kNone = 0, kViewer = 1, kOperator = 2 };
+// viewer reads; operator acts on rollouts and silences; admin also reloads the config.
+enum class Role { kNone = 0, kViewer = 1, kOperator = 2, kAdmin = 3 };
 const char* roleName(Role r);
 
 struct AdminToken {
   std::string name;  // who: shows in logs and the audit trail, never the token itself
   Role role = Role::kViewer;
+  std::string salt;  // raw bytes; digest = SHA-256(salt || token)
   Sha256Digest digest{};
 };
 
