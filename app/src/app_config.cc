@@ -42,6 +42,7 @@ std::optional<AppConfig> fromRoot(ConfigReader& r, const YAML::Node& root) {
   const LogOptions log = parseLogOptions(r, root["log"], "log");
   c.log_format = log.format;
   c.log_level = log.level;
+  c.log_redact = log.redact;
   c.admin = parseAdminOptions(r, root["admin"], "admin");
   c.probes = probes::parseProbes(r, root);
   c.alerting = alerts::parseAlertingConfig(r, root["alerting"], "alerting");

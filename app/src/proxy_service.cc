@@ -32,7 +32,7 @@ StatusOr<std::unique_ptr<ProxyService>> ProxyService::start(const std::string& c
   ConfigErrors errors;
   auto config = loadProxyConfig(config_path, errors);
   if (!config) return InvalidArgument(errors.format());
-  if (Status s = initLogging(config->log.format, config->log.level); !s.ok()) return s;
+  if (Status s = initLogging(config->log.format, config->log.level, config->log.redact); !s.ok()) return s;
   auto svc = std::unique_ptr<ProxyService>(new ProxyService());
   auto store = proxy::RoutingStore::open(config->proxy.routes, config->proxy.state_file, config->proxy.state_key);
   if (!store.ok()) return store.status();

@@ -27,7 +27,7 @@ StatusOr<std::unique_ptr<Service>> Service::start(ServiceOptions options) {
   auto svc = std::unique_ptr<Service>(new Service());
   svc->options_ = std::move(options);
   svc->config_ = std::move(*config);
-  if (Status s = initLogging(svc->config_.log_format, svc->config_.log_level); !s.ok()) return s;
+  if (Status s = initLogging(svc->config_.log_format, svc->config_.log_level, svc->config_.log_redact); !s.ok()) return s;
   AdminServerOptions admin = svc->config_.admin;
   if (svc->options_.admin_port) admin.port = *svc->options_.admin_port;
   auto server = AdminServer::create(admin);

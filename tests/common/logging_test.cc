@@ -54,5 +54,36 @@ TEST(Logging, TextFormatAndBadLevel) {
   EXPECT_FALSE(initLogging(LogFormat::kText, "loud").ok());
 }
 
+TEST(Logging, RedactsSecretsInEveryShapeTheyAppear) {
+  const auto& d = defaultRedactedFields();
+  const std::pair<std::string, std::string> cases[] = {
+      {"request headers: Authorization: Bearer eyJhbGciOi.abc, Accept: */*", "Authorization: Bearer [REDACTED], Accept: */*"},
+      {"body {\"access_token\":\"tok-123\",\"expires_in\":3600}", "{\"access_token\":\"[REDACTED]\",\"expires_in\":3600}"},
+      {"POST grant_type=client_credentials&client_secret=s3cr3t&scope=x", "grant_type=client_credentials&client_secret=[REDACTED]&scope=x"},
+      {"CLIENT_SECRET = hunter2 end", "CLIENT_SECRET = [REDACTED] end"},
+      {"{'password': 'pa ss'}", "{'password': '[REDACTED]'}"},
+      {"token \"alice\" has viewer", "token \"alice\" has viewer"},      // a token's name is not a secret
+      {"my_access_token_count=3", "my_access_token_count=3"},            // part of another word
+      {"no secrets here", "no secrets here"},
+  };
+  for (const auto& [in, want] : cases) {
+    const std::string got = redactSecrets(in, d);
+    EXPECT_NE(got.find(want), std::string::npos) << in << "\n -> " << got;
+  }
+  EXPECT_EQ(redactSecrets("vin=WBA123 odometer=52000", {"vin"}), "vin=[REDACTED] odometer=52000");
+}
+
+TEST(Logging, EveryLineGoesThroughTheRedactionWithConfiguredFields) {
+  const std::string out = captureStderr([] {
+    ASSERT_TRUE(initLogging(LogFormat::kJson, "info", {"vin"}).ok());
+    spdlog::warn("upstream said {{\"access_token\": \"abc123\"}} for vin=WBA0000001");
+    spdlog::default_logger()->flush();
+  });
+  EXPECT_EQ(out.find("abc123"), std::string::npos) << out;
+  EXPECT_EQ(out.find("WBA0000001"), std::string::npos) << out;
+  EXPECT_NE(out.find("[REDACTED]"), std::string::npos) << out;
+  EXPECT_TRUE(nlohmann::json::accept(out)) << out;
+}
+
 }  // namespace
 }  // namespace greenlight

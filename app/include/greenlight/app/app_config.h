@@ -18,6 +18,7 @@ namespace greenlight::app {
 struct AppConfig {
   LogFormat log_format = LogFormat::kText;
   std::string log_level = "info";
+  std::vector<std::string> log_redact;  // log.redact: more field names kept out of log lines
   AdminServerOptions admin;
   std::vector<probes::ProbeSpec> probes;
   alerts::AlertingConfig alerting;
