@@ -101,6 +101,27 @@ class RolloutE2E : public ::testing::Test {
   static int startV2(int admin, const std::string& service = "vehicles") {
     return testing::httpPost(admin, "/api/v1/rollouts/" + service + "/start", R"({"release":"v2"})", kOperator).status;
   }
+  // Starts the controller on `yaml` under client load, starts v2 and waits for the rollback.
+  struct RolledBack {
+    std::unique_ptr<app::Service> ctl;
+    int admin = 0;
+    std::string reason;
+    int failed = -1, v2 = -1;  // client requests that failed, and that v2 answered
+  };
+  RolledBack rollOutExpectingRollback(const std::string& yaml, int threads) {
+    RolledBack r;
+    r.ctl = startController(yaml);
+    if (!r.ctl) return r;
+    r.admin = r.ctl->adminPort();
+    Load load(proxy_port_, threads);
+    EXPECT_EQ(startV2(r.admin), 200);
+    EXPECT_TRUE(testing::waitUntil([&] { return phaseIs(r.admin, "rolled-back"); }, 30s)) << status(r.admin).dump(2);
+    r.reason = status(r.admin).value("reason", "");
+    load.stop();
+    r.failed = load.failed;
+    r.v2 = load.v2();
+    return r;
+  }
   static void replace(std::string& text, const std::string& what, const std::string& with) {
     const size_t at = text.find(what);
     ASSERT_NE(at, std::string::npos) << what;
@@ -243,16 +264,9 @@ TEST_F(RolloutE2E, PrometheusQueriesGateEachStep) {
                "min_requests: 10,\n                 prometheus: {url: 'http://127.0.0.1:" + std::to_string(prom) + "', queries: [\n"
                "                   {name: budget, query: 'label_replace(vector(0.5), \"c\", \"{color}-{service}\", \"\", \"\")',"
                " success: '< 0.1'}]}}");
-  auto ctl = startController(yaml);
-  ASSERT_TRUE(ctl);
-  const int admin = ctl->adminPort();
-  Load load(proxy_port_, 2);
-  ASSERT_EQ(startV2(admin), 200);
-  ASSERT_TRUE(testing::waitUntil([&] { return phaseIs(admin, "rolled-back"); }, 30s)) << status(admin).dump(2);
-  const std::string reason = status(admin)["reason"];
-  EXPECT_NE(reason.find("budget 0.5 (want < 0.1)"), std::string::npos) << reason;
-  load.stop();
-  EXPECT_EQ(load.failed, 0);
+  const RolledBack r = rollOutExpectingRollback(yaml, 2);
+  EXPECT_NE(r.reason.find("budget 0.5 (want < 0.1)"), std::string::npos) << r.reason;
+  EXPECT_EQ(r.failed, 0);
 }
 
 TEST_F(RolloutE2E, WebhookGatesHoldConfirmAndAreToldTheOutcome) {
@@ -311,18 +325,11 @@ TEST_F(RolloutE2E, SlowReleaseIsRolledBackOnTheProxysLatencyQuantile) {
   std::string yaml = config(builtin(), proxy_port_);
   replace(yaml, "interval: 300ms", "interval: 1s");
   replace(yaml, "min_requests: 10}", "min_requests: 5, max_latency: 50ms, latency_quantile: 0.9}");
-  auto ctl = startController(yaml);
-  ASSERT_TRUE(ctl);
-  const int admin = ctl->adminPort();
-  Load load(proxy_port_, 4);
-  ASSERT_EQ(startV2(admin), 200);
-  ASSERT_TRUE(testing::waitUntil([&] { return phaseIs(admin, "rolled-back"); }, 30s)) << status(admin).dump(2);
   // Judged from the proxy's own upstream histogram: no Prometheus in this test.
-  const std::string reason = status(admin)["reason"];
-  EXPECT_NE(reason.find("p90 latency"), std::string::npos) << reason;
-  EXPECT_NE(reason.find("(limit 50 ms)"), std::string::npos) << reason;
-  load.stop();
-  EXPECT_EQ(load.failed, 0);
+  const RolledBack r = rollOutExpectingRollback(yaml, 4);
+  EXPECT_NE(r.reason.find("p90 latency"), std::string::npos) << r.reason;
+  EXPECT_NE(r.reason.find("(limit 50 ms)"), std::string::npos) << r.reason;
+  EXPECT_EQ(r.failed, 0);
 }
 
 TEST_F(RolloutE2E, ProbesThroughPreviewRoutingJudgeTheNewColourOnly) {
@@ -333,18 +340,12 @@ TEST_F(RolloutE2E, ProbesThroughPreviewRoutingJudgeTheNewColourOnly) {
                             "/\n    interval: 1h\n    conditions: ['[STATUS] == 200', '[BODY] == v1']\n";
   std::string yaml = probe + config(builtin(), proxy_port_);
   replace(yaml, "min_requests: 10}", "min_requests: 10, probes: [vehicles-answer]}");
-  auto ctl = startController(yaml);
-  ASSERT_TRUE(ctl);
-  const int admin = ctl->adminPort();
-  Load load(proxy_port_, 2);
-  ASSERT_EQ(startV2(admin), 200);
-  ASSERT_TRUE(testing::waitUntil([&] { return phaseIs(admin, "rolled-back"); }, 30s)) << status(admin).dump(2);
-  const std::string reason = status(admin)["reason"];
-  EXPECT_NE(reason.find("probe vehicles-answer failed"), std::string::npos) << reason;
-  EXPECT_NE(reason.find("v2"), std::string::npos) << "the actual value is named: " << reason;
-  load.stop();
-  EXPECT_EQ(load.failed, 0);
-  EXPECT_EQ(load.v2(), 0) << "stopped at pre-promotion: no client request reached v2";
+  const RolledBack r = rollOutExpectingRollback(yaml, 2);
+  EXPECT_NE(r.reason.find("probe vehicles-answer failed"), std::string::npos) << r.reason;
+  EXPECT_NE(r.reason.find("v2"), std::string::npos) << "the actual value is named: " << r.reason;
+  EXPECT_EQ(r.failed, 0);
+  EXPECT_EQ(r.v2, 0) << "stopped at pre-promotion: no client request reached v2";
+  const int admin = r.admin;
   // The scheduled probe (hourly, not yet run) is untouched by the failed one-off runs: they
   // judge the new colour, not the service's health.
   const json probes = json::parse(testing::httpGet(admin, "/api/v1/probes", kOperator).body);
