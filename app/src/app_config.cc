@@ -22,8 +22,8 @@ void checkAnalysisProbes(ConfigReader& r, const YAML::Node& root, const std::vec
     if (!names.IsDefined() || !names.IsSequence()) continue;
     for (size_t j = 0; j < names.size(); ++j) {
       if (!names[j].IsScalar() || known.count(names[j].Scalar())) continue;
-      r.error(names[j], "rollouts.services[" + std::to_string(i) + "].analysis.probes[" + std::to_string(j) + "]",
-              "no probe named \"" + names[j].Scalar() + "\" in the probes section");
+      const std::string field = ConfigReader::index(ConfigReader::join(ConfigReader::index("rollouts.services", i), "analysis.probes"), j);
+      r.error(names[j], field, "no probe named \"" + names[j].Scalar() + "\" in the probes section");
     }
   }
 }

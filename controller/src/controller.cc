@@ -92,7 +92,9 @@ struct Controller::Impl {
     std::array<ColorCounters, 2> baseline{};
     bool have_baseline = false;
     bool restored = false;  // state came from the state file (a restart)
-    std::array<int, 2> weights{100, 0};  // blue, green as the router last confirmed (or the state says)
+    // Blue, green as the router last confirmed them (the state's own weight is what the machine
+    // asked for, which a failed router change leaves unapplied): the audit log's "before".
+    std::array<int, 2> weights{100, 0};
     std::map<std::string, prometheus::Gauge*> phase_gauges;
     prometheus::Gauge* weight[2] = {nullptr, nullptr};
     prometheus::Gauge* paused = nullptr;
@@ -198,16 +200,27 @@ struct Controller::Impl {
     fam.rollback_time->Remove(s.rollback_time);
   }
 
+  static std::unique_ptr<Router> makeRouter(const ServiceSpec& spec) {
+    return spec.router == RouterKind::kBuiltin ? makeBuiltinRouter(spec.builtin, spec.router_timeout)
+                                               : makeHaproxyRouter(spec.haproxy, spec.router_timeout);
+  }
+
+  // Blue and green as a state implies them: the candidate at its weight, the stable the rest.
+  static std::array<int, 2> weightsOf(const RolloutState& st) {
+    std::array<int, 2> w{};
+    w[static_cast<int>(st.candidate())] = st.weight;
+    w[static_cast<int>(st.stable)] = 100 - st.weight;
+    return w;
+  }
+
   std::unique_ptr<Svc> makeSvc(const ServiceSpec& spec) {
     auto s = std::make_unique<Svc>();
     s->spec = spec;
     s->state.service = spec.rollout.service;
     s->state.stable = spec.initial_stable;
     s->state.stable_release = spec.initial_release;
-    s->router = spec.router == RouterKind::kBuiltin ? makeBuiltinRouter(spec.builtin, spec.router_timeout)
-                                                    : makeHaproxyRouter(spec.haproxy, spec.router_timeout);
-    s->weights[static_cast<int>(s->state.stable)] = 100;
-    s->weights[static_cast<int>(s->state.candidate())] = 0;
+    s->router = makeRouter(spec);
+    s->weights = weightsOf(s->state);
     return s;
   }
 
@@ -252,9 +265,7 @@ struct Controller::Impl {
         continue;
       }
       if (!sameTraffic(s->spec, *it->second)) {
-        s->router = it->second->router == RouterKind::kBuiltin
-                        ? makeBuiltinRouter(it->second->builtin, it->second->router_timeout)
-                        : makeHaproxyRouter(it->second->haproxy, it->second->router_timeout);
+        s->router = makeRouter(*it->second);
         s->have_baseline = false;
       }
       s->spec = *it->second;
@@ -279,9 +290,9 @@ struct Controller::Impl {
 
   void updateGauges(Svc& s) {
     for (auto& [name, g] : s.phase_gauges) g->Set(name == phaseName(s.state.phase) ? 1 : 0);
-    const int cand = s.state.weight;
-    s.weight[static_cast<int>(s.state.candidate())]->Set(cand);
-    s.weight[static_cast<int>(s.state.stable)]->Set(100 - cand);
+    const std::array<int, 2> w = weightsOf(s.state);
+    s.weight[0]->Set(w[0]);
+    s.weight[1]->Set(w[1]);
     s.paused->Set(s.state.paused ? 1 : 0);
   }
 
@@ -388,7 +399,7 @@ struct Controller::Impl {
         r.ok = st.ok();
         r.detail = st.message();
         const std::array<int, 2> before = s.weights;
-        std::array<int, 2> after;
+        std::array<int, 2> after{};
         after[static_cast<int>(fx.color)] = fx.weight;
         after[static_cast<int>(other(fx.color))] = 100 - fx.weight;
         if (st.ok()) s.weights = after;
@@ -704,8 +715,7 @@ StatusOr<std::unique_ptr<Controller>> Controller::start(ControllerConfig config,
   // After a restart: the router may have been changed (or restarted) meanwhile; the state on
   // disk is the truth. Active rollouts carry on from their phase.
   for (auto& s : im.svcs) {
-    s->weights[static_cast<int>(s->state.candidate())] = s->state.weight;
-    s->weights[static_cast<int>(s->state.stable)] = 100 - s->state.weight;
+    s->weights = im.weightsOf(s->state);  // a restored state re-asserts these just below
     if (s->restored) {
       const Status st = s->router->setWeights(s->state.candidate(), s->state.weight);
       if (!st.ok()) spdlog::warn("rollout {}: cannot re-assert weights yet: {}", s->spec.rollout.service, st.message());
