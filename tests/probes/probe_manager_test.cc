@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "support/test_support.h"
 
 namespace greenlight::probes {
@@ -45,13 +47,27 @@ ProbeSpec probe(const std::string& name, Duration interval, Duration timeout = 1
   return p;
 }
 
+// The manager under test on a simulated clock, with a target that answers at once; the seed
+// fixes how first runs are spread.
+class InstantManagerTest : public ::testing::Test {
+ protected:
+  ProbeManager& manager(uint64_t seed, std::shared_ptr<ProbeMetrics> metrics = std::make_shared<ProbeMetrics>()) {
+    random_.emplace(seed);
+    manager_.emplace(transport, sim.scheduler(), *random_, std::move(metrics));
+    return *manager_;
+  }
+  SimulatedScheduler sim;
+  InstantTransport transport{sim.scheduler()};
+
+ private:
+  std::optional<DefaultRandom> random_;
+  std::optional<ProbeManager> manager_;  // last: stops before what it uses
+};
+
 int64_t ms(MonoTime t) { return toMillis(t.time_since_epoch()); }
 
-TEST(ProbeManager, FirstRunsAreSpreadAcrossTheInterval) {
-  SimulatedScheduler sim;
-  InstantTransport transport(sim.scheduler());
-  DefaultRandom random(42);
-  ProbeManager m(transport, sim.scheduler(), random, std::make_shared<ProbeMetrics>());
+TEST_F(InstantManagerTest, FirstRunsAreSpreadAcrossTheInterval) {
+  ProbeManager& m = manager(42);
   std::vector<ProbeSpec> specs;
   for (int i = 0; i < 200; ++i) specs.push_back(probe("p" + std::to_string(i), 10s));
   m.apply(specs);
@@ -65,11 +81,8 @@ TEST(ProbeManager, FirstRunsAreSpreadAcrossTheInterval) {
   }
 }
 
-TEST(ProbeManager, RunsAtAFixedRateFromItsPhase) {
-  SimulatedScheduler sim;
-  InstantTransport transport(sim.scheduler());
-  DefaultRandom random(1);
-  ProbeManager m(transport, sim.scheduler(), random, std::make_shared<ProbeMetrics>());
+TEST_F(InstantManagerTest, RunsAtAFixedRateFromItsPhase) {
+  ProbeManager& m = manager(1);
   m.apply({probe("a", 5s)});
   sim.advance(30s);
   ASSERT_GE(transport.starts.size(), 6u);
@@ -114,11 +127,8 @@ TEST(ProbeManager, AnOverlappingRunIsSkippedAndCounted) {
   EXPECT_LE(transport.history().size(), 4u) << "never more than one run in flight";
 }
 
-TEST(ProbeManager, HealthTransitionsReachListeners) {
-  SimulatedScheduler sim;
-  InstantTransport transport(sim.scheduler());
-  DefaultRandom random(5);
-  ProbeManager m(transport, sim.scheduler(), random, std::make_shared<ProbeMetrics>());
+TEST_F(InstantManagerTest, HealthTransitionsReachListeners) {
+  ProbeManager& m = manager(5);
   std::vector<HealthTransition> transitions;
   m.addListener([&](const ProbeSpec&, const ProbeResult&, const HealthState&, HealthTransition t) {
     if (t != HealthTransition::kNone) transitions.push_back(t);
@@ -140,11 +150,8 @@ TEST(ProbeManager, HealthTransitionsReachListeners) {
   ASSERT_TRUE(snap[0].last.has_value());
 }
 
-TEST(ProbeManager, ARunOnceCarriesExtraHeadersAndLeavesTheProbesHealthAlone) {
-  SimulatedScheduler sim;
-  InstantTransport transport(sim.scheduler());
-  DefaultRandom random(7);
-  ProbeManager m(transport, sim.scheduler(), random, std::make_shared<ProbeMetrics>());
+TEST_F(InstantManagerTest, ARunOnceCarriesExtraHeadersAndLeavesTheProbesHealthAlone) {
+  ProbeManager& m = manager(7);
   int listened = 0;
   m.addListener([&](const ProbeSpec&, const ProbeResult&, const HealthState&, HealthTransition) { ++listened; });
   m.apply({probe("a", 1h)});
@@ -176,11 +183,8 @@ TEST(ProbeManager, ARunOnceCarriesExtraHeadersAndLeavesTheProbesHealthAlone) {
   EXPECT_TRUE(unknown_called) << "no such probe: answered at once";
 }
 
-TEST(ProbeManager, KeepsOnlyTheLastRunsDurationsAndOutcomes) {
-  SimulatedScheduler sim;
-  InstantTransport transport(sim.scheduler());
-  DefaultRandom random(7);
-  ProbeManager m(transport, sim.scheduler(), random, std::make_shared<ProbeMetrics>());
+TEST_F(InstantManagerTest, KeepsOnlyTheLastRunsDurationsAndOutcomes) {
+  ProbeManager& m = manager(7);
   m.apply({probe("a", 1s)});
   sim.advance(40s);
   InstantTransport::ok_status = 500;
@@ -194,12 +198,9 @@ TEST(ProbeManager, KeepsOnlyTheLastRunsDurationsAndOutcomes) {
   EXPECT_TRUE(snap[0].recent[ProbeStatus::kRecentRuns - 3].success);
 }
 
-TEST(ProbeManager, ApplyKeepsUnchangedProbesAndDropsRemovedOnes) {
-  SimulatedScheduler sim;
-  InstantTransport transport(sim.scheduler());
-  DefaultRandom random(9);
+TEST_F(InstantManagerTest, ApplyKeepsUnchangedProbesAndDropsRemovedOnes) {
   auto metrics = std::make_shared<ProbeMetrics>();
-  ProbeManager m(transport, sim.scheduler(), random, metrics);
+  ProbeManager& m = manager(9, metrics);
   m.apply({probe("keep", 10s), probe("drop", 10s)});
   sim.advance(25s);
   const size_t keep_before = std::count_if(transport.starts.begin(), transport.starts.end(),
