@@ -136,7 +136,9 @@ int runProxy(const std::string& path, std::optional<int> admin_port, bool takeov
     std::cerr << "greenlight proxy: " << svc.status().message() << "\n";
     return 1;
   }
-  waitForStop([] { spdlog::warn("SIGHUP: routes change through the runtime API; for other config changes start `greenlight proxy --takeover` with the new config (no connection is dropped)"); });
+  // SIGHUP re-reads certificates and admin tokens; routes change through the runtime API, the
+  // rest with `greenlight proxy --takeover` and the new config (no connection is dropped).
+  waitForStop([&svc] { (void)(*svc)->reload(); });
   (*svc)->stop(std::chrono::seconds(10));  // finish requests in flight
   return 0;
 }

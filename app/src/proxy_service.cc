@@ -34,6 +34,7 @@ StatusOr<std::unique_ptr<ProxyService>> ProxyService::start(const std::string& c
   if (!config) return InvalidArgument(errors.format());
   if (Status s = initLogging(config->log.format, config->log.level, config->log.redact); !s.ok()) return s;
   auto svc = std::unique_ptr<ProxyService>(new ProxyService());
+  svc->config_path_ = config_path;
   auto store = proxy::RoutingStore::open(config->proxy.routes, config->proxy.state_file, config->proxy.state_key);
   if (!store.ok()) return store.status();
   svc->store_ = std::move(store.value());
@@ -71,6 +72,14 @@ StatusOr<std::unique_ptr<ProxyService>> ProxyService::start(const std::string& c
     res.body = r.output;
     return res;
   });
+  ProxyService* self = svc.get();
+  svc->admin_->handle("POST", "/-/reload", Role::kAdmin, [self](const AdminRequest& req) {
+    spdlog::info("reload requested by {}", req.principal);
+    if (Status s = self->reload(); !s.ok()) {
+      return errorResponse(400, "config rejected, the running config stays:\n" + s.message());
+    }
+    return jsonResponse(200, R"({"status":"reloaded"})");
+  });
   // After a takeover the predecessor lets go of the admin port as it stops: wait for it.
   Status started = svc->admin_->start();
   for (int tries = 0; takeover && !started.ok() && tries < 300; ++tries) {
@@ -80,6 +89,25 @@ StatusOr<std::unique_ptr<ProxyService>> ProxyService::start(const std::string& c
   if (!started.ok()) return started;
   svc->admin_->setReady(true);
   return svc;
+}
+
+Status ProxyService::reload() {
+  std::lock_guard<std::mutex> lock(reload_mu_);
+  ConfigErrors errors;
+  auto config = loadProxyConfig(config_path_, errors);
+  Status s = config ? Status::Ok() : InvalidArgument(errors.format());
+  if (s.ok()) s = admin_->checkReload(config->admin);
+  if (s.ok()) s = proxy_->reloadTls(config->proxy.listeners, /*check_only=*/true);
+  if (s.ok()) s = admin_->reload(config->admin);
+  if (s.ok()) s = proxy_->reloadTls(config->proxy.listeners);
+  if (!s.ok()) {
+    spdlog::error("reload rejected: {}", s.message());
+    spdlog::warn("keeping the running config");
+    return s;
+  }
+  spdlog::info("config reloaded: certificates and admin tokens (routes change through the runtime API; other "
+               "changes need `greenlight proxy --takeover`)");
+  return Status::Ok();
 }
 
 ProxyService::~ProxyService() { stop(std::chrono::seconds(0)); }

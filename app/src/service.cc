@@ -139,10 +139,15 @@ Status Service::reload() {
     spdlog::warn("keeping the running config");
     return InvalidArgument(errors.format());
   }
-  if (config->admin.host != config_.admin.host || config->admin.port != config_.admin.port ||
-      config->admin.tls_cert_file != config_.admin.tls_cert_file ||
-      config->admin.tokens.size() != config_.admin.tokens.size()) {
-    spdlog::warn("admin section changed: it takes effect at the next restart");
+  // The admin section first: its certificate files must be readable before anything changes.
+  if (Status s = admin_->checkReload(config->admin); !s.ok()) {
+    reload_ok_->Set(0);
+    spdlog::error("reload rejected: {}", s.message());
+    spdlog::warn("keeping the running config");
+    return s;
+  }
+  if (config->admin.host != config_.admin.host || config->admin.port != config_.admin.port) {
+    spdlog::warn("admin.listen changed: it takes effect at the next restart");
   }
   if (config->rollouts.enabled != config_.rollouts.enabled) {
     spdlog::warn("the rollouts section was added or removed: that takes effect at the next restart");
@@ -162,6 +167,10 @@ Status Service::reload() {
     reload_ok_->Set(0);
     spdlog::error("reload rejected: {}", s.message());
     return s;
+  }
+  if (Status s = admin_->reload(config->admin); !s.ok()) {
+    // Checked above; only a certificate file changing in between gets here.
+    spdlog::error("admin section not applied: {}", s.message());
   }
   const size_t probe_count = config->probes.size();
   engine_->apply(std::move(config->probes));

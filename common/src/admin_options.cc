@@ -31,9 +31,10 @@ AdminServerOptions parseAdminOptions(ConfigReader& r, const YAML::Node& node,
   const YAML::Node tls = node["tls"];
   if (tls.IsDefined() && !tls.IsNull()) {
     const std::string tf = ConfigReader::join(field, "tls");
-    if (r.expectMap(tls, tf, {"cert_file", "key_file"})) {
+    if (r.expectMap(tls, tf, {"cert_file", "key_file", "client_ca_file"})) {
       o.tls_cert_file = r.getString(tls, tf, "cert_file", true).value_or("");
       o.tls_key_file = r.getString(tls, tf, "key_file", true).value_or("");
+      o.tls_client_ca_file = r.getString(tls, tf, "client_ca_file").value_or("");
     }
   }
   o.public_metrics = r.getBool(node, field, "public_metrics").value_or(false);

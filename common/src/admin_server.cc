@@ -1,6 +1,7 @@
 #include "greenlight/common/admin_server.h"
 
 #include <httplib.h>
+#include <openssl/ssl.h>
 #include <prometheus/counter.h>
 #include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
@@ -9,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
+
+#include "greenlight/common/tls.h"
 
 namespace greenlight {
 
@@ -49,10 +52,20 @@ struct AdminServer::Impl {
   prometheus::Counter* auth_throttled = nullptr;
   RealTimeSource real_time;
   std::unique_ptr<AuthThrottle> throttle;
+  std::shared_ptr<ServerTls> tls;  // null: plain HTTP
+  // What reload() may change while requests are served.
+  mutable std::mutex live_mu;
+  std::shared_ptr<const std::vector<AdminToken>> tokens;
+  std::atomic<bool> public_metrics{false};
+
+  std::shared_ptr<const std::vector<AdminToken>> currentTokens() const {
+    std::lock_guard<std::mutex> lock(live_mu);
+    return tokens;
+  }
 
   // Resolves the caller's role; every token is compared so the time does not depend on which.
-  Role authenticate(const httplib::Request& req, std::string* principal) const {
-    if (options.tokens.empty()) {
+  Role authenticate(const httplib::Request& req, const std::vector<AdminToken>& tokens, std::string* principal) const {
+    if (tokens.empty()) {
       *principal = "anonymous";
       return Role::kAdmin;
     }
@@ -61,7 +74,7 @@ struct AdminServer::Impl {
     if (header.compare(0, kBearer.size(), kBearer) != 0) return Role::kNone;
     const std::string_view presented = std::string_view(header).substr(kBearer.size());
     Role role = Role::kNone;
-    for (const auto& t : options.tokens) {
+    for (const auto& t : tokens) {
       if (constantTimeEqual(saltedSha256(t.salt, presented), t.digest) && role == Role::kNone) {
         role = t.role;
         *principal = t.name;
@@ -75,7 +88,8 @@ struct AdminServer::Impl {
   void serve(const httplib::Request& req, httplib::Response& res, Role least,
              const AdminHandler& handler) {
     std::string principal;
-    if (least != Role::kNone && !options.tokens.empty()) {
+    const auto tokens = currentTokens();
+    if (least != Role::kNone && !tokens->empty()) {
       if (const Duration wait = throttle->blockedFor(req.remote_addr); wait > Duration::zero()) {
         // Locked out after too many wrong tokens: the token is not even looked at.
         auth_throttled->Increment();
@@ -87,7 +101,7 @@ struct AdminServer::Impl {
         return;
       }
     }
-    Role role = authenticate(req, &principal);
+    Role role = authenticate(req, *tokens, &principal);
     if (role == Role::kNone && least != Role::kNone) {
       auth_failures->Increment();
       // A wrong token is a guess; a missing one (a page not signed in yet) is not.
@@ -121,6 +135,7 @@ struct AdminServer::Impl {
     ar.body = req.body;
     ar.principal = principal;
     ar.role = role;
+    ar.client_certificate = peerCertificateSubject(req.ssl);
     AdminResponse out = handler(ar);
     res.status = out.status;
     res.set_header("X-Content-Type-Options", "nosniff");
@@ -194,23 +209,32 @@ static bool isLoopback(const std::string& host) {
          host.rfind("127.", 0) == 0;
 }
 
+static TlsFiles tlsFilesOf(const AdminServerOptions& o) {
+  return TlsFiles{o.tls_cert_file, o.tls_key_file, o.tls_client_ca_file, "admin.tls"};
+}
+
 StatusOr<std::unique_ptr<AdminServer>> AdminServer::create(AdminServerOptions options) {
   if (options.tokens.empty() && !isLoopback(options.host)) {
     return InvalidArgument("admin server on " + options.host +
                            " needs at least one token (only loopback may run without)");
   }
   auto impl = std::make_unique<Impl>();
-  if (!options.tls_cert_file.empty() || !options.tls_key_file.empty()) {
-    auto ssl = std::make_unique<httplib::SSLServer>(options.tls_cert_file.c_str(),
-                                                    options.tls_key_file.c_str());
-    if (!ssl->is_valid()) {
-      return InvalidArgument("admin TLS: cannot load certificate \"" + options.tls_cert_file +
-                             "\" with key \"" + options.tls_key_file + "\"");
-    }
+  if (!options.tls_cert_file.empty() || !options.tls_key_file.empty() || !options.tls_client_ca_file.empty()) {
+    auto tls = ServerTls::load(tlsFilesOf(options));
+    if (!tls.ok()) return tls.status();
+    impl->tls = std::move(tls.value());
+    ServerTls* t = impl->tls.get();
+    auto ssl = std::make_unique<httplib::SSLServer>([t](SSL_CTX& ctx) {
+      t->apply(&ctx);
+      return true;
+    });
+    if (!ssl->is_valid()) return InvalidArgument("admin.tls: cannot create a TLS context");
     impl->server = std::move(ssl);
   } else {
     impl->server = std::make_unique<httplib::Server>();
   }
+  impl->tokens = std::make_shared<const std::vector<AdminToken>>(options.tokens);
+  impl->public_metrics = options.public_metrics;
   impl->options = std::move(options);
   impl->requests = &prometheus::BuildCounter()
                         .Name("greenlight_admin_requests_total")
@@ -253,9 +277,8 @@ AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
     res.status = p->ready ? 200 : 503;
     res.set_content(p->ready ? "ready\n" : "not ready\n", "text/plain");
   });
-  Role metrics_role = p->options.public_metrics ? Role::kNone : Role::kViewer;
-  s.Get("/metrics", [p, metrics_role](const httplib::Request& req, httplib::Response& res) {
-    p->serve(req, res, metrics_role, [p](const AdminRequest&) {
+  s.Get("/metrics", [p](const httplib::Request& req, httplib::Response& res) {
+    p->serve(req, res, p->public_metrics ? Role::kNone : Role::kViewer, [p](const AdminRequest&) {
       return p->metricsResponse();
     });
   });
@@ -299,7 +322,40 @@ void AdminServer::addExpositionSource(std::shared_ptr<const ExpositionSource> so
 
 void AdminServer::setReady(bool ready) { impl_->ready = ready; }
 
-bool AdminServer::tls() const { return !impl_->options.tls_cert_file.empty(); }
+bool AdminServer::tls() const { return impl_->tls != nullptr; }
+
+Status AdminServer::checkReload(const AdminServerOptions& o) const {
+  const Impl& im = *impl_;
+  const bool wants_tls = !o.tls_cert_file.empty() || !o.tls_key_file.empty() || !o.tls_client_ca_file.empty();
+  if (wants_tls != (im.tls != nullptr)) {
+    return InvalidArgument(std::string("admin.tls ") + (wants_tls ? "added" : "removed") +
+                           ": switching between HTTP and HTTPS takes effect at the next restart");
+  }
+  if (o.tokens.empty() && !isLoopback(im.options.host)) {
+    return InvalidArgument("admin.tokens: the admin server on " + im.options.host +
+                           " needs at least one token (only loopback may run without)");
+  }
+  if (wants_tls) {
+    auto trial = ServerTls::load(tlsFilesOf(o));  // reads every file; nothing is applied
+    if (!trial.ok()) return trial.status();
+  }
+  return Status::Ok();
+}
+
+Status AdminServer::reload(const AdminServerOptions& o) {
+  Impl& im = *impl_;
+  if (Status s = checkReload(o); !s.ok()) return s;
+  if (im.tls) {
+    if (Status s = im.tls->reload(tlsFilesOf(o)); !s.ok()) return s;
+    spdlog::info("admin API certificate: {}", im.tls->describe());
+  }
+  {
+    std::lock_guard<std::mutex> lock(im.live_mu);
+    im.tokens = std::make_shared<const std::vector<AdminToken>>(o.tokens);
+  }
+  im.public_metrics = o.public_metrics;
+  return Status::Ok();
+}
 
 Status AdminServer::start() {
   auto& s = *impl_->server;
@@ -323,6 +379,7 @@ Status AdminServer::start() {
   }
   spdlog::info("admin API listening on {}://{}:{}", tls() ? "https" : "http",
                impl_->options.host, port_);
+  if (impl_->tls) spdlog::info("admin API certificate: {}", impl_->tls->describe());
   return Status::Ok();
 }
 

@@ -86,11 +86,13 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
     }
     ListenerConfig l;
     l.service = routes.name;
+    l.field = f;
     if (const YAML::Node t = s["tls"]; t.IsDefined() && !t.IsNull()) {
       const std::string tf = R::join(f, "tls");
-      if (r.expectMap(t, tf, {"cert_file", "key_file"})) {
+      if (r.expectMap(t, tf, {"cert_file", "key_file", "client_ca_file"})) {
         l.tls_cert_file = r.getString(t, tf, "cert_file", true).value_or("");
         l.tls_key_file = r.getString(t, tf, "key_file", true).value_or("");
+        l.tls_client_ca_file = r.getString(t, tf, "client_ca_file").value_or("");
       }
     }
     if (auto listen = r.getString(s, f, "listen", true)) {

@@ -4,6 +4,7 @@
 
 #include "greenlight/proxy/listener_handover.h"
 
+#include "greenlight/common/tls.h"
 #include "relay.h"
 #include "request_rules.h"
 
@@ -91,24 +92,12 @@ class RelayBuffer {
 
 int statusClass(unsigned status) { return std::clamp<int>(static_cast<int>(status) / 100, 1, 5); }
 
-// A TLS server context: TLS 1.2 or newer, forward-secret AEAD ciphers for 1.2, the certificate
-// chain and key from PEM files (errors name the file).
-StatusOr<std::shared_ptr<asio::ssl::context>> makeServerTls(const std::string& cert_file, const std::string& key_file) {
-  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
-  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
-                   asio::ssl::context::single_dh_use);
-  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
-  SSL_CTX_set_cipher_list(ctx->native_handle(), "ECDHE+AESGCM:ECDHE+CHACHA20");
-  boost::system::error_code ec;
-  ctx->use_certificate_chain_file(cert_file, ec);
-  if (ec) return InvalidArgument("proxy: tls.cert_file " + cert_file + ": " + ec.message());
-  ctx->use_private_key_file(key_file, asio::ssl::context::pem, ec);
-  if (ec) return InvalidArgument("proxy: tls.key_file " + key_file + ": " + ec.message());
-  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
-    return InvalidArgument("proxy: tls.key_file " + key_file + " does not match " + cert_file);
-  }
-  return ctx;
+TlsFiles tlsFilesOf(const ListenerConfig& l) {
+  return TlsFiles{l.tls_cert_file, l.tls_key_file, l.tls_client_ca_file, l.field.empty() ? "tls" : l.field + ".tls"};
+}
+
+bool wantsTls(const ListenerConfig& l) {
+  return !l.tls_cert_file.empty() || !l.tls_key_file.empty() || !l.tls_client_ca_file.empty();
 }
 
 }  // namespace
@@ -173,6 +162,9 @@ struct ProxyServer::Impl {
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   std::map<std::string, size_t> acceptor_of;  // service -> index in acceptors
   std::map<std::string, int> ports;
+  // TLS listeners: what each presents (replaceable while running) and the contexts using it.
+  std::map<std::string, std::shared_ptr<ServerTls>> tls_of;  // by service
+  std::vector<std::shared_ptr<asio::ssl::context>> tls_contexts;
   std::unique_ptr<asio::local::stream_protocol::acceptor> runtime_acceptor;
   std::map<std::string, std::unique_ptr<Upstream>> upstreams;  // by "host:port"
   std::map<std::string, ServiceMetrics> metrics;
@@ -877,10 +869,14 @@ StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::start(const ProxyConfig& con
     }
     im.ports[l.service] = acceptor->local_endpoint().port();
     std::shared_ptr<asio::ssl::context> tls;
-    if (!l.tls_cert_file.empty()) {
-      auto ctx = makeServerTls(l.tls_cert_file, l.tls_key_file);
-      if (!ctx.ok()) return ctx.status();
-      tls = std::move(ctx.value());
+    if (wantsTls(l)) {
+      auto identity = ServerTls::load(tlsFilesOf(l));
+      if (!identity.ok()) return identity.status();
+      tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+      identity.value()->apply(tls->native_handle());
+      spdlog::info("proxy: service {} certificate: {}", l.service, identity.value()->describe());
+      im.tls_of[l.service] = std::move(identity.value());
+      im.tls_contexts.push_back(tls);
     }
     asio::co_spawn(im.io, im.acceptLoop(*acceptor, l.service, tls), asio::detached);
     spdlog::info("proxy: service {} listening on {}://{}:{}", l.service, tls ? "https" : "http", l.host, im.ports[l.service]);
@@ -919,6 +915,32 @@ int ProxyServer::port(const std::string& service) const {
 }
 
 std::string ProxyServer::statsJson() const { return impl_->statsJson(); }
+
+Status ProxyServer::reloadTls(const std::vector<ListenerConfig>& listeners, bool check_only) {
+  Impl& im = *impl_;
+  std::vector<std::pair<ServerTls*, TlsFiles>> changes;
+  for (const auto& l : listeners) {
+    auto it = im.tls_of.find(l.service);
+    const bool has = it != im.tls_of.end();
+    if (!im.ports.count(l.service)) {
+      return InvalidArgument("proxy: service " + l.service + " is new: new listeners need a restart (--takeover)");
+    }
+    if (wantsTls(l) != has) {
+      return InvalidArgument("proxy: " + (l.field.empty() ? l.service : l.field) + ".tls " + (has ? "removed" : "added") +
+                             ": switching a listener between HTTP and HTTPS needs a restart (--takeover)");
+    }
+    if (!has) continue;
+    auto trial = ServerTls::load(tlsFilesOf(l));  // every file read and checked before any change
+    if (!trial.ok()) return trial.status();
+    changes.emplace_back(it->second.get(), tlsFilesOf(l));
+  }
+  if (check_only) return Status::Ok();
+  for (auto& [tls, files] : changes) {
+    if (Status s = tls->reload(files); !s.ok()) return s;
+    spdlog::info("proxy: {} certificate: {}", files.field, tls->describe());
+  }
+  return Status::Ok();
+}
 
 void ProxyServer::stop(Duration grace) {
   Impl& im = *impl_;

@@ -3,10 +3,15 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <httplib.h>
+
+#include <filesystem>
 #include <fstream>
 #include <regex>
 
 #include "greenlight/common/crypto.h"
+#include "greenlight/simulator/cert_gen.h"
+#include "support/test_backend.h"
 #include "support/test_support.h"
 
 namespace greenlight {
@@ -14,6 +19,7 @@ namespace {
 
 using testing::ChildProcess;
 using testing::TempDir;
+using testing::TestBackend;
 
 TEST(Cli, CheckConfigPrintsEveryErrorWithItsPlaceAndFails) {
   TempDir dir;
@@ -78,6 +84,53 @@ TEST(Cli, RunReloadsOnSighupAndStopsCleanlyOnSigterm) {
 
 namespace greenlight {
 namespace {
+
+// Certificate rotation as certbot or cert-manager does it: new files at the same paths, then
+// SIGHUP. New handshakes get the new certificate; the process and its port stay.
+TEST(Cli, ProxyTakesARenewedCertificateOnSighup) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/old");
+  std::filesystem::create_directories(dir.path() + "/new");
+  std::filesystem::create_directories(dir.path() + "/live");
+  auto old_ca = simulator::CertAuthority::create(dir.path() + "/old", "old CA");
+  auto new_ca = simulator::CertAuthority::create(dir.path() + "/new", "new CA");
+  ASSERT_TRUE(old_ca.ok() && new_ca.ok());
+  auto old_cert = old_ca->issue("proxy", -std::chrono::hours(1), std::chrono::hours(24));
+  auto new_cert = new_ca->issue("proxy", -std::chrono::hours(1), std::chrono::hours(24));
+  ASSERT_TRUE(old_cert.ok() && new_cert.ok());
+  const std::string cert = dir.write("live/cert.pem", testing::readFile(old_cert->cert_file));
+  const std::string key = dir.write("live/key.pem", testing::readFile(old_cert->key_file));
+  TestBackend backend("blue");
+  const int listen = testing::freePort();
+  const std::string path = dir.write("proxy.yaml", "admin: {listen: '127.0.0.1:0'}\nproxy:\n  services:\n"
+      "    - name: vehicles\n      listen: 127.0.0.1:" + std::to_string(listen) + "\n      blue: [" + backend.address() +
+      "]\n      green: []\n      weights: {blue: 100, green: 0}\n      tls: {cert_file: " + cert + ", key_file: " + key + "}\n");
+  ChildProcess p({GREENLIGHT_BINARY, "proxy", "--config", path}, dir.path() + "/log.txt");
+  auto answersTrusting = [&](const std::string& ca) {
+    httplib::SSLClient c("127.0.0.1", listen);
+    c.set_ca_cert_path(ca.c_str());
+    c.enable_server_certificate_verification(true);
+    auto res = c.Get("/");
+    return res && res->status == 200 && res->body == "blue";
+  };
+  ASSERT_TRUE(testing::waitUntil([&] { return answersTrusting(old_ca->caFile()); })) << testing::readFile(dir.path() + "/log.txt");
+
+  dir.write("live/cert.pem", testing::readFile(new_cert->cert_file));
+  dir.write("live/key.pem", testing::readFile(new_cert->key_file));
+  p.signal(SIGHUP);
+  EXPECT_TRUE(testing::waitUntil([&] { return answersTrusting(new_ca->caFile()); })) << testing::readFile(dir.path() + "/log.txt");
+  EXPECT_FALSE(answersTrusting(old_ca->caFile()));
+
+  dir.write("live/key.pem", "not a key\n");  // a half-written renewal: refused, the new pair stays
+  p.signal(SIGHUP);
+  EXPECT_TRUE(testing::waitUntil([&] {
+    return testing::readFile(dir.path() + "/log.txt").find("reload rejected") != std::string::npos;
+  }));
+  EXPECT_TRUE(answersTrusting(new_ca->caFile()));
+  EXPECT_TRUE(p.running());
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(std::chrono::seconds(15)), 0);
+}
 
 TEST(Cli, DemoProbesTheSimulatorAndStopsEverythingOnSigterm) {
   TempDir dir;

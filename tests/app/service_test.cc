@@ -109,6 +109,30 @@ TEST_F(ServiceTest, ReloadNeedsTheAdminRole) {
   EXPECT_EQ(httpPost(svc->adminPort(), "/-/reload", "").status, 401);
 }
 
+TEST_F(ServiceTest, ReloadRotatesTokensAndRefusesAnAdminChangeItCannotApply) {
+  const std::string path = dir_.write("g.yaml", config({"a"}));
+  auto svc = start(path);
+  ASSERT_TRUE(svc);
+  const int port = svc->adminPort();
+  const std::string rotated = "operator-token-rotated-0123";
+  std::string text = config({"a", "b"});
+  text.replace(text.find(kOperator), kOperator.size(), rotated);
+  std::ofstream(path) << text;
+  ASSERT_EQ(httpPost(port, "/-/reload", "", kAdmin).status, 200);
+  EXPECT_EQ(httpGet(port, "/api/v1/probes", kOperator).status, 401);  // the old token is gone
+  EXPECT_EQ(httpGet(port, "/api/v1/probes", rotated).status, 200);
+
+  // HTTPS cannot be switched on by a reload: refused as a whole, the probes stay as they were.
+  text = config({"c"});
+  text.replace(text.find("  tokens:"), 0, "  tls: {cert_file: /etc/ssl/x.pem, key_file: /etc/ssl/x-key.pem}\n");
+  std::ofstream(path) << text;
+  auto r = httpPost(port, "/-/reload", "", kAdmin);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("admin.tls added: switching between HTTP and HTTPS takes effect at the next restart"),
+            std::string::npos) << r.body;
+  EXPECT_EQ(probeNames(port), (std::vector<std::string>{"a", "b"}));
+}
+
 TEST_F(ServiceTest, StartWithABadConfigFailsWithEveryError) {
   ServiceOptions o;
   o.config_path = dir_.write("bad.yaml", "probes:\n  - {name: x, url: 'gopher://x'}\n  - {url: 'https://x/'}\n");

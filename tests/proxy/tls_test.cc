@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
+
 #include "greenlight/simulator/cert_gen.h"
 #include "proxy/proxy_fixture.h"
 
@@ -53,10 +55,18 @@ class TlsProxyTest : public ProxyTest {
     auto files = ca->issue("proxy", -std::chrono::hours(1), std::chrono::hours(24));
     ASSERT_TRUE(files.ok());
     ca_file_ = ca->caFile();
-    start(blue_.address(), green_.address(), "", "{blue: 100, green: 0}",
-          "      tls: {cert_file: " + files->cert_file + ", key_file: " + files->key_file + "}\n");
+    tls_line_ = "      tls: {cert_file: " + files->cert_file + ", key_file: " + files->key_file + "}\n";
+    start(blue_.address(), green_.address(), "", "{blue: 100, green: 0}", tls_line_);
+  }
+  // Rewrites the config file with another `tls:` line for the service.
+  void rewriteTls(const std::string& line) {
+    std::string text = testing::readFile(config_);
+    text.replace(text.find(tls_line_), tls_line_.size(), line);
+    tls_line_ = line;
+    dir_.write("proxy.yaml", text);
   }
   std::string ca_file_;
+  std::string tls_line_;
 };
 
 TEST_F(TlsProxyTest, AVerifiedHttpsRequestReachesTheBackendMarkedHttps) {
@@ -95,6 +105,58 @@ TEST_F(TlsProxyTest, OldProtocolsAndPlainHttpAreRefusedAndTheProxyKeepsServing) 
   EXPECT_EQ(res->status, 200);
   const std::string metrics = testing::httpGet(svc_->adminPort(), "/metrics").body;
   EXPECT_NE(metrics.find("greenlight_proxy_tls_handshake_failures_total{service=\"vehicles\"} 2"), std::string::npos) << metrics;
+}
+
+TEST_F(TlsProxyTest, CertificateAndClientCaChangeOnReloadAndOpenConnectionsKeepServing) {
+  httplib::SSLClient before("127.0.0.1", port_);
+  before.set_ca_cert_path(ca_file_.c_str());
+  before.enable_server_certificate_verification(true);
+  before.set_keep_alive(true);
+  ASSERT_TRUE(before.Get("/"));
+
+  const std::string next_dir = dir_.path() + "/next";
+  std::filesystem::create_directories(next_dir);
+  auto next_ca = simulator::CertAuthority::create(next_dir, "next CA");
+  ASSERT_TRUE(next_ca.ok());
+  auto server = next_ca->issue("proxy-next", -1h, 24h);
+  auto client = next_ca->issue("tester", -1h, 24h);
+  ASSERT_TRUE(server.ok() && client.ok());
+  rewriteTls("      tls: {cert_file: " + server->cert_file + ", key_file: " + server->key_file +
+             ", client_ca_file: " + next_ca->caFile() + "}\n");
+  auto reloaded = testing::httpPost(svc_->adminPort(), "/-/reload", "");
+  ASSERT_EQ(reloaded.status, 200) << reloaded.body;
+
+  auto kept = before.Get("/");  // the connection opened before the reload goes on
+  ASSERT_TRUE(kept) << httplib::to_string(kept.error());
+  EXPECT_EQ(kept->status, 200);
+  httplib::SSLClient old_trust("127.0.0.1", port_, client->cert_file, client->key_file);
+  old_trust.set_ca_cert_path(ca_file_.c_str());
+  old_trust.enable_server_certificate_verification(true);
+  EXPECT_FALSE(old_trust.Get("/")) << "new connections must get the new certificate";
+  httplib::SSLClient no_cert("127.0.0.1", port_);
+  no_cert.set_ca_cert_path(next_ca->caFile().c_str());
+  no_cert.enable_server_certificate_verification(true);
+  EXPECT_FALSE(no_cert.Get("/")) << "the listener now requires a client certificate";
+  httplib::SSLClient with_cert("127.0.0.1", port_, client->cert_file, client->key_file);
+  with_cert.set_ca_cert_path(next_ca->caFile().c_str());
+  with_cert.enable_server_certificate_verification(true);
+  auto res = with_cert.Get("/");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->body, "blue");
+
+  // A reload naming a missing key is refused (400, the file named) and nothing changes.
+  rewriteTls("      tls: {cert_file: " + server->cert_file + ", key_file: /nonexistent/key.pem, client_ca_file: " +
+             next_ca->caFile() + "}\n");
+  auto refused = testing::httpPost(svc_->adminPort(), "/-/reload", "");
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_NE(refused.body.find("proxy.services[0].tls.key_file: cannot read /nonexistent/key.pem"), std::string::npos)
+      << refused.body;
+  httplib::SSLClient after("127.0.0.1", port_, client->cert_file, client->key_file);
+  after.set_ca_cert_path(next_ca->caFile().c_str());
+  after.enable_server_certificate_verification(true);
+  auto still = after.Get("/");
+  ASSERT_TRUE(still);
+  EXPECT_EQ(still->status, 200);
 }
 
 TEST(ProxyTlsConfig, AMissingCertificateFileIsAClearStartError) {

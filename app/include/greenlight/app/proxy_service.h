@@ -1,9 +1,11 @@
 // `greenlight proxy --config FILE`: the data plane process. Owns the routing store, the proxy
-// and an admin server with /metrics, GET /api/v1/routes, GET /api/v1/stats and
-// POST /api/v1/runtime (a runtime command in the body, operator role). Thread-safe.
+// and an admin server with /metrics, GET /api/v1/routes, GET /api/v1/stats,
+// POST /api/v1/runtime (a runtime command in the body, operator role) and POST /-/reload
+// (admin role; also SIGHUP). Thread-safe.
 #pragma once
 
 #include <functional>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,6 +41,11 @@ class ProxyService {
   int port(const std::string& service) const { return proxy_->port(service); }
   int adminPort() const { return admin_->port(); }
   proxy::RoutingStore& store() { return *store_; }
+  // Reads the config file again and applies what can change without a restart: the TLS
+  // certificates, keys and client CAs of the listeners and the admin API, and the admin
+  // tokens. Routes change through the runtime API, everything else with `--takeover`. All or
+  // nothing: a bad file leaves everything as it was.
+  Status reload();
 
  private:
   ProxyService() = default;
@@ -46,6 +53,8 @@ class ProxyService {
   std::unique_ptr<proxy::ProxyServer> proxy_;
   std::unique_ptr<AdminServer> admin_;
   RealTimeSource time_;
+  std::string config_path_;
+  std::mutex reload_mu_;
 };
 
 }  // namespace greenlight::app

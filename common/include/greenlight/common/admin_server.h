@@ -1,5 +1,7 @@
 // The admin HTTP(S) server: /metrics, /healthz, /readyz and the JSON API of every component.
-// Bearer tokens carry a role (viewer < operator); each route names the least role it needs.
+// Bearer tokens carry a role (viewer < operator < admin); each route names the least role it
+// needs. With TLS the certificate can be replaced while running (reload) and client
+// certificates can be required (mTLS).
 // Tokens are compared by SHA-256 digest in constant time. Without tokens the server refuses to
 // bind anything but loopback. Thread-safe; handlers run on the server's worker threads.
 #pragma once
@@ -37,6 +39,9 @@ struct AdminServerOptions {
   int port = 9470;  // 0 picks a free port (tests)
   std::string tls_cert_file;
   std::string tls_key_file;
+  // With TLS: clients must present a certificate that chains to this CA (mTLS), on top of the
+  // token their role comes from.
+  std::string tls_client_ca_file;
   std::vector<AdminToken> tokens;
   bool public_metrics = false;  // let Prometheus scrape /metrics without a token
   // Wrong tokens from one address: after 10 in a minute it gets 429 for 5 minutes.
@@ -55,6 +60,7 @@ struct AdminRequest {
   std::multimap<std::string, std::string> params;
   std::string body;
   std::string principal;  // token name, or "anonymous"
+  std::string client_certificate;  // subject of the verified client certificate (mTLS), or ""
   Role role = Role::kNone;
 };
 
@@ -88,6 +94,14 @@ class AdminServer {
 
   Status start();
   void stop();
+  // Applies a changed `admin:` section while running: tokens, public_metrics and the TLS
+  // certificate, key and client CA (new files or the same files re-read). All or nothing: on
+  // error (unreadable certificate, no tokens on a non-loopback address, TLS turned on or off)
+  // nothing changes. The listen address is not looked at: it changes at a restart.
+  Status reload(const AdminServerOptions& options);
+  // The checks of reload() without applying anything (a config reload validates every section
+  // before it changes any).
+  Status checkReload(const AdminServerOptions& options) const;
   int port() const { return port_; }
   bool tls() const;
 

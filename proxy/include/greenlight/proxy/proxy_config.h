@@ -16,9 +16,12 @@ struct ListenerConfig {
   std::string service;
   std::string host = "127.0.0.1";
   uint16_t port = 0;
-  // TLS termination (TLS 1.2+): both set, or neither (plain HTTP).
+  // TLS termination (TLS 1.2+): both set, or neither (plain HTTP). With a client CA, clients
+  // must present a certificate that chains to it (mTLS).
   std::string tls_cert_file;
   std::string tls_key_file;
+  std::string tls_client_ca_file;
+  std::string field;  // where it came from ("proxy.services[0]"), for error messages
 };
 
 struct ProxyTimeouts {

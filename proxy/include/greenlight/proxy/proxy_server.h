@@ -41,6 +41,11 @@ class ProxyServer {
   void stop(Duration grace);
   // Per service and colour: requests by status class, retries, upstream errors (JSON).
   std::string statsJson() const;
+  // Reads the TLS certificate, key and client CA of every TLS listener again, from the paths in
+  // `listeners` (the same services as at start): new handshakes use them, open connections keep
+  // theirs. All or nothing: if any file is bad, no listener changes. `check_only`: read and
+  // check, apply nothing.
+  Status reloadTls(const std::vector<ListenerConfig>& listeners, bool check_only = false);
 
  private:
   struct Impl;
