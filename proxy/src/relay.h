@@ -6,8 +6,10 @@
 
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
+#include <array>
 #include <chrono>
 #include <memory>
+#include <string>
 
 namespace greenlight::proxy::relay {
 
@@ -69,6 +71,92 @@ asio::awaitable<Result> relayBody(Src& src, beast::flat_buffer& src_buffer, http
       co_return Result::kDestinationFailed;
     }
   } while (!p.is_done() && !sr.is_done());
+  co_return Result::kDone;
+}
+
+// Writes a parsed (and rewritten) message head as HTTP/1.x wire bytes into `out`: start line,
+// each field as Beast holds it, blank line. One contiguous buffer goes out in one write, instead
+// of the serializer's scatter list of a few bytes per piece. Only what Beast's parser accepted
+// or we set is written: names and values never hold CR or LF.
+template <bool isRequest, class Fields>
+void serializeHead(const http::header<isRequest, Fields>& h, std::string& out) {
+  out.clear();
+  if constexpr (isRequest) {
+    out.append(h.method_string().data(), h.method_string().size()).append(" ");
+    out.append(h.target().data(), h.target().size()).append(h.version() >= 11 ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n");
+  } else {
+    out.append(h.version() >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ").append(std::to_string(h.result_int())).append(" ");
+    const auto reason = h.reason().empty() ? http::obsolete_reason(h.result()) : h.reason();
+    out.append(reason.data(), reason.size()).append("\r\n");
+  }
+  for (const auto& f : h) {
+    out.append(f.name_string().data(), f.name_string().size()).append(": ");
+    out.append(f.value().data(), f.value().size()).append("\r\n");
+  }
+  out.append("\r\n");
+}
+
+// Gives `p` what `buffer` holds (Beast parses; nothing is read from a socket). need_more and
+// need_buffer are not errors here: the caller reads more, or empties the body buffer.
+template <bool isRequest, class Body>
+void feed(http::parser<isRequest, Body>& p, beast::flat_buffer& buffer, boost::system::error_code& ec) {
+  const size_t used = p.put(buffer.data(), ec);
+  buffer.consume(used);
+  if (ec == http::error::need_more || ec == http::error::need_buffer) ec = {};
+}
+
+// Reads a message head into `p` from `src` (whatever `buffer` already holds first), with plain
+// reads and Beast's parser fed synchronously: no composed operation per message. Errors as
+// Beast's async_read_header gives them: end_of_stream if the peer closed before a byte,
+// partial_message if it closed in the middle, the parser's error for a bad or too large head.
+template <bool isRequest, class Body, class Src>
+asio::awaitable<void> readHeader(Src& src, beast::flat_buffer& buffer, http::parser<isRequest, Body>& p,
+                                 boost::system::error_code& ec) {
+  for (;;) {
+    if (buffer.size() > 0) {
+      feed(p, buffer, ec);
+      if (ec || p.is_header_done()) co_return;
+    }
+    const size_t got = co_await src.async_read_some(buffer.prepare(8192), ecOut(ec));
+    if (ec == asio::error::eof) ec = p.got_some() ? http::error::partial_message : http::error::end_of_stream;
+    if (ec) co_return;
+    buffer.commit(got);
+  }
+}
+
+// Moves a message with a known length (Content-Length, or no body) whose head `p` has read from
+// `src`, to `dst`: `head` (serialized by serializeHead) goes out with the first piece of the
+// body in one write when that piece has already arrived, then the body one buffer at a time.
+template <bool isRequest, class Src, class Dst>
+asio::awaitable<Result> relaySized(Src& src, beast::flat_buffer& src_buffer, http::parser<isRequest, http::buffer_body>& p,
+                                   Dst& dst, const std::string& head, char* buf, std::chrono::steady_clock::duration timeout) {
+  boost::system::error_code ec;
+  bool head_sent = false;
+  if (p.is_done() || src_buffer.size() == 0) {
+    beast::get_lowest_layer(dst).expires_after(timeout);
+    co_await asio::async_write(dst, asio::buffer(head), ecOut(ec));
+    if (ec) co_return Result::kDestinationFailed;
+    head_sent = true;
+  }
+  while (!p.is_done()) {
+    if (src_buffer.size() == 0) {
+      beast::get_lowest_layer(src).expires_after(timeout);
+      const size_t got = co_await src.async_read_some(src_buffer.prepare(kChunk), ecOut(ec));
+      if (ec) co_return Result::kSourceFailed;  // closed before the announced length: cut short
+      src_buffer.commit(got);
+    }
+    p.get().body().data = buf;
+    p.get().body().size = kChunk;
+    feed(p, src_buffer, ec);
+    if (ec) co_return Result::kSourceFailed;
+    const size_t n = kChunk - p.get().body().size;
+    if (n == 0 && head_sent) continue;
+    const std::array<asio::const_buffer, 2> out{head_sent ? asio::const_buffer() : asio::buffer(head), asio::buffer(buf, n)};
+    head_sent = true;
+    beast::get_lowest_layer(dst).expires_after(timeout);
+    co_await asio::async_write(dst, out, ecOut(ec));
+    if (ec) co_return Result::kDestinationFailed;
+  }
   co_return Result::kDone;
 }
 

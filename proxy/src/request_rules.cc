@@ -81,14 +81,35 @@ Parsed parseRequest(std::string_view bytes, const Limits& limits) {
 
 template <class Fields>
 void stripHopByHop(Fields& f) {
-  static const char* kHopByHop[] = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
-                                    "upgrade", "proxy-authenticate", "proxy-authorization"};
+  // Headers the Connection header names are hop-by-hop too (beyond the usual close,
+  // keep-alive and upgrade, which go anyway); rare, so looked for only when there are some.
   std::vector<std::string> named;
   for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it) {
-    for (auto token : http::token_list(it->value())) named.emplace_back(token);
+    for (auto token : http::token_list(it->value())) {
+      if (!boost::beast::iequals(token, "close") && !boost::beast::iequals(token, "keep-alive") &&
+          !boost::beast::iequals(token, "upgrade")) {
+        named.emplace_back(token);
+      }
+    }
   }
   for (const auto& n : named) f.erase(n);
-  for (const char* h : kHopByHop) f.erase(h);
+  // One pass over the fields, comparing the names Beast has already recognised.
+  for (auto it = f.begin(); it != f.end();) {
+    switch (it->name()) {
+      case http::field::connection:
+      case http::field::keep_alive:
+      case http::field::proxy_connection:
+      case http::field::te:
+      case http::field::trailer:
+      case http::field::upgrade:
+      case http::field::proxy_authenticate:
+      case http::field::proxy_authorization:
+        it = f.erase(it);
+        break;
+      default:
+        ++it;
+    }
+  }
 }
 
 template void stripHopByHop(http::request<http::string_body>&);
