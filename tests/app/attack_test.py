@@ -164,8 +164,10 @@ def main():
                 for _, body, _, _ in bodies[:4]:
                     post(admin, silence, body)
             after = rss_kib(demo.process.pid)
-            check("admin API: memory over 400 hostile bodies", after - before < 30 * 1024,
-                  f"RSS {before // 1024} MiB -> {after // 1024} MiB")
+            # Under AddressSanitizer freed memory waits in its quarantine (256 MiB by default).
+            limit_mib = 30 + (256 if os.environ.get("GREENLIGHT_SANITIZED") else 0)
+            check("admin API: memory over 400 hostile bodies", after - before < limit_mib * 1024,
+                  f"RSS {before // 1024} MiB -> {after // 1024} MiB (limit: {limit_mib} MiB more)")
 
             # Token brute force, last (it locks this address out): refused, counted, then 429.
             codes = [http("GET", demo.admin + "/api/v1/probes", token=f"guess-{i:04d}-abcdefghijklmnop")[0] for i in range(12)]
