@@ -16,6 +16,7 @@
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/container/small_vector.hpp>
 #include <boost/beast.hpp>
 #include <boost/beast/ssl.hpp>
 #include <chrono>
@@ -348,7 +349,8 @@ struct ProxyServer::Impl {
     bool keep_client = true;  // the client connection can carry another request
   };
 
-  using Candidates = std::vector<std::pair<const Endpoint*, Upstream*>>;
+  // A colour rarely has more than a few endpoints: no heap allocation per request for them.
+  using Candidates = boost::container::small_vector<std::pair<const Endpoint*, Upstream*>, 8>;
 
   // Ready endpoints of a colour in turn; ejected ones only when none is ready (a likely failure
   // beats a certain 503).
