@@ -118,8 +118,8 @@ struct ProxyServer::Impl {
   };
   struct Upstream {
     tcp::endpoint address;
-    std::mutex mu;
-    // Idle connections per thread: a connection stays with the event loop that opened it.
+    // Idle connections per event loop: a connection stays with the loop that opened it, and
+    // idle[i] is touched only by loop i's thread, so no lock.
     std::vector<std::vector<std::unique_ptr<UpstreamConn>>> idle;
     prometheus::Counter* requests = nullptr;
     prometheus::Counter* errors = nullptr;
@@ -178,10 +178,15 @@ struct ProxyServer::Impl {
   std::map<std::string, ServiceMetrics> metrics;
   std::atomic<uint64_t> rr{0};
   std::atomic<bool> stopping{false};
-  std::mutex sessions_mu;
-  std::set<Session*> sessions;
+  // Open client sessions, per event loop (a loop's lock is only ever contended by stop()).
+  struct LoopSessions {
+    std::mutex mu;
+    std::set<Session*> set;
+  };
+  std::vector<LoopSessions> sessions;
   std::atomic<int> open_sessions{0};
-  std::condition_variable sessions_cv;  // signalled when a session ends (graceful stop waits)
+  std::mutex stop_mu;
+  std::condition_variable sessions_cv;  // signalled when a session ends while stopping
   std::mutex tunnels_mu;
   std::set<Tunnel*> tunnels;
   std::function<void()> on_handed_over;
@@ -193,7 +198,8 @@ struct ProxyServer::Impl {
     return v;
   }
   Impl(const ProxyConfig& c, RoutingStore& s, std::shared_ptr<prometheus::Registry> r, const TimeSource& t)
-      : cfg(c), store(s), registry(std::move(r)), time(t), loops(makeLoops(c.threads)), io(*loops[0]) {}
+      : cfg(c), store(s), registry(std::move(r)), time(t), loops(makeLoops(c.threads)), io(*loops[0]),
+        sessions(loops.size()) {}
 
   void buildMetrics() {
     auto& requests = prometheus::BuildCounter().Name("greenlight_proxy_requests_total")
@@ -365,7 +371,6 @@ struct ProxyServer::Impl {
   }
 
   std::unique_ptr<UpstreamConn> takeIdle(Upstream& up, size_t loop) {
-    std::lock_guard<std::mutex> lock(up.mu);
     auto& idle = up.idle[loop];
     if (idle.empty()) return nullptr;
     auto conn = std::move(idle.back());
@@ -376,7 +381,6 @@ struct ProxyServer::Impl {
   void giveBack(Upstream& up, size_t loop, std::unique_ptr<UpstreamConn> conn) {
     if (stopping) return;
     conn->stream.expires_never();
-    std::lock_guard<std::mutex> lock(up.mu);
     auto& idle = up.idle[loop];
     if (idle.size() < cfg.max_idle_upstream_per_endpoint) idle.push_back(std::move(conn));
   }
@@ -632,9 +636,11 @@ struct ProxyServer::Impl {
 
   // A client connection: plain, or TLS after the handshake.
   awaitable<void> serve(tcp::socket socket, std::string service, size_t loop, std::shared_ptr<asio::ssl::context> tls) {
+    boost::system::error_code ignored;
+    std::string client_ip = socket.remote_endpoint(ignored).address().to_string();
     if (!tls) {
       beast::tcp_stream client(std::move(socket));
-      co_await session(client, service, loop, false);
+      co_await session(client, service, std::move(client_ip), loop, false);
       co_return;
     }
     beast::ssl_stream<beast::tcp_stream> client(beast::tcp_stream(std::move(socket)), *tls);
@@ -645,22 +651,21 @@ struct ProxyServer::Impl {
       metrics.at(service).tls_failures->Increment();  // scanners, plain HTTP on the TLS port, old clients
       co_return;
     }
-    co_await session(client, service, loop, true);
+    co_await session(client, service, std::move(client_ip), loop, true);
   }
 
   template <class Stream>
-  awaitable<void> session(Stream& client, std::string service, size_t loop, bool tls) {
+  awaitable<void> session(Stream& client, std::string service, const std::string client_ip, size_t loop, bool tls) {
     Session self;
     self.client = &lowest(client);
     {
-      std::lock_guard<std::mutex> lock(sessions_mu);
-      sessions.insert(&self);
+      std::lock_guard<std::mutex> lock(sessions[loop].mu);
+      sessions[loop].set.insert(&self);
     }
     ++open_sessions;
     ServiceMetrics& m = metrics.at(service);
     m.active->Increment();
     boost::system::error_code ignored;
-    const std::string client_ip = lowest(client).socket().remote_endpoint(ignored).address().to_string();
     beast::flat_buffer buffer;
     RelayBuffer scratch;  // bodies pass through here, one piece at a time; heads are written here
     bool first = true;
@@ -757,11 +762,14 @@ struct ProxyServer::Impl {
     lowest(client).socket().shutdown(tcp::socket::shutdown_send, ignored);
     m.active->Decrement();
     {
-      std::lock_guard<std::mutex> lock(sessions_mu);
-      sessions.erase(&self);
-      --open_sessions;
+      std::lock_guard<std::mutex> lock(sessions[loop].mu);
+      sessions[loop].set.erase(&self);
     }
-    sessions_cv.notify_all();
+    --open_sessions;
+    if (stopping) {  // stop() waits for the last session (it sets `stopping` before it looks)
+      std::lock_guard<std::mutex> lock(stop_mu);
+      sessions_cv.notify_all();
+    }
   }
 
   awaitable<void> acceptLoop(tcp::acceptor& acceptor, std::string service, std::shared_ptr<asio::ssl::context> tls) {
@@ -975,25 +983,28 @@ void ProxyServer::stop(Duration grace) {
   });
   // Idle keep-alive connections close now; busy ones after their response (a session that
   // becomes idle later sees `stopping` and ends).
-  {
-    std::unique_lock<std::mutex> lock(im.sessions_mu);
-    for (Impl::Session* s : im.sessions) {
+  for (auto& loop_sessions : im.sessions) {
+    std::lock_guard<std::mutex> lock(loop_sessions.mu);
+    for (Impl::Session* s : loop_sessions.set) {
       if (!s->idle) continue;
       auto* client = s->client;
       asio::post(client->get_executor(), [client] { client->cancel(); });
     }
-    {
-      // Tunnels have no request boundary to wait for: they close now.
-      std::lock_guard<std::mutex> tl(im.tunnels_mu);
-      for (Impl::Tunnel* t : im.tunnels) {
-        asio::post(t->client->get_executor(), [&im, t] {
-          std::lock_guard<std::mutex> check(im.tunnels_mu);
-          if (!im.tunnels.count(t)) return;
-          t->client->cancel();
-          t->upstream->cancel();
-        });
-      }
+  }
+  {
+    // Tunnels have no request boundary to wait for: they close now.
+    std::lock_guard<std::mutex> tl(im.tunnels_mu);
+    for (Impl::Tunnel* t : im.tunnels) {
+      asio::post(t->client->get_executor(), [&im, t] {
+        std::lock_guard<std::mutex> check(im.tunnels_mu);
+        if (!im.tunnels.count(t)) return;
+        t->client->cancel();
+        t->upstream->cancel();
+      });
     }
+  }
+  {
+    std::unique_lock<std::mutex> lock(im.stop_mu);
     im.sessions_cv.wait_for(lock, grace, [&im] { return im.open_sessions == 0; });
   }
   for (auto& loop : im.loops) loop->stop();
