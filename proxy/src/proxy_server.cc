@@ -165,8 +165,10 @@ struct ProxyServer::Impl {
   // so no strand or lock is needed on its path.
   std::vector<std::unique_ptr<asio::io_context>> loops;
   asio::io_context& io;  // loops[0]: listeners and the runtime socket
-  std::atomic<size_t> next_loop{0};
   std::vector<std::thread> threads;
+  // Every event loop accepts on every listener (loop 0 on the socket itself, the others on a
+  // duplicate of it): a connection is served by the loop that accepted it, with no hand-off
+  // between threads. acceptor_of names the original socket, the one handed over on takeover.
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   std::map<std::string, size_t> acceptor_of;  // service -> index in acceptors
   std::map<std::string, int> ports;
@@ -772,18 +774,28 @@ struct ProxyServer::Impl {
     }
   }
 
-  awaitable<void> acceptLoop(tcp::acceptor& acceptor, std::string service, std::shared_ptr<asio::ssl::context> tls) {
+  awaitable<void> acceptLoop(tcp::acceptor& acceptor, std::string service, size_t loop,
+                             std::shared_ptr<asio::ssl::context> tls) {
     for (;;) {
       boost::system::error_code ec;
-      const size_t loop = next_loop.fetch_add(1, std::memory_order_relaxed) % loops.size();
-      tcp::socket socket = co_await acceptor.async_accept(*loops[loop], ecOut(ec));
+      tcp::socket socket = co_await acceptor.async_accept(ecOut(ec));
       if (ec) {
-        if (stopping || ec == asio::error::operation_aborted) co_return;
+        if (stopping || handed_over || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) co_return;
         spdlog::warn("proxy: accept on {} failed: {}", service, ec.message());
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
       asio::co_spawn(*loops[loop], serve(std::move(socket), service, loop, tls), asio::detached);
+    }
+  }
+
+  // Closes every acceptor on its own event loop (an acceptor is not to be touched from another).
+  void closeAcceptors() {
+    for (auto& a : acceptors) {
+      asio::post(a->get_executor(), [acceptor = a.get()] {
+        boost::system::error_code ec;
+        acceptor->close(ec);
+      });
     }
   }
 
@@ -818,8 +830,7 @@ struct ProxyServer::Impl {
     }
     spdlog::warn("proxy: listeners handed over to a new proxy ({}); finishing requests in flight, then exiting", who);
     handed_over = true;
-    boost::system::error_code ec;
-    for (auto& a : acceptors) a->close(ec);
+    closeAcceptors();
     if (on_handed_over) on_handed_over();
   }
 
@@ -908,7 +919,18 @@ StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::start(const ProxyConfig& con
       im.tls_of[l.service] = std::move(identity.value());
       im.tls_contexts.push_back(tls);
     }
-    asio::co_spawn(im.io, im.acceptLoop(*acceptor, l.service, tls), asio::detached);
+    asio::co_spawn(im.io, im.acceptLoop(*acceptor, l.service, 0, tls), asio::detached);
+    for (size_t i = 1; i < im.loops.size(); ++i) {
+      auto extra = std::make_unique<tcp::acceptor>(*im.loops[i]);
+      const int fd = ::dup(acceptor->native_handle());
+      extra->assign(at.protocol(), fd, ec);
+      if (ec) {
+        ::close(fd);
+        return Unavailable("proxy: cannot share the listener of " + l.service + ": " + ec.message());
+      }
+      asio::co_spawn(*im.loops[i], im.acceptLoop(*extra, l.service, i, tls), asio::detached);
+      im.acceptors.push_back(std::move(extra));
+    }
     spdlog::info("proxy: service {} listening on {}://{}:{}", l.service, tls ? "https" : "http", l.host, im.ports[l.service]);
     im.acceptor_of[l.service] = im.acceptors.size();
     im.acceptors.push_back(std::move(acceptor));
@@ -976,9 +998,9 @@ void ProxyServer::stop(Duration grace) {
   Impl& im = *impl_;
   if (im.threads.empty()) return;
   im.stopping = true;
+  im.closeAcceptors();
   asio::post(im.io, [&im] {
     boost::system::error_code ec;
-    for (auto& a : im.acceptors) a->close(ec);
     if (im.runtime_acceptor) im.runtime_acceptor->close(ec);
   });
   // Idle keep-alive connections close now; busy ones after their response (a session that
