@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <stdlib.h>
 
 #include <atomic>
@@ -16,6 +17,7 @@
 
 #include "greenlight/common/crypto.h"
 #include "greenlight/common/random.h"
+#include "greenlight/common/tls.h"
 #include "greenlight/simulator/cert_gen.h"
 
 namespace greenlight::simulator {
@@ -82,6 +84,7 @@ struct Simulator::Impl {
     std::string name;  // "platform" or the OEM
     const OemProfile* oem = nullptr;
     std::unique_ptr<httplib::Server> server;
+    std::shared_ptr<ServerTls> tls;  // what an HTTPS listener presents (TLS 1.2+, as every listener)
     std::thread thread;
     std::atomic<bool> done{true};
     int port = 0;
@@ -400,14 +403,24 @@ StatusOr<std::unique_ptr<Simulator>> Simulator::start(SimulatorOptions options) 
     ca.emplace(std::move(created.value()));
     im.ca_file = ca->caFile();
   }
-  auto make = [&](const std::string& name, const OemProfile* oem) -> StatusOr<std::unique_ptr<httplib::Server>> {
-    if (!im.options.tls) return std::make_unique<httplib::Server>();
-    auto files = oem ? ca->issue(name, oem->cert_not_before, oem->cert_validity)
-                     : ca->issue(name, -1h, 365 * 24h);
+  auto make = [&](Impl::Listener& l) -> Status {
+    if (!im.options.tls) {
+      l.server = std::make_unique<httplib::Server>();
+      return Status::Ok();
+    }
+    auto files = l.oem ? ca->issue(l.name, l.oem->cert_not_before, l.oem->cert_validity)
+                       : ca->issue(l.name, -1h, 365 * 24h);
     if (!files.ok()) return files.status();
-    auto server = std::make_unique<httplib::SSLServer>(files->cert_file.c_str(), files->key_file.c_str());
-    if (!server->is_valid()) return Internal("simulator: cannot load certificate for " + name);
-    return std::unique_ptr<httplib::Server>(std::move(server));
+    auto tls = ServerTls::load({files->cert_file, files->key_file, "", "simulator " + l.name});
+    if (!tls.ok()) return tls.status();
+    l.tls = std::move(tls.value());
+    auto server = std::make_unique<httplib::SSLServer>([t = l.tls.get()](SSL_CTX& ctx) {
+      t->apply(&ctx);
+      return true;
+    });
+    if (!server->is_valid()) return Internal("simulator: cannot create a TLS context for " + l.name);
+    l.server = std::move(server);
+    return Status::Ok();
   };
   auto sim = std::unique_ptr<Simulator>(new Simulator(std::move(impl)));
   Impl& i = *sim->impl_;
@@ -415,9 +428,7 @@ StatusOr<std::unique_ptr<Simulator>> Simulator::start(SimulatorOptions options) 
     auto l = std::make_unique<Impl::Listener>();
     l->name = name;
     l->oem = oem;
-    auto server = make(name, oem);
-    if (!server.ok()) return server.status();
-    l->server = std::move(server.value());
+    if (Status made = make(*l); !made.ok()) return made;
     i.routes(*l);
     Status s = i.listen(*l, port);
     i.listeners.push_back(std::move(l));

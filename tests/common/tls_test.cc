@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <openssl/ssl.h>
 
 #include <filesystem>
 
@@ -102,6 +103,14 @@ TEST_F(TlsTest, BadFilesNameTheFieldAndTheFile) {
   ASSERT_TRUE(good.ok()) << good.status().message();
   EXPECT_TRUE((*good)->requiresClientCertificate());
   EXPECT_NE((*good)->describe().find("CN=server"), std::string::npos) << (*good)->describe();
+}
+
+TEST_F(TlsTest, AdminRefusesProtocolsOlderThanTls12) {
+  auto server = start(options(0, false));
+  ASSERT_TRUE(server);
+  EXPECT_FALSE(testing::tlsHandshakes(server->port(), TLS1_1_VERSION));
+  EXPECT_TRUE(testing::tlsHandshakes(server->port(), TLS1_2_VERSION));
+  EXPECT_TRUE(testing::tlsHandshakes(server->port(), TLS1_3_VERSION));
 }
 
 TEST_F(TlsTest, AdminCertificateIsReplacedWithoutARestart) {

@@ -31,22 +31,6 @@ int connectTo(int port) {
   return fd;
 }
 
-// True if a client limited to `max_version` completes a handshake with the proxy.
-bool handshakes(int port, int max_version) {
-  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
-  SSL_CTX_set_max_proto_version(ctx, max_version);
-  SSL_CTX_set_security_level(ctx, 0);  // let the client offer old protocols at all
-  SSL* ssl = SSL_new(ctx);
-  const int fd = connectTo(port);
-  SSL_set_fd(ssl, fd);
-  const bool ok = SSL_connect(ssl) == 1;
-  SSL_free(ssl);
-  SSL_CTX_free(ctx);
-  ::close(fd);
-  return ok;
-}
-
 class TlsProxyTest : public ProxyTest {
  protected:
   void SetUp() override {
@@ -85,9 +69,9 @@ TEST_F(TlsProxyTest, AVerifiedHttpsRequestReachesTheBackendMarkedHttps) {
 }
 
 TEST_F(TlsProxyTest, OldProtocolsAndPlainHttpAreRefusedAndTheProxyKeepsServing) {
-  EXPECT_FALSE(handshakes(port_, TLS1_1_VERSION)) << "TLS 1.1 must be refused";
-  EXPECT_TRUE(handshakes(port_, TLS1_2_VERSION));
-  EXPECT_TRUE(handshakes(port_, TLS1_3_VERSION));
+  EXPECT_FALSE(testing::tlsHandshakes(port_, TLS1_1_VERSION)) << "TLS 1.1 must be refused";
+  EXPECT_TRUE(testing::tlsHandshakes(port_, TLS1_2_VERSION));
+  EXPECT_TRUE(testing::tlsHandshakes(port_, TLS1_3_VERSION));
   const int fd = connectTo(port_);
   ASSERT_GE(fd, 0);
   const std::string plain = "GET / HTTP/1.1\r\nHost: v\r\n\r\n";

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <openssl/ssl.h>
 
 #include <nlohmann/json.hpp>
 
@@ -127,6 +128,12 @@ TEST_F(SimulatorTest, HangIsReleasedWhenHealed) {
   EXPECT_TRUE(testing::waitUntil([&] { return status != 0; }));
   t.join();
   EXPECT_EQ(status, 503);
+}
+
+TEST_F(SimulatorTest, HttpsListenersRefuseProtocolsOlderThanTls12) {
+  EXPECT_FALSE(testing::tlsHandshakes(sim_->platformPort(), TLS1_1_VERSION));
+  EXPECT_TRUE(testing::tlsHandshakes(sim_->platformPort(), TLS1_2_VERSION));
+  EXPECT_TRUE(testing::tlsHandshakes(sim_->platformPort(), TLS1_3_VERSION));
 }
 
 TEST_F(SimulatorTest, InfoNamesEveryEndpoint) {

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -219,6 +220,31 @@ probes::TransportResult ScriptedTransport::failed(probes::FailureReason reason,
   r.error = reason;
   r.error_message = std::move(message);
   return r;
+}
+
+bool tlsHandshakes(int port, int max_version) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return false;
+  }
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
+  SSL_CTX_set_max_proto_version(ctx, max_version);
+  SSL_CTX_set_security_level(ctx, 0);  // let the client offer old protocols at all
+  SSL* ssl = SSL_new(ctx);
+  SSL_set_fd(ssl, fd);
+  const bool ok = SSL_connect(ssl) == 1;
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  ::close(fd);
+  return ok;
 }
 
 }  // namespace greenlight::testing

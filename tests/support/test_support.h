@@ -54,6 +54,10 @@ class ChildProcess {
 
 std::string readFile(const std::string& path);
 
+// True if a TLS client limited to protocol versions up to `max_version` (e.g. TLS1_1_VERSION)
+// completes a handshake with 127.0.0.1:port (no certificate check: only the protocol matters).
+bool tlsHandshakes(int port, int max_version);
+
 // An environment of just these variables, for config tests.
 EnvLookup fakeEnv(std::map<std::string, std::string> vars);
 
