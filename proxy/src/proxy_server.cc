@@ -172,9 +172,9 @@ struct ProxyServer::Impl {
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   std::map<std::string, size_t> acceptor_of;  // service -> index in acceptors
   std::map<std::string, int> ports;
-  // TLS listeners: what each presents (replaceable while running) and the contexts using it.
+  // TLS listeners: what each presents (replaceable while running). Contexts call back into it
+  // only during handshakes, which end when the loops stop, before this Impl is destroyed.
   std::map<std::string, std::shared_ptr<ServerTls>> tls_of;  // by service
-  std::vector<std::shared_ptr<asio::ssl::context>> tls_contexts;
   std::unique_ptr<asio::local::stream_protocol::acceptor> runtime_acceptor;
   std::map<std::string, std::unique_ptr<Upstream>> upstreams;  // by "host:port"
   std::map<std::string, ServiceMetrics> metrics;
@@ -917,7 +917,6 @@ StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::start(const ProxyConfig& con
       identity.value()->apply(tls->native_handle());
       spdlog::info("proxy: service {} certificate: {}", l.service, identity.value()->describe());
       im.tls_of[l.service] = std::move(identity.value());
-      im.tls_contexts.push_back(tls);
     }
     asio::co_spawn(im.io, im.acceptLoop(*acceptor, l.service, 0, tls), asio::detached);
     for (size_t i = 1; i < im.loops.size(); ++i) {

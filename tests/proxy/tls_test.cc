@@ -16,21 +16,6 @@
 namespace greenlight::proxy {
 namespace {
 
-int connectTo(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  timeval tv{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return fd;
-}
-
 class TlsProxyTest : public ProxyTest {
  protected:
   void SetUp() override {
@@ -72,7 +57,7 @@ TEST_F(TlsProxyTest, OldProtocolsAndPlainHttpAreRefusedAndTheProxyKeepsServing) 
   EXPECT_FALSE(testing::tlsHandshakes(port_, TLS1_1_VERSION)) << "TLS 1.1 must be refused";
   EXPECT_TRUE(testing::tlsHandshakes(port_, TLS1_2_VERSION));
   EXPECT_TRUE(testing::tlsHandshakes(port_, TLS1_3_VERSION));
-  const int fd = connectTo(port_);
+  const int fd = testing::connectLoopback(port_);
   ASSERT_GE(fd, 0);
   const std::string plain = "GET / HTTP/1.1\r\nHost: v\r\n\r\n";
   ASSERT_EQ(::send(fd, plain.data(), plain.size(), MSG_NOSIGNAL), ssize_t(plain.size()));

@@ -222,7 +222,7 @@ probes::TransportResult ScriptedTransport::failed(probes::FailureReason reason,
   return r;
 }
 
-bool tlsHandshakes(int port, int max_version) {
+int connectLoopback(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -230,10 +230,16 @@ bool tlsHandshakes(int port, int max_version) {
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
     ::close(fd);
-    return false;
+    return -1;
   }
   timeval tv{5, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+bool tlsHandshakes(int port, int max_version) {
+  const int fd = connectLoopback(port);
+  if (fd < 0) return false;
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
   SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
   SSL_CTX_set_max_proto_version(ctx, max_version);

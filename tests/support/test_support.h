@@ -54,6 +54,9 @@ class ChildProcess {
 
 std::string readFile(const std::string& path);
 
+// A blocking TCP connection to 127.0.0.1:port whose reads time out after 5 s; -1 if refused.
+int connectLoopback(int port);
+
 // True if a TLS client limited to protocol versions up to `max_version` (e.g. TLS1_1_VERSION)
 // completes a handshake with 127.0.0.1:port (no certificate check: only the protocol matters).
 bool tlsHandshakes(int port, int max_version);
