@@ -74,7 +74,9 @@ TEST_F(AlertingProcessTest, KilledDuringAReceiverOutageDeliversAfterRestartAndPa
   sim_->clearFaults("bmw");
   ASSERT_TRUE(testing::waitUntil([&] { return receiver.count() >= 2; })) << testing::readFile(dir_.path() + "/second.log");
   const auto r = receiver.requests();
-  EXPECT_EQ(json::parse(r[1].body)["status"], "resolved");
+  EXPECT_EQ(json::parse(r[1].body)["status"], "resolved") << r[1].body << "\nfirst run:\n"
+                                                         << testing::readFile(dir_.path() + "/first.log") << "\nsecond run:\n"
+                                                         << testing::readFile(dir_.path() + "/second.log");
   EXPECT_EQ(json::parse(r[0].body)["alerts"][0]["startsAt"], json::parse(r[1].body)["alerts"][0]["startsAt"]);
   EXPECT_EQ(r.size(), 2u);
   EXPECT_NE(testing::readFile(dir_.path() + "/second.log").find("left by the previous run"), std::string::npos);
