@@ -219,7 +219,7 @@ StatusOr<std::unique_ptr<AdminServer>> AdminServer::create(AdminServerOptions op
                            " needs at least one token (only loopback may run without)");
   }
   auto impl = std::make_unique<Impl>();
-  if (!options.tls_cert_file.empty() || !options.tls_key_file.empty() || !options.tls_client_ca_file.empty()) {
+  if (tlsFilesOf(options).any()) {
     auto tls = ServerTls::load(tlsFilesOf(options));
     if (!tls.ok()) return tls.status();
     impl->tls = std::move(tls.value());
@@ -326,7 +326,7 @@ bool AdminServer::tls() const { return impl_->tls != nullptr; }
 
 Status AdminServer::checkReload(const AdminServerOptions& o) const {
   const Impl& im = *impl_;
-  const bool wants_tls = !o.tls_cert_file.empty() || !o.tls_key_file.empty() || !o.tls_client_ca_file.empty();
+  const bool wants_tls = tlsFilesOf(o).any();
   if (wants_tls != (im.tls != nullptr)) {
     return InvalidArgument(std::string("admin.tls ") + (wants_tls ? "added" : "removed") +
                            ": switching between HTTP and HTTPS takes effect at the next restart");

@@ -111,7 +111,6 @@ Status ServerTls::reload(const TlsFiles& f) {
   BIO_free(out);
   std::lock_guard<std::mutex> lock(mu_);
   current_ = std::move(m);
-  files_ = f;
   return Status::Ok();
 }
 
@@ -144,11 +143,6 @@ void ServerTls::apply(SSL_CTX* ctx) {
   static const unsigned char kContext[] = "greenlight";
   SSL_CTX_set_session_id_context(ctx, kContext, sizeof kContext - 1);
   SSL_CTX_set_cert_cb(ctx, &ServerTls::onHandshake, this);
-}
-
-TlsFiles ServerTls::files() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return files_;
 }
 
 bool ServerTls::requiresClientCertificate() const {

@@ -104,10 +104,6 @@ TlsFiles tlsFilesOf(const ListenerConfig& l) {
   return TlsFiles{l.tls_cert_file, l.tls_key_file, l.tls_client_ca_file, l.field.empty() ? "tls" : l.field + ".tls"};
 }
 
-bool wantsTls(const ListenerConfig& l) {
-  return !l.tls_cert_file.empty() || !l.tls_key_file.empty() || !l.tls_client_ca_file.empty();
-}
-
 }  // namespace
 
 struct ProxyServer::Impl {
@@ -910,7 +906,7 @@ StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::start(const ProxyConfig& con
     }
     im.ports[l.service] = acceptor->local_endpoint().port();
     std::shared_ptr<asio::ssl::context> tls;
-    if (wantsTls(l)) {
+    if (tlsFilesOf(l).any()) {
       auto identity = ServerTls::load(tlsFilesOf(l));
       if (!identity.ok()) return identity.status();
       tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
@@ -976,7 +972,7 @@ Status ProxyServer::reloadTls(const std::vector<ListenerConfig>& listeners, bool
     if (!im.ports.count(l.service)) {
       return InvalidArgument("proxy: service " + l.service + " is new: new listeners need a restart (--takeover)");
     }
-    if (wantsTls(l) != has) {
+    if (tlsFilesOf(l).any() != has) {
       return InvalidArgument("proxy: " + (l.field.empty() ? l.service : l.field) + ".tls " + (has ? "removed" : "added") +
                              ": switching a listener between HTTP and HTTPS needs a restart (--takeover)");
     }

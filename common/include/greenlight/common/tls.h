@@ -25,9 +25,8 @@ struct TlsFiles {
   std::string client_ca_file;  // PEM CA(s) client certificates must chain to; empty: no mTLS
   // Where these came from, for error messages (e.g. "admin.tls").
   std::string field = "tls";
-  bool operator==(const TlsFiles& o) const {
-    return cert_file == o.cert_file && key_file == o.key_file && client_ca_file == o.client_ca_file;
-  }
+  // Any file named: the listener serves HTTPS (load() then says which one is missing).
+  bool any() const { return !cert_file.empty() || !key_file.empty() || !client_ca_file.empty(); }
 };
 
 class ServerTls {
@@ -39,14 +38,12 @@ class ServerTls {
   // Reads `files` again (the same or new paths) and, if all of them are good, serves them from
   // the next handshake on. On error nothing changes.
   Status reload(const TlsFiles& files);
-  Status reload() { return reload(files()); }
 
   // Configures `ctx` for a server: protocol floor, ciphers, and a per-handshake callback that
   // presents the current certificate and, with a client CA, requires a client certificate.
   // This ServerTls must outlive every SSL_CTX it was applied to.
   void apply(SSL_CTX* ctx);
 
-  TlsFiles files() const;
   bool requiresClientCertificate() const;
   // The current certificate's subject and expiry, for logs ("CN=... until 2027-01-01").
   std::string describe() const;
@@ -57,7 +54,6 @@ class ServerTls {
   static int onHandshake(SSL* ssl, void* self);
   mutable std::mutex mu_;
   std::shared_ptr<const Material> current_;
-  TlsFiles files_;
 };
 
 // The subject of the client certificate a connection presented and that verified ("CN=ops,
