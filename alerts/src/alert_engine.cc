@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "greenlight/common/failpoint.h"
 #include "greenlight/common/files.h"
 
 namespace greenlight::alerts {
@@ -79,12 +80,19 @@ AlertEngine::AlertEngine(const AlertingConfig& config, Scheduler& scheduler, Ran
     state_dirty_ = true;
   });
   dispatcher_ = std::make_unique<Dispatcher>(*guarded_, [this](const Notification& n) {
+    // Crash safety, in this order: the outbox entry reaches the disk (a kill after this point
+    // delivers it on the next start, and loadState() counts it as sent); the group's new "sent"
+    // state reaches the disk; only then may the delivery thread send it (so a delivered entry
+    // never leaves the outbox before the state that records it is saved).
     EncodeContext ctx{config_.external_url, guarded_->time().wallNow()};
     deliverer_->enqueue(n, ctx);
     spdlog::info("alert group {} ({}, {} alert(s)) queued for {}", n.group_key, n.firing ? "firing" : "resolved",
                  n.alerts.size(), n.receiver);
+    failpoint("alerts.queued");
     state_dirty_ = true;
-    saveState();  // before anything else: "notified" must be on disk with the outbox entry
+    saveState();
+    failpoint("alerts.saved");
+    deliverer_->release();
   });
   alerts_gauge_ = &prometheus::BuildGauge()
                        .Name("greenlight_alerts")
@@ -292,6 +300,15 @@ Status AlertEngine::loadState() {
   rules_->restore(firing);
   dispatcher_->restore(groups, std::move(silences));
   spdlog::info("alerting: restored {} firing alert(s) and {} group(s) from {}", firing.size(), groups.size(), state_file_);
+  // A kill between queueing a notification and saving this file: the outbox is the newer record.
+  size_t queued = 0;
+  for (const auto& e : deliverer_->entries()) {
+    if (!e.group_key.empty() && dispatcher_->restoreQueued(e.group_key, e.sent, e.created)) ++queued;
+  }
+  if (queued > 0) {
+    spdlog::info("alerting: {} queued notification(s) were newer than {}; counted as sent", queued, state_file_);
+    saveState();
+  }
   return Status::Ok();
 }
 

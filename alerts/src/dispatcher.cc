@@ -277,4 +277,15 @@ void Dispatcher::restore(const std::vector<GroupRecord>& groups, std::vector<Sil
   }
 }
 
+bool Dispatcher::restoreQueued(const std::string& group_key, const std::map<std::string, bool>& sent, WallTime at) {
+  auto it = groups_.find(group_key);
+  if (it == groups_.end()) return false;  // not saved at all: its alerts come back through the rules
+  Group& g = it->second;
+  if (g.flushed && g.sent == sent && g.last_notified >= at) return false;
+  g.sent = sent;
+  g.flushed = true;
+  g.last_notified = std::max(g.last_notified, at);
+  return true;
+}
+
 }  // namespace greenlight::alerts

@@ -3,7 +3,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -12,9 +14,6 @@
 namespace greenlight::alerts {
 
 using nlohmann::json;
-
-namespace {
-}  // namespace
 
 Deliverer::Deliverer(const TimeSource& time, RandomSource& random, std::unique_ptr<HttpClient> http,
                      std::string state_file, RetryPolicy retry, prometheus::Registry& registry,
@@ -68,6 +67,10 @@ Status Deliverer::load() {
       o.first_alert_start = fromUnixMillis(e.value("first_alert_start_ms", int64_t{0}));
       o.attempts = e.value("attempts", 0);
       o.next_attempt = fromUnixMillis(e.value("next_attempt_ms", int64_t{0}));
+      o.group_key = e.value("group_key", "");
+      if (e.contains("sent")) o.sent = e.at("sent").get<std::map<std::string, bool>>();
+      o.seq = e.value("seq", uint64_t{0});  // an older file has none: the id's number
+      if (o.seq == 0 && o.id.size() > 1) o.seq = std::strtoull(o.id.c_str() + 1, nullptr, 10);
       entries_[o.id] = o;
     }
     next_id_ = j.value("next_id", uint64_t{1});
@@ -92,7 +95,10 @@ Status Deliverer::persistLocked() {
                    {"created_ms", toUnixMillis(e.created)},
                    {"first_alert_start_ms", toUnixMillis(e.first_alert_start)},
                    {"attempts", e.attempts},
-                   {"next_attempt_ms", toUnixMillis(e.next_attempt)}});
+                   {"next_attempt_ms", toUnixMillis(e.next_attempt)},
+                   {"group_key", e.group_key},
+                   {"sent", e.sent},
+                   {"seq", e.seq}});
   }
   json j = {{"version", 1}, {"next_id", next_id_}, {"entries", arr}};
   Status s = writeStateFile(state_file_, j.dump(), state_key_, "outbox");
@@ -115,26 +121,35 @@ size_t Deliverer::enqueue(const Notification& n, const EncodeContext& ctx) {
     return 0;
   }
   WallTime first{};
+  std::map<std::string, bool> sent;
   for (const auto& a : n.alerts) {
     if (a.firing && (first == WallTime{} || a.starts_at < first)) first = a.starts_at;
+    sent[a.fingerprint] = a.firing;
   }
   size_t count = 0;
   for (auto& p : it->second->encode(n, ctx)) {
     OutboxEntry e;
-    e.id = "n" + std::to_string(next_id_++);
+    e.seq = next_id_++;
+    e.id = "n" + std::to_string(e.seq);
     e.receiver = n.receiver;
     e.payload = std::move(p);
     e.created = ctx.now;
     e.first_alert_start = first;
     e.next_attempt = ctx.now;
+    e.group_key = n.group_key;
+    e.sent = sent;
+    e.held = true;
     entries_[e.id] = std::move(e);
     ++count;
   }
-  if (count > 0) {
-    (void)persistLocked();  // logged inside; delivery still goes ahead from memory
-    cv_.notify_all();
-  }
+  if (count > 0) (void)persistLocked();  // logged inside; delivery still goes ahead from memory
   return count;
+}
+
+void Deliverer::release() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [id, e] : entries_) e.held = false;
+  cv_.notify_all();
 }
 
 void Deliverer::start() {
@@ -162,6 +177,7 @@ std::vector<OutboxEntry> Deliverer::entries() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<OutboxEntry> out;
   for (const auto& [id, e] : entries_) out.push_back(e);
+  std::sort(out.begin(), out.end(), [](const OutboxEntry& a, const OutboxEntry& b) { return a.seq < b.seq; });
   return out;
 }
 
@@ -186,6 +202,7 @@ void Deliverer::loop() {
     const OutboxEntry* due = nullptr;
     WallTime next = WallTime::max();
     for (const auto& [id, e] : entries_) {
+      if (e.held) continue;
       if (!receivers_.count(e.receiver)) continue;  // its receiver is gone from config: kept for a reload
       if (e.next_attempt <= now && (!due || e.next_attempt < due->next_attempt)) due = &e;
       next = std::min(next, e.next_attempt);

@@ -82,6 +82,42 @@ TEST_F(AlertingProcessTest, KilledDuringAReceiverOutageDeliversAfterRestartAndPa
   EXPECT_NE(testing::readFile(dir_.path() + "/second.log").find("left by the previous run"), std::string::npos);
 }
 
+// The two crash windows around a new notification, hit exactly with a failpoint: after the
+// outbox entry is on disk but before alerts.json records it, and after both but before the
+// delivery thread may send it. Either way the receiver hears nothing from the dying run (the
+// entry is held until the state is saved), the next run pages once, and healing resolves once.
+class CrashWindowTest : public AlertingProcessTest, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(CrashWindowTest, KillAroundQueueingPagesExactlyOnce) {
+  RecordingReceiver receiver;
+  const int admin_port = testing::freePort();
+  const std::string path = dir_.write("g.yaml", config(admin_port, "webhook: {url: '" + receiver.url() + "'}"));
+  breakBmw();
+  {
+    ChildProcess first({GREENLIGHT_BINARY, "run", "--config", path}, dir_.path() + "/first.log",
+                       {{"GREENLIGHT_FAILPOINT", GetParam()}});
+    EXPECT_EQ(first.wait(10s), 86) << testing::readFile(dir_.path() + "/first.log");
+  }
+  EXPECT_EQ(receiver.count(), 0u);
+  ChildProcess second({GREENLIGHT_BINARY, "run", "--config", path}, dir_.path() + "/second.log");
+  ASSERT_TRUE(testing::waitUntil([&] { return receiver.count() >= 1; })) << testing::readFile(dir_.path() + "/second.log");
+  EXPECT_EQ(json::parse(receiver.requests()[0].body)["status"], "firing");
+  sim_->clearFaults("bmw");
+  ASSERT_TRUE(testing::waitUntil([&] { return receiver.count() >= 2; })) << testing::readFile(dir_.path() + "/second.log");
+  const auto r = receiver.requests();
+  EXPECT_EQ(json::parse(r[1].body)["status"], "resolved") << r[1].body << "\nfirst run:\n"
+                                                         << testing::readFile(dir_.path() + "/first.log") << "\nsecond run:\n"
+                                                         << testing::readFile(dir_.path() + "/second.log");
+  // Nothing else is on its way: the outbox is empty and no group is left to flush.
+  ASSERT_TRUE(testing::waitUntil([&] {
+    return testing::httpGet(admin_port, "/metrics").body.find("greenlight_notification_outbox_depth 0") != std::string::npos;
+  }));
+  EXPECT_EQ(receiver.count(), 2u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Failpoints, CrashWindowTest, ::testing::Values("alerts.queued", "alerts.saved"),
+                         [](const auto& info) { return std::string(info.param) == "alerts.queued" ? "Queued" : "Saved"; });
+
 TEST_F(AlertingProcessTest, RealAlertmanagerReceivesAndResolvesTheAlert) {
   const int am_port = testing::freePort();
   const std::string am_cfg = dir_.write("am.yml", "route: {receiver: blackhole}\nreceivers: [{name: blackhole}]\n");

@@ -107,6 +107,10 @@ class Dispatcher {
 
   std::vector<GroupRecord> groups() const;
   void restore(const std::vector<GroupRecord>& groups, std::vector<Silence> silences);
+  // After restore(): a notification the previous run had queued (it is still in the outbox)
+  // counts as sent even if the saved groups do not show it yet. `sent` is what it tells the
+  // receiver (fingerprint -> firing). Returns whether the group's record changed.
+  bool restoreQueued(const std::string& group_key, const std::map<std::string, bool>& sent, WallTime at);
   size_t groupCount() const { return groups_.size(); }
 
  private:

@@ -35,6 +35,12 @@ struct OutboxEntry {
   int attempts = 0;
   WallTime next_attempt{};
   std::string last_error;
+  // The group the notification came from and what its receiver knows once it is delivered
+  // (fingerprint -> firing), so a restart can tell a queued notification from an unsent one.
+  std::string group_key;
+  std::map<std::string, bool> sent;
+  uint64_t seq = 0;    // enqueue order
+  bool held = false;   // in memory only: not sent before release()
 };
 
 class HttpClient {
@@ -61,12 +67,15 @@ class Deliverer {
   // Loads what a previous run left; an unreadable file is an error (nothing is half-read).
   Status load();
   void setReceivers(std::map<std::string, std::shared_ptr<const Notifier>> receivers);
-  // Encodes and stores the payloads of `n`, then wakes the sender. Returns how many.
+  // Encodes and stores the payloads of `n` (on disk before this returns). Returns how many.
+  // They are held: the sender takes them after release(), so the caller can record that it
+  // notified before the receiver may hear it (see AlertEngine).
   size_t enqueue(const Notification& n, const EncodeContext& ctx);
+  void release();  // wakes the sender for everything enqueued
   void start();
   void stop();
   size_t depth() const;
-  std::vector<OutboxEntry> entries() const;
+  std::vector<OutboxEntry> entries() const;  // in enqueue order
 
  private:
   void loop();
