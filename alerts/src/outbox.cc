@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "greenlight/common/files.h"
@@ -71,9 +72,10 @@ Status Deliverer::load() {
       if (e.contains("sent")) o.sent = e.at("sent").get<std::map<std::string, bool>>();
       o.seq = e.value("seq", uint64_t{0});  // an older file has none: the id's number
       if (o.seq == 0 && o.id.size() > 1) o.seq = std::strtoull(o.id.c_str() + 1, nullptr, 10);
-      entries_[o.id] = o;
+      entries_[o.seq] = o;
     }
     next_id_ = j.value("next_id", uint64_t{1});
+    if (!entries_.empty()) next_id_ = std::max(next_id_, entries_.rbegin()->first + 1);
   } catch (const std::exception& e) {
     entries_.clear();
     return InvalidArgument(state_file_ + ": not a valid outbox file (" + e.what() + "); move it away to start empty");
@@ -87,7 +89,7 @@ Status Deliverer::persistLocked() {
   depth_->Set(static_cast<double>(entries_.size()));
   if (state_file_.empty()) return Status::Ok();
   json arr = json::array();
-  for (const auto& [id, e] : entries_) {
+  for (const auto& [seq, e] : entries_) {
     arr.push_back({{"id", e.id},
                    {"receiver", e.receiver},
                    {"body", e.payload.body},
@@ -139,7 +141,7 @@ size_t Deliverer::enqueue(const Notification& n, const EncodeContext& ctx) {
     e.group_key = n.group_key;
     e.sent = sent;
     e.held = true;
-    entries_[e.id] = std::move(e);
+    entries_[e.seq] = std::move(e);
     ++count;
   }
   if (count > 0) (void)persistLocked();  // logged inside; delivery still goes ahead from memory
@@ -148,7 +150,7 @@ size_t Deliverer::enqueue(const Notification& n, const EncodeContext& ctx) {
 
 void Deliverer::release() {
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [id, e] : entries_) e.held = false;
+  for (auto& [seq, e] : entries_) e.held = false;
   cv_.notify_all();
 }
 
@@ -176,8 +178,7 @@ size_t Deliverer::depth() const {
 std::vector<OutboxEntry> Deliverer::entries() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<OutboxEntry> out;
-  for (const auto& [id, e] : entries_) out.push_back(e);
-  std::sort(out.begin(), out.end(), [](const OutboxEntry& a, const OutboxEntry& b) { return a.seq < b.seq; });
+  for (const auto& [seq, e] : entries_) out.push_back(e);
   return out;
 }
 
@@ -190,8 +191,25 @@ Duration Deliverer::backoff(int attempts, std::optional<Duration> asked) {
   return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(d));
 }
 
-void Deliverer::removeLocked(const std::string& id) {
-  entries_.erase(id);
+const OutboxEntry* Deliverer::pickDue(const std::map<uint64_t, OutboxEntry>& entries,
+                                      const std::function<bool(const std::string&)>& has_receiver, WallTime now,
+                                      WallTime& next) {
+  const OutboxEntry* due = nullptr;
+  std::set<std::pair<std::string, std::string>> heads;  // (receiver, group) with an older entry waiting
+  for (const auto& [seq, e] : entries) {
+    if (e.held) continue;
+    if (!has_receiver(e.receiver)) continue;  // its receiver is gone from config: kept for a reload
+    // One group's notifications reach its receiver in the order they were made: a "resolved"
+    // must not overtake the "firing" still being retried (PagerDuty would reopen the incident).
+    if (!e.group_key.empty() && !heads.insert({e.receiver, e.group_key}).second) continue;
+    if (e.next_attempt <= now && (!due || e.next_attempt < due->next_attempt)) due = &e;
+    next = std::min(next, e.next_attempt);
+  }
+  return due;
+}
+
+void Deliverer::removeLocked(uint64_t seq) {
+  entries_.erase(seq);
   (void)persistLocked();
 }
 
@@ -199,14 +217,8 @@ void Deliverer::loop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
     const WallTime now = time_.wallNow();
-    const OutboxEntry* due = nullptr;
     WallTime next = WallTime::max();
-    for (const auto& [id, e] : entries_) {
-      if (e.held) continue;
-      if (!receivers_.count(e.receiver)) continue;  // its receiver is gone from config: kept for a reload
-      if (e.next_attempt <= now && (!due || e.next_attempt < due->next_attempt)) due = &e;
-      next = std::min(next, e.next_attempt);
-    }
+    const OutboxEntry* due = pickDue(entries_, [&](const std::string& r) { return receivers_.count(r) > 0; }, now, next);
     if (!due) {
       if (next == WallTime::max()) {
         cv_.wait(lock);
@@ -221,13 +233,13 @@ void Deliverer::loop() {
     const HttpReply reply = http_->send(notifier->request(entry.payload.body));
     const Outcome outcome = notifier->classify(reply);
     lock.lock();
-    if (!entries_.count(entry.id)) continue;
+    if (!entries_.count(entry.seq)) continue;
     ReceiverMetrics& m = metricsFor(entry.receiver);
     const WallTime after = time_.wallNow();
     if (outcome.verdict == Verdict::kDelivered) {
       m.sent->Increment();
       if (entry.first_alert_start != WallTime{}) latency_->Observe(std::max(0.0, toSeconds(after - entry.first_alert_start)));
-      removeLocked(entry.id);
+      removeLocked(entry.seq);
       continue;
     }
     m.failed->Increment();
@@ -235,10 +247,10 @@ void Deliverer::loop() {
       m.dropped->Increment();
       spdlog::error("notification to {} dropped after {} attempt(s): {}", entry.receiver, entry.attempts + 1,
                     outcome.why);
-      removeLocked(entry.id);
+      removeLocked(entry.seq);
       continue;
     }
-    OutboxEntry& e = entries_.at(entry.id);
+    OutboxEntry& e = entries_.at(entry.seq);
     ++e.attempts;
     e.last_error = outcome.why;
     const Duration wait = backoff(e.attempts, outcome.retry_after);

@@ -77,10 +77,17 @@ class Deliverer {
   size_t depth() const;
   std::vector<OutboxEntry> entries() const;  // in enqueue order
 
+  // The entry to send now, if any, and (in `next`) when one is due next: the earliest due of
+  // those released, whose receiver exists, and with no older entry of the same group and
+  // receiver still waiting.
+  static const OutboxEntry* pickDue(const std::map<uint64_t, OutboxEntry>& entries,
+                                    const std::function<bool(const std::string&)>& has_receiver, WallTime now,
+                                    WallTime& next);
+
  private:
   void loop();
   Status persistLocked();
-  void removeLocked(const std::string& id);
+  void removeLocked(uint64_t seq);
   Duration backoff(int attempts, std::optional<Duration> asked);
 
   struct ReceiverMetrics {
@@ -106,7 +113,7 @@ class Deliverer {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, std::shared_ptr<const Notifier>> receivers_;
-  std::map<std::string, OutboxEntry> entries_;  // by id
+  std::map<uint64_t, OutboxEntry> entries_;  // by seq
   uint64_t next_id_ = 1;
   bool stopping_ = false;
   std::thread thread_;
