@@ -94,7 +94,8 @@ def main():
             if name in ("alerts.json", "outbox.json", "rollouts.json", "routes.json") and not data.startswith(b"GLSEAL1"):
                 failures.append(f"{path}: state file not sealed although state_encryption is on")
     with open(os.path.join(work, "demo.log"), "rb") as f:
-        scan("demo.log", f.read())
+        # Timestamps are ours, not data, and one at second 48 can spell a latitude (48.1xx).
+        scan("demo.log", re.sub(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}", b"<time>", f.read()))
     scanned += 1
     print(f"scanned {scanned} files for {len(sensitive)} sensitive values from {len(vehicles)} vehicles")
     h.finish(failures)
