@@ -7,6 +7,7 @@
 #include "greenlight/common/tls.h"
 #include "relay.h"
 #include "request_rules.h"
+#include "timed_socket.h"
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
@@ -57,7 +58,7 @@ bool closedByPeer(const boost::system::error_code& ec) {
 
 // The TCP stream under a plain or TLS client stream (timeouts, cancel, the socket).
 template <class Stream>
-beast::tcp_stream& lowest(Stream& s) {
+TimedSocket& lowest(Stream& s) {
   return beast::get_lowest_layer(s);
 }
 
@@ -108,8 +109,8 @@ TlsFiles tlsFilesOf(const ListenerConfig& l) {
 
 struct ProxyServer::Impl {
   struct UpstreamConn {
-    explicit UpstreamConn(asio::any_io_executor ex) : stream(ex) {}
-    beast::tcp_stream stream;
+    UpstreamConn(const asio::any_io_executor& ex, const TimeSource& time) : stream(ex, time) {}
+    TimedSocket stream;
     beast::flat_buffer buffer;
   };
   struct Upstream {
@@ -143,13 +144,13 @@ struct ProxyServer::Impl {
   struct Tunnel {
     std::string service;
     Color color;
-    beast::tcp_stream* client;
-    beast::tcp_stream* upstream;
+    TimedSocket* client;
+    TimedSocket* upstream;
     asio::steady_timer close_timer;
     bool armed = false;  // a drain close is scheduled
   };
   struct Session {
-    beast::tcp_stream* client = nullptr;
+    TimedSocket* client = nullptr;
     std::atomic<bool> idle{true};
   };
 
@@ -384,7 +385,7 @@ struct ProxyServer::Impl {
   }
 
   awaitable<std::unique_ptr<UpstreamConn>> connect(Upstream& up, boost::system::error_code& ec) {
-    auto conn = std::make_unique<UpstreamConn>(co_await asio::this_coro::executor);
+    auto conn = std::make_unique<UpstreamConn>(co_await asio::this_coro::executor, time);
     conn->stream.expires_after(cfg.timeouts.connect);
     co_await conn->stream.async_connect(up.address, ecOut(ec));
     if (ec) co_return nullptr;
@@ -637,11 +638,11 @@ struct ProxyServer::Impl {
     boost::system::error_code ignored;
     std::string client_ip = socket.remote_endpoint(ignored).address().to_string();
     if (!tls) {
-      beast::tcp_stream client(std::move(socket));
+      TimedSocket client(std::move(socket), time);
       co_await session(client, service, std::move(client_ip), loop, false);
       co_return;
     }
-    beast::ssl_stream<beast::tcp_stream> client(beast::tcp_stream(std::move(socket)), *tls);
+    beast::ssl_stream<TimedSocket> client(TimedSocket(std::move(socket), time), *tls);
     lowest(client).expires_after(cfg.timeouts.header);
     boost::system::error_code ec;
     co_await client.async_handshake(asio::ssl::stream_base::server, ecOut(ec));

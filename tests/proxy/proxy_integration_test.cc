@@ -95,6 +95,25 @@ TEST_F(ProxyTest, SlowRequestToBlueCompletesAfterASwitchAndTheNextGoesGreen) {
   EXPECT_EQ(c.read().body, "green");
 }
 
+// The deadlines: an upstream that never answers costs the client a 504 once the request
+// timeout has passed (not a hang), and a keep-alive connection left idle is closed.
+TEST_F(ProxyTest, AnUpstreamThatNeverAnswersGivesA504AndAnIdleClientIsClosed) {
+  start(blue_.address(), green_.address(), "  timeouts: {request: 300ms, idle: 400ms}\n");
+  RawConnection c(port_);
+  ASSERT_TRUE(c.send(get("/hold")));
+  ASSERT_TRUE(testing::waitUntil([&] { return blue_.holding(); }));
+  const auto r = c.read(5s);
+  EXPECT_EQ(r.status, 504) << r.headers;
+  blue_.release();
+  // A request that is answered in time keeps its connection, until it idles past 400 ms.
+  RawConnection d(port_);
+  ASSERT_TRUE(d.send(get()));
+  EXPECT_EQ(d.read().body, "blue");
+  ASSERT_TRUE(d.send(get()));
+  EXPECT_EQ(d.read().body, "blue");
+  EXPECT_TRUE(d.closedWithin(5s));
+}
+
 TEST_F(ProxyTest, DeadEndpointIsRetriedOnAnotherSoClientsSeeNoError) {
   const std::string dead = "127.0.0.1:" + std::to_string(testing::freePort());
   start(dead + ", " + blue_.address(), green_.address());
