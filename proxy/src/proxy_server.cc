@@ -634,9 +634,9 @@ struct ProxyServer::Impl {
   }
 
   // A client connection: plain, or TLS after the handshake.
-  awaitable<void> serve(tcp::socket socket, std::string service, size_t loop, std::shared_ptr<asio::ssl::context> tls) {
-    boost::system::error_code ignored;
-    std::string client_ip = socket.remote_endpoint(ignored).address().to_string();
+  awaitable<void> serve(tcp::socket socket, tcp::endpoint peer, std::string service, size_t loop,
+                        std::shared_ptr<asio::ssl::context> tls) {
+    std::string client_ip = peer.address().to_string();
     if (!tls) {
       TimedSocket client(std::move(socket), time);
       co_await session(client, service, std::move(client_ip), loop, false);
@@ -775,14 +775,15 @@ struct ProxyServer::Impl {
                              std::shared_ptr<asio::ssl::context> tls) {
     for (;;) {
       boost::system::error_code ec;
-      tcp::socket socket = co_await acceptor.async_accept(ecOut(ec));
+      tcp::endpoint peer;  // from accept itself: no getpeername per connection
+      tcp::socket socket = co_await acceptor.async_accept(peer, ecOut(ec));
       if (ec) {
         if (stopping || handed_over || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) co_return;
         spdlog::warn("proxy: accept on {} failed: {}", service, ec.message());
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
-      asio::co_spawn(*loops[loop], serve(std::move(socket), service, loop, tls), asio::detached);
+      asio::co_spawn(*loops[loop], serve(std::move(socket), peer, service, loop, tls), asio::detached);
     }
   }
 
