@@ -62,9 +62,10 @@ TimedSocket& lowest(Stream& s) {
   return beast::get_lowest_layer(s);
 }
 
-// The scratch memory of a connection: the body buffer and the string message heads are written
-// into, reused through a per-thread free list: a session starts and ends on one event loop, so
-// no lock; with `Connection: close` clients this saves a 16 KiB malloc and free per request.
+// The scratch memory of a connection: the body buffer, the string message heads are written
+// into and the buffer the client's bytes are read into, reused through a per-thread free list:
+// a session starts and ends on one event loop, so no lock; with `Connection: close` clients
+// this saves two large mallocs and frees per request.
 class RelayBuffer {
  public:
   RelayBuffer() {
@@ -80,17 +81,22 @@ class RelayBuffer {
   }
   ~RelayBuffer() {
     auto& spare = freeList();
-    if (spare.size() < 256 && s_->head.capacity() <= 4 * relay::kChunk) spare.push_back(std::move(s_));
+    s_->in.clear();  // keeps its memory
+    if (spare.size() < 256 && s_->head.capacity() <= 4 * relay::kChunk && s_->in.capacity() <= 4 * relay::kChunk) {
+      spare.push_back(std::move(s_));
+    }
   }
   RelayBuffer(const RelayBuffer&) = delete;
   RelayBuffer& operator=(const RelayBuffer&) = delete;
   char* get() const { return s_->buf.get(); }
   std::string& head() const { return s_->head; }
+  beast::flat_buffer& in() const { return s_->in; }
 
  private:
   struct Scratch {
     std::unique_ptr<char[]> buf;
     std::string head;
+    beast::flat_buffer in;
   };
   static std::vector<std::unique_ptr<Scratch>>& freeList() {
     thread_local std::vector<std::unique_ptr<Scratch>> spare;
@@ -665,8 +671,8 @@ struct ProxyServer::Impl {
     ServiceMetrics& m = metrics.at(service);
     m.active->Increment();
     boost::system::error_code ignored;
-    beast::flat_buffer buffer;
     RelayBuffer scratch;  // bodies pass through here, one piece at a time; heads are written here
+    beast::flat_buffer& buffer = scratch.in();  // what the client sent, not yet parsed
     bool first = true;
     while (!stopping) {
       http::request_parser<http::empty_body> head;
