@@ -1012,8 +1012,11 @@ void ProxyServer::stop(Duration grace) {
     std::lock_guard<std::mutex> lock(loop_sessions.mu);
     for (Impl::Session* s : loop_sessions.set) {
       if (!s->idle) continue;
-      auto* client = s->client;
-      asio::post(client->get_executor(), [client] { client->cancel(); });
+      // The session may end on its loop before this runs: cancel only one still registered.
+      asio::post(s->client->get_executor(), [&loop_sessions, s] {
+        std::lock_guard<std::mutex> check(loop_sessions.mu);
+        if (loop_sessions.set.count(s)) s->client->cancel();
+      });
     }
   }
   {
