@@ -88,7 +88,6 @@ class TimedSocket {
   executor_type get_executor() noexcept { return impl_->socket.get_executor(); }
   boost::asio::ip::tcp::socket& socket() { return impl_->socket; }
   lowest_layer_type& lowest_layer() { return impl_->socket; }
-  const lowest_layer_type& lowest_layer() const { return impl_->socket; }
 
   // The operations started from now on must be done within `d`.
   void expires_after(Duration d) {
@@ -105,10 +104,6 @@ class TimedSocket {
   void cancel() {
     boost::system::error_code ignored;
     impl_->socket.cancel(ignored);
-  }
-  void close() {
-    boost::system::error_code ignored;
-    impl_->socket.close(ignored);
   }
 
   template <class MutableBuffers, class Token>
