@@ -83,17 +83,14 @@ class StreamingBackend {
 // A plain socket to the proxy: bytes in, bytes out, with a deadline on every read.
 class Socket {
  public:
-  explicit Socket(int port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  explicit Socket(int port) : fd_(testing::connectLoopback(port)) {
     timeval tv{10, 0};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (fd_ >= 0) setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   }
-  ~Socket() { ::close(fd_); }
-  bool send(const std::string& s) { return connected_ && ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == ssize_t(s.size()); }
+  ~Socket() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool send(const std::string& s) { return fd_ >= 0 && ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == ssize_t(s.size()); }
   // Reads until `needle` has arrived (true) or the peer closes / 10 s pass (false).
   bool readUntil(const std::string& needle) {
     char buf[65536];
@@ -108,7 +105,6 @@ class Socket {
 
  private:
   int fd_;
-  bool connected_ = false;
   std::string received_;
 };
 

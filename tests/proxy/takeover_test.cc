@@ -24,18 +24,8 @@ enum class Attempt { kOk, kRefused, kFailed };
 
 // One request on a new connection (Connection: close); what happened to it.
 Attempt oneRequest(int port, std::string* body) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    const bool refused = errno == ECONNREFUSED;
-    ::close(fd);
-    return refused ? Attempt::kRefused : Attempt::kFailed;
-  }
+  const int fd = testing::connectLoopback(port);
+  if (fd < 0) return errno == ECONNREFUSED ? Attempt::kRefused : Attempt::kFailed;
   const std::string req = "GET / HTTP/1.1\r\nHost: v\r\nConnection: close\r\n\r\n";
   std::string got;
   if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == ssize_t(req.size())) {

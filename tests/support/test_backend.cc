@@ -66,17 +66,7 @@ void TestBackend::stop() {
   thread_.join();
 }
 
-RawConnection::RawConnection(int port) {
-  fd_ = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd_);
-    fd_ = -1;
-  }
-}
+RawConnection::RawConnection(int port) : fd_(connectLoopback(port)) {}
 
 RawConnection::~RawConnection() {
   if (fd_ >= 0) close(fd_);

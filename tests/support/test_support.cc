@@ -229,7 +229,9 @@ int connectLoopback(int port) {
   a.sin_port = htons(static_cast<uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    const int why = errno;
     ::close(fd);
+    errno = why;  // the caller may tell refused (ECONNREFUSED) from other failures
     return -1;
   }
   timeval tv{5, 0};

@@ -54,7 +54,8 @@ class ChildProcess {
 
 std::string readFile(const std::string& path);
 
-// A blocking TCP connection to 127.0.0.1:port whose reads time out after 5 s; -1 if refused.
+// A blocking TCP connection to 127.0.0.1:port whose reads time out after 5 s; -1 (errno says
+// why) if it fails.
 int connectLoopback(int port);
 
 // True if a TLS client limited to protocol versions up to `max_version` (e.g. TLS1_1_VERSION)
