@@ -7,7 +7,7 @@ packages=(
   # build
   build-essential cmake pkg-config ninja-build
   # libraries (README "Dependencies" says why each is there)
-  prometheus-cpp-dev libcpp-httplib-dev libssl-dev libspdlog-dev libyaml-cpp-dev
+  prometheus-cpp-dev libcpp-httplib-dev libssl-dev libspdlog-dev libyaml-cpp-dev libjemalloc-dev
   nlohmann-json3-dev libcurl4-openssl-dev libcli11-dev libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # libFuzzer targets (tests/fuzz) build with clang and its runtime

@@ -106,5 +106,29 @@ TEST(ProxyTakeover, ATakeoverWithABadConfigChangesNothing) {
       << testing::readFile(dir.path() + "/q.log");
 }
 
+// `greenlight proxy` runs as greenlight-proxy, the jemalloc build, where the build made one
+// (not under the sanitizers): same process, serving, with jemalloc mapped.
+TEST(ProxyProcess, RunsAsTheJemallocBuildWhereThereIsOne) {
+  testing::TempDir dir;
+  TestBackend blue("blue");
+  const int port = testing::freePort();
+  const std::string config = dir.write("proxy.yaml", "proxy:\n  services:\n    - name: v\n      listen: 127.0.0.1:" +
+      std::to_string(port) + "\n      blue: [" + blue.address() + "]\n      green: []\n      weights: {blue: 100, green: 0}\n");
+  testing::ChildProcess p({GREENLIGHT_BINARY, "proxy", "--config", config}, dir.path() + "/p.log");
+  std::string body;
+  ASSERT_TRUE(testing::waitUntil([&] { return oneRequest(port, &body) == Attempt::kOk; }, 10s)) << testing::readFile(dir.path() + "/p.log");
+  EXPECT_EQ(body, "blue");
+  char exe[4096] = {};
+  ASSERT_GT(::readlink(("/proc/" + std::to_string(p.pid()) + "/exe").c_str(), exe, sizeof exe - 1), 0);
+  const std::string maps = testing::readFile("/proc/" + std::to_string(p.pid()) + "/maps");
+#ifdef GREENLIGHT_JEMALLOC_BUILD
+  EXPECT_TRUE(std::string(exe).ends_with("/greenlight-proxy")) << exe;
+  EXPECT_NE(maps.find("libjemalloc"), std::string::npos);
+#else
+  EXPECT_TRUE(std::string(exe).ends_with("/greenlight")) << exe;
+  EXPECT_EQ(maps.find("libjemalloc"), std::string::npos);
+#endif
+}
+
 }  // namespace
 }  // namespace greenlight::proxy
