@@ -21,7 +21,9 @@
 #include <boost/beast.hpp>
 #include <boost/beast/ssl.hpp>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -640,15 +642,14 @@ struct ProxyServer::Impl {
   }
 
   // A client connection: plain, or TLS after the handshake.
-  awaitable<void> serve(tcp::socket socket, tcp::endpoint peer, std::string service, size_t loop,
-                        std::shared_ptr<asio::ssl::context> tls) {
+  awaitable<void> serve(int fd, tcp::endpoint peer, std::string service, size_t loop, std::shared_ptr<asio::ssl::context> tls) {
     std::string client_ip = peer.address().to_string();
+    TimedSocket socket = TimedSocket::adopt(loops[loop]->get_executor(), fd, peer.protocol(), time);
     if (!tls) {
-      TimedSocket client(std::move(socket), time);
-      co_await session(client, service, std::move(client_ip), loop, false);
+      co_await session(socket, service, std::move(client_ip), loop, false);
       co_return;
     }
-    beast::ssl_stream<TimedSocket> client(TimedSocket(std::move(socket), time), *tls);
+    beast::ssl_stream<TimedSocket> client(std::move(socket), *tls);
     lowest(client).expires_after(cfg.timeouts.header);
     boost::system::error_code ec;
     co_await client.async_handshake(asio::ssl::stream_base::server, ecOut(ec));
@@ -764,7 +765,7 @@ struct ProxyServer::Impl {
       }
       if (!outcome.keep_client) break;
     }
-    lowest(client).socket().shutdown(tcp::socket::shutdown_send, ignored);
+    lowest(client).shutdown(tcp::socket::shutdown_send, ignored);
     m.active->Decrement();
     {
       std::lock_guard<std::mutex> lock(sessions[loop].mu);
@@ -779,16 +780,34 @@ struct ProxyServer::Impl {
 
   awaitable<void> acceptLoop(tcp::acceptor& acceptor, std::string service, size_t loop,
                              std::shared_ptr<asio::ssl::context> tls) {
+    // accept4 directly: the connection arrives non-blocking and unregistered (TimedSocket::adopt);
+    // Asio's accept would register it with epoll and set it non-blocking with system calls of its
+    // own. Between connections the loop yields, so both event loops take their share.
+    boost::system::error_code ec;
+    acceptor.non_blocking(true, ec);
     for (;;) {
-      boost::system::error_code ec;
+      if (stopping || handed_over || !acceptor.is_open()) co_return;
       tcp::endpoint peer;  // from accept itself: no getpeername per connection
-      tcp::socket socket = co_await acceptor.async_accept(peer, ecOut(ec));
-      if (ec) {
-        if (stopping || handed_over || ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) co_return;
-        spdlog::warn("proxy: accept on {} failed: {}", service, ec.message());
+      socklen_t len = static_cast<socklen_t>(peer.capacity());
+      const int fd = ::accept4(acceptor.native_handle(), peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd >= 0) {
+        peer.resize(len);
+        asio::co_spawn(*loops[loop], serve(fd, peer, service, loop, tls), asio::detached);
+        co_await asio::post(acceptor.get_executor(), asio::use_awaitable);
         continue;
       }
-      asio::co_spawn(*loops[loop], serve(std::move(socket), peer, service, loop, tls), asio::detached);
+      const int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK) {
+        co_await acceptor.async_wait(tcp::acceptor::wait_read, ecOut(ec));
+        if (ec) co_return;  // closed (stop, hand-over)
+        continue;
+      }
+      if (err == EINTR || err == ECONNABORTED) continue;
+      if (err == EBADF || err == EINVAL) co_return;
+      // Out of descriptors or memory: say so, and try again in a moment rather than spin.
+      spdlog::warn("proxy: accept on {} failed: {}", service, std::strerror(err));
+      asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(100));
+      co_await pause.async_wait(ecOut(ec));
     }
   }
 

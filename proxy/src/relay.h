@@ -197,7 +197,7 @@ asio::awaitable<void> tunnel(A& a, beast::flat_buffer& a_pending, B& b, beast::f
   co_await pump(a, b, a_pending);
   beast::get_lowest_layer(b).cancel();
   boost::system::error_code ec;
-  beast::get_lowest_layer(b).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  beast::get_lowest_layer(b).shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   if (!*finished) co_await other_done->async_wait(ecOut(ec));
 }
 

@@ -6,11 +6,21 @@
 // beast::error::timeout. As with Beast's stream, a deadline that passes while an operation is
 // pending closes the socket and every pending operation completes with beast::error::timeout;
 // one that passes with none pending fails the next operation.
+// An accepted connection can start unregistered (`adopt`): reads and writes are tried on the
+// descriptor directly and complete through the event loop's queue; only one that would block
+// registers the descriptor with Asio's epoll. A `Connection: close` exchange whose request has
+// arrived and whose answer fits the send buffer never touches epoll (HAProxy does the same);
+// Asio would add and delete every accepted socket and set it non-blocking with an ioctl.
 // Not thread-safe: one event loop (the socket's executor) per connection.
 #pragma once
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
 #include <boost/asio.hpp>
 #include <boost/beast/core/error.hpp>
+#include <cerrno>
 #include <memory>
 #include <utility>
 
@@ -22,7 +32,12 @@ namespace timed_socket_detail {
 
 struct State {
   State(boost::asio::ip::tcp::socket s, const TimeSource& t) : socket(std::move(s)), timer(socket.get_executor()), time(t) {}
+  ~State() {
+    if (raw >= 0) ::close(raw);
+  }
   boost::asio::ip::tcp::socket socket;
+  int raw = -1;  // an adopted descriptor not yet handed to `socket` (not registered with epoll)
+  boost::asio::ip::tcp protocol = boost::asio::ip::tcp::v4();
   boost::asio::steady_timer timer;
   const TimeSource& time;
   MonoTime deadline = MonoTime::max();
@@ -70,24 +85,39 @@ class TimedSocket {
   using executor_type = boost::asio::any_io_executor;
   using lowest_layer_type = boost::asio::ip::tcp::socket;  // what asio::ssl::stream asks of its next layer
 
-  TimedSocket(boost::asio::ip::tcp::socket socket, const TimeSource& time)
-      : impl_(std::make_shared<Impl>(std::move(socket), time)) {}
   TimedSocket(const executor_type& ex, const TimeSource& time)
       : impl_(std::make_shared<Impl>(boost::asio::ip::tcp::socket(ex), time)) {}
+  // Takes a connected, non-blocking descriptor (accept4 with SOCK_NONBLOCK), unregistered.
+  static TimedSocket adopt(const executor_type& ex, int fd, boost::asio::ip::tcp protocol, const TimeSource& time) {
+    TimedSocket s(ex, time);
+    s.impl_->raw = fd;
+    s.impl_->protocol = protocol;
+    return s;
+  }
   TimedSocket(TimedSocket&&) noexcept = default;
   TimedSocket& operator=(TimedSocket&&) = delete;
   TimedSocket(const TimedSocket&) = delete;
   ~TimedSocket() {
     if (!impl_) return;  // moved from
-    boost::system::error_code ignored;
     impl_->deadline = MonoTime::max();
     impl_->timer.cancel();
-    impl_->socket.close(ignored);
+    close(*impl_);
   }
 
   executor_type get_executor() noexcept { return impl_->socket.get_executor(); }
-  boost::asio::ip::tcp::socket& socket() { return impl_->socket; }
-  lowest_layer_type& lowest_layer() { return impl_->socket; }
+  // The Asio socket (registering an adopted descriptor first).
+  boost::asio::ip::tcp::socket& socket() {
+    registerRaw(*impl_);
+    return impl_->socket;
+  }
+  lowest_layer_type& lowest_layer() { return socket(); }
+  void shutdown(boost::asio::socket_base::shutdown_type how, boost::system::error_code& ec) {
+    if (impl_->raw < 0) {
+      impl_->socket.shutdown(how, ec);
+    } else if (::shutdown(impl_->raw, static_cast<int>(how)) != 0) {
+      ec.assign(errno, boost::system::system_category());
+    }
+  }
 
   // The operations started from now on must be done within `d`.
   void expires_after(Duration d) {
@@ -101,6 +131,7 @@ class TimedSocket {
     impl_->timed_out = impl_->expired = false;
     impl_->deadline = MonoTime::max();
   }
+  // Cancels pending operations (an adopted descriptor has none: its operations never wait).
   void cancel() {
     boost::system::error_code ignored;
     impl_->socket.cancel(ignored);
@@ -109,20 +140,83 @@ class TimedSocket {
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     return initiate<void(boost::system::error_code, std::size_t)>(
-        token, [](auto& s, const MutableBuffers& b, auto h) { s.async_read_some(b, std::move(h)); }, buffers);
+        token,
+        [](Impl& i, const MutableBuffers& b, auto h) {
+          if (i.raw >= 0 && !tryNow(i, b, h, /*write=*/false)) return;
+          i.socket.async_read_some(b, std::move(h));
+        },
+        buffers);
   }
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
     return initiate<void(boost::system::error_code, std::size_t)>(
-        token, [](auto& s, const ConstBuffers& b, auto h) { s.async_write_some(b, std::move(h)); }, buffers);
+        token,
+        [](Impl& i, const ConstBuffers& b, auto h) {
+          if (i.raw >= 0 && !tryNow(i, b, h, /*write=*/true)) return;
+          i.socket.async_write_some(b, std::move(h));
+        },
+        buffers);
   }
   template <class Token>
   auto async_connect(const boost::asio::ip::tcp::endpoint& to, Token&& token) {
     return initiate<void(boost::system::error_code)>(
-        token, [](auto& s, const boost::asio::ip::tcp::endpoint& e, auto h) { s.async_connect(e, std::move(h)); }, to);
+        token, [](Impl& i, const boost::asio::ip::tcp::endpoint& e, auto h) { i.socket.async_connect(e, std::move(h)); }, to);
   }
 
  private:
+  // One read or write on an adopted descriptor, now. Returns true when it would block (the
+  // descriptor is then registered and the caller starts Asio's operation); otherwise the result
+  // goes to the handler through the loop's queue (never inline, as Asio requires).
+  template <class Buffers, class Handler>
+  static bool tryNow(Impl& i, const Buffers& buffers, Handler& handler, bool write) {
+    iovec iov[16];
+    size_t count = 0, total = 0;
+    for (auto it = boost::asio::buffer_sequence_begin(buffers); it != boost::asio::buffer_sequence_end(buffers) && count < 16; ++it) {
+      const auto b = boost::asio::buffer(*it);
+      if (b.size() == 0) continue;
+      iov[count].iov_base = const_cast<void*>(static_cast<const void*>(b.data()));
+      iov[count].iov_len = b.size();
+      total += b.size();
+      ++count;
+    }
+    ssize_t n = 0;
+    if (total > 0) {
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = count;
+      do {
+        n = write ? ::sendmsg(i.raw, &msg, MSG_NOSIGNAL) : ::recvmsg(i.raw, &msg, 0);
+      } while (n < 0 && errno == EINTR);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        registerRaw(i);
+        return true;
+      }
+    }
+    boost::system::error_code ec;
+    if (n < 0) ec.assign(errno, boost::system::system_category());
+    if (n == 0 && total > 0 && !write) ec = boost::asio::error::eof;
+    const std::size_t done = n > 0 ? static_cast<std::size_t>(n) : 0;
+    boost::asio::post(i.socket.get_executor(), [h = std::move(handler), ec, done]() mutable { std::move(h)(ec, done); });
+    return false;
+  }
+  // Hands an adopted descriptor to Asio (registers it with epoll).
+  static void registerRaw(Impl& i) {
+    if (i.raw < 0) return;
+    boost::system::error_code ec;
+    i.socket.assign(i.protocol, i.raw, ec);
+    if (ec) {
+      ::close(i.raw);  // the operation that follows fails with bad_descriptor
+    }
+    i.raw = -1;
+  }
+  static void close(Impl& i) {
+    if (i.raw >= 0) {
+      ::close(i.raw);
+      i.raw = -1;
+    }
+    boost::system::error_code ignored;
+    i.socket.close(ignored);
+  }
   // Starts `op(socket, arg, handler)` with the handler wrapped. The argument is stored with the
   // operation (use_awaitable starts it later, at the co_await).
   template <class Signature, class Token, class Op, class Arg>
@@ -130,7 +224,7 @@ class TimedSocket {
     return boost::asio::async_initiate<Token, Signature>(
         [this, op](auto handler, const Arg& a) {
           start();
-          op(impl_->socket, a, Mapped<decltype(handler)>{std::move(handler), impl_});
+          op(*impl_, a, Mapped<decltype(handler)>{std::move(handler), impl_});
         },
         token, arg);
   }
@@ -142,8 +236,7 @@ class TimedSocket {
   static void expire(Impl& i) {
     i.expired = false;
     i.timed_out = true;
-    boost::system::error_code ignored;
-    i.socket.close(ignored);
+    close(i);
   }
   static void arm(const std::shared_ptr<Impl>& impl) {
     impl->armed_for = impl->deadline;
