@@ -520,8 +520,12 @@ struct ProxyServer::Impl {
         conn->stream.expires_after(cfg.timeouts.request);
         boost::system::error_code wec, rec;
         relay::serializeHead(req.base(), scratch.head());  // head and body in one write
-        co_await asio::async_write(conn->stream, std::array<asio::const_buffer, 2>{asio::buffer(scratch.head()), asio::buffer(req.body())},
-                                   ecOut(wec));
+        if (req.body().empty()) {  // one buffer: Asio uses send, not sendmsg
+          co_await asio::async_write(conn->stream, asio::buffer(scratch.head()), ecOut(wec));
+        } else {
+          co_await asio::async_write(conn->stream, std::array<asio::const_buffer, 2>{asio::buffer(scratch.head()), asio::buffer(req.body())},
+                                     ecOut(wec));
+        }
         http::response_parser<http::buffer_body> p;
         p.body_limit(std::numeric_limits<std::uint64_t>::max());  // streamed: no size limit
         if (req.method() == http::verb::head) p.skip(true);

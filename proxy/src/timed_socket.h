@@ -185,7 +185,11 @@ class TimedSocket {
       msg.msg_iov = iov;
       msg.msg_iovlen = count;
       do {
-        n = write ? ::sendmsg(i.raw, &msg, MSG_NOSIGNAL) : ::recvmsg(i.raw, &msg, 0);
+        if (count == 1) {  // send/recv: the kernel skips the message header and vector import
+          n = write ? ::send(i.raw, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL) : ::recv(i.raw, iov[0].iov_base, iov[0].iov_len, 0);
+        } else {
+          n = write ? ::sendmsg(i.raw, &msg, MSG_NOSIGNAL) : ::recvmsg(i.raw, &msg, 0);
+        }
       } while (n < 0 && errno == EINTR);
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         registerRaw(i);
