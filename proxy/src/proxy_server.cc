@@ -22,6 +22,7 @@
 #include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <condition_variable>
@@ -56,6 +57,20 @@ double uniform01() {
 bool closedByPeer(const boost::system::error_code& ec) {
   return ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
          ec == asio::error::broken_pipe || ec == asio::error::eof;
+}
+
+// A client's address as text (X-Forwarded-For), once per connection. IPv4 by hand: inet_ntop,
+// behind Asio's to_string, formats with sprintf, 1% of a Connection: close request's CPU.
+std::string clientAddress(const tcp::endpoint& peer) {
+  if (!peer.address().is_v4()) return peer.address().to_string();
+  const auto bytes = peer.address().to_v4().to_bytes();
+  char text[16];
+  char* at = text;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    if (i > 0) *at++ = '.';
+    at = std::to_chars(at, text + sizeof text, bytes[i]).ptr;
+  }
+  return std::string(text, at);
 }
 
 // The TCP stream under a plain or TLS client stream (timeouts, cancel, the socket).
@@ -647,7 +662,7 @@ struct ProxyServer::Impl {
 
   // A client connection: plain, or TLS after the handshake.
   awaitable<void> serve(int fd, tcp::endpoint peer, std::string service, size_t loop, std::shared_ptr<asio::ssl::context> tls) {
-    std::string client_ip = peer.address().to_string();
+    std::string client_ip = clientAddress(peer);
     TimedSocket socket = TimedSocket::adopt(loops[loop]->get_executor(), fd, peer.protocol(), time);
     if (!tls) {
       co_await session(socket, service, std::move(client_ip), loop, false);
