@@ -661,9 +661,9 @@ struct ProxyServer::Impl {
   }
 
   // A client connection: plain, or TLS after the handshake.
-  awaitable<void> serve(int fd, tcp::endpoint peer, std::string service, size_t loop, std::shared_ptr<asio::ssl::context> tls) {
+  awaitable<void> serve(TimedSocket socket, tcp::endpoint peer, std::string service, size_t loop,
+                        std::shared_ptr<asio::ssl::context> tls) {
     std::string client_ip = clientAddress(peer);
-    TimedSocket socket = TimedSocket::adopt(loops[loop]->get_executor(), fd, peer.protocol(), time);
     if (!tls) {
       co_await session(socket, service, std::move(client_ip), loop, false);
       co_return;
@@ -811,7 +811,9 @@ struct ProxyServer::Impl {
       const int fd = ::accept4(acceptor.native_handle(), peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) {
         peer.resize(len);
-        asio::co_spawn(*loops[loop], serve(fd, peer, service, loop, tls), asio::detached);
+        // Owned by the coroutine from here: closed with it even if the loop stops before it runs.
+        TimedSocket socket = TimedSocket::adopt(loops[loop]->get_executor(), fd, peer.protocol(), time);
+        asio::co_spawn(*loops[loop], serve(std::move(socket), peer, service, loop, tls), asio::detached);
         co_await asio::post(acceptor.get_executor(), asio::use_awaitable);
         continue;
       }
