@@ -797,13 +797,17 @@ struct ProxyServer::Impl {
     }
   }
 
+  // Connections accepted before the loop lets its other work run. One per turn cost an extra
+  // trip through Asio's queue, and an epoll_wait, per connection.
+  static constexpr int kAcceptsPerTurn = 4;
   awaitable<void> acceptLoop(tcp::acceptor& acceptor, std::string service, size_t loop,
                              std::shared_ptr<asio::ssl::context> tls) {
     // accept4 directly: the connection arrives non-blocking and unregistered (TimedSocket::adopt);
     // Asio's accept would register it with epoll and set it non-blocking with system calls of its
-    // own. Between connections the loop yields, so both event loops take their share.
+    // own. Every few connections the loop yields, so both event loops take their share.
     boost::system::error_code ec;
     acceptor.non_blocking(true, ec);
+    int in_a_row = 0;
     for (;;) {
       if (stopping || handed_over || !acceptor.is_open()) co_return;
       tcp::endpoint peer;  // from accept itself: no getpeername per connection
@@ -814,11 +818,15 @@ struct ProxyServer::Impl {
         // Owned by the coroutine from here: closed with it even if the loop stops before it runs.
         TimedSocket socket = TimedSocket::adopt(loops[loop]->get_executor(), fd, peer.protocol(), time);
         asio::co_spawn(*loops[loop], serve(std::move(socket), peer, service, loop, tls), asio::detached);
-        co_await asio::post(acceptor.get_executor(), asio::use_awaitable);
+        if (++in_a_row == kAcceptsPerTurn) {
+          in_a_row = 0;
+          co_await asio::post(acceptor.get_executor(), asio::use_awaitable);
+        }
         continue;
       }
       const int err = errno;
       if (err == EAGAIN || err == EWOULDBLOCK) {
+        in_a_row = 0;
         co_await acceptor.async_wait(tcp::acceptor::wait_read, ecOut(ec));
         if (ec) co_return;  // closed (stop, hand-over)
         continue;
