@@ -21,7 +21,7 @@ def wait_port(port):
     wait_http(f"http://127.0.0.1:{port}/")
 
 
-def start_nginx(tmp, name, workers, location, upstream=""):
+def start_nginx(tmp, name, workers, location, upstream="", listen_extra=""):
     """An nginx of its own (prefix, pid and temp paths in tmp) listening on a free port."""
     port = free_port()
     d = os.path.join(tmp, name)
@@ -33,7 +33,7 @@ events {{ worker_connections 4096; }}
 http {{ access_log off; keepalive_requests 1000000;
   client_body_temp_path {d}/b; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;
   {upstream}
-  server {{ listen 127.0.0.1:{port} backlog=4096; location / {{ {location} }} }} }}
+  server {{ listen 127.0.0.1:{port} backlog=4096{listen_extra}; location / {{ {location} }} }} }}
 """)
     return subprocess.Popen(["nginx", "-c", conf, "-p", d], stderr=subprocess.DEVNULL), port
 
@@ -45,7 +45,8 @@ def nginx(tmp, name, body):
 def nginx_proxy(tmp, backend_port):
     return start_nginx(tmp, "nginx-proxy", 2,
                        'proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection "";',
-                       f"upstream be {{ server 127.0.0.1:{backend_port}; keepalive 64; }}")
+                       f"upstream be {{ server 127.0.0.1:{backend_port}; keepalive 64; }}",
+                       " deferred")  # TCP_DEFER_ACCEPT, as greenlight's default defer_accept
 
 
 def haproxy(tmp, blue_port, green_port):
@@ -64,7 +65,7 @@ defaults
   timeout server 30s
   http-reuse always
 frontend fe
-  bind 127.0.0.1:{port}
+  bind 127.0.0.1:{port} defer-accept
   default_backend be
 backend be
   balance roundrobin
@@ -84,6 +85,7 @@ def greenlight(tmp, build, blue_port, green_port, threads):
 admin: {{listen: 127.0.0.1:{admin}}}
 proxy:
   threads: {threads}
+  defer_accept: true
   state_file: {d}/routes.json
   runtime_api: {{socket: {sock}}}
   services:

@@ -30,11 +30,12 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
   }
   if (!r.expectMap(node, field, {"services", "timeouts", "runtime_api", "state_file", "threads",
                                   "max_header_bytes", "max_body_bytes", "max_idle_upstream_per_endpoint",
-                                  "passive_health", "buffer_request_bytes", "long_lived"})) {
+                                  "passive_health", "buffer_request_bytes", "long_lived", "defer_accept"})) {
     return c;
   }
   if (auto v = r.getString(node, field, "state_file")) c.state_file = *v;
   if (auto v = r.getInt(node, field, "threads", 1, 64)) c.threads = int(*v);
+  if (auto v = r.getBool(node, field, "defer_accept")) c.defer_accept = *v;
   if (auto v = r.getInt(node, field, "max_header_bytes", 1024, 1 << 20)) c.max_header_bytes = size_t(*v);
   if (auto v = r.getInt(node, field, "max_body_bytes", 0, int64_t{1} << 32)) c.max_body_bytes = size_t(*v);
   if (auto v = r.getInt(node, field, "max_idle_upstream_per_endpoint", 0, 10000)) c.max_idle_upstream_per_endpoint = size_t(*v);

@@ -13,6 +13,8 @@
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <spdlog/spdlog.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <boost/asio.hpp>
@@ -963,6 +965,11 @@ StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::start(const ProxyConfig& con
     // connection): one system call here instead of one per connection.
     acceptor->set_option(tcp::no_delay(true), ec);
     if (ec) return Unavailable("proxy: cannot set TCP_NODELAY on the listener of " + l.service + ": " + ec.message());
+    // Set either way: a listener taken over keeps the predecessor's setting otherwise.
+    const int defer_seconds = config.defer_accept ? 1 : 0;
+    if (::setsockopt(acceptor->native_handle(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_seconds, sizeof defer_seconds) != 0) {
+      return Unavailable("proxy: cannot set TCP_DEFER_ACCEPT on the listener of " + l.service + ": " + std::strerror(errno));
+    }
     im.ports[l.service] = acceptor->local_endpoint().port();
     std::shared_ptr<asio::ssl::context> tls;
     if (tlsFilesOf(l).any()) {

@@ -319,4 +319,34 @@ TEST_F(ProxyTest, AnUpstreamKilledUnderLoadCostsNoClientErrors) {
 }
 
 }  // namespace
+// The open client connections of the service, from the proxy's own /metrics.
+int activeConnections(int admin_port) {
+  const std::string metrics = testing::httpGet(admin_port, "/metrics").body;
+  const std::string key = "greenlight_proxy_active_connections{service=\"vehicles\"} ";
+  const size_t at = metrics.find(key);
+  return at == std::string::npos ? -1 : std::stoi(metrics.substr(at + key.size()));
+}
+
+// defer_accept (on by default): a connection is accepted once its first bytes arrive. One event
+// loop, so connections are accepted in the order they came: the silent one, queued before the
+// one that sends a request, would be taken first.
+TEST_F(ProxyTest, ASilentConnectionIsAcceptedOnlyOnceItsFirstBytesArrive) {
+  start(blue_.address(), green_.address(), "  threads: 1\n");
+  RawConnection silent(port_);
+  RawConnection talking(port_);
+  ASSERT_TRUE(talking.send(get()));
+  EXPECT_EQ(talking.read().body, "blue");
+  EXPECT_EQ(activeConnections(svc_->adminPort()), 1) << "only the connection that sent a request";
+  ASSERT_TRUE(silent.send("GET / HTTP/1.1\r\n"));  // half a head: accepted, then waits for the rest
+  EXPECT_TRUE(testing::waitUntil([&] { return activeConnections(svc_->adminPort()) == 2; }, 5s));
+  ASSERT_TRUE(silent.send("Host: v\r\n\r\n"));
+  EXPECT_EQ(silent.read().body, "blue");
+}
+
+TEST_F(ProxyTest, WithoutDeferAcceptASilentConnectionIsAcceptedAtOnce) {
+  start(blue_.address(), green_.address(), "  threads: 1\n  defer_accept: false\n");
+  RawConnection silent(port_);
+  EXPECT_TRUE(testing::waitUntil([&] { return activeConnections(svc_->adminPort()) == 1; }, 5s));
+}
+
 }  // namespace greenlight::proxy

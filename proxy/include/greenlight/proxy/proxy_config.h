@@ -55,6 +55,10 @@ struct ProxyConfig {
   std::string state_file;      // persisted routing table; empty: none
   std::optional<AesKey> state_key;  // from the top-level state_encryption: seals state_file
   int threads = 1;
+  // TCP_DEFER_ACCEPT on the listeners: the kernel hands over a connection once its first bytes
+  // have arrived (or after about a second), so the first read never waits (nginx's `deferred`,
+  // HAProxy's `defer-accept`). Off for clients that connect and wait for the server to speak.
+  bool defer_accept = true;
   size_t max_header_bytes = 16 << 10;
   size_t max_body_bytes = 8 << 20;
   // Request bodies up to this size are read whole before forwarding, so a request can be retried
