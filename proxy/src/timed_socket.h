@@ -139,23 +139,11 @@ class TimedSocket {
 
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
-    return initiate<void(boost::system::error_code, std::size_t)>(
-        token,
-        [](Impl& i, const MutableBuffers& b, auto h) {
-          if (i.raw >= 0 && !tryNow(i, b, h, /*write=*/false)) return;
-          i.socket.async_read_some(b, std::move(h));
-        },
-        buffers);
+    return transfer<false>(buffers, token);
   }
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
-    return initiate<void(boost::system::error_code, std::size_t)>(
-        token,
-        [](Impl& i, const ConstBuffers& b, auto h) {
-          if (i.raw >= 0 && !tryNow(i, b, h, /*write=*/true)) return;
-          i.socket.async_write_some(b, std::move(h));
-        },
-        buffers);
+    return transfer<true>(buffers, token);
   }
   template <class Token>
   auto async_connect(const boost::asio::ip::tcp::endpoint& to, Token&& token) {
@@ -164,6 +152,21 @@ class TimedSocket {
   }
 
  private:
+  // A read or write: on an adopted descriptor tried at once, else (or if it would block) Asio's.
+  template <bool kWrite, class Buffers, class Token>
+  auto transfer(const Buffers& buffers, Token& token) {
+    return initiate<void(boost::system::error_code, std::size_t)>(
+        token,
+        [](Impl& i, const Buffers& b, auto h) {
+          if (i.raw >= 0 && !tryNow(i, b, h, kWrite)) return;
+          if constexpr (kWrite) {
+            i.socket.async_write_some(b, std::move(h));
+          } else {
+            i.socket.async_read_some(b, std::move(h));
+          }
+        },
+        buffers);
+  }
   // One read or write on an adopted descriptor, now. Returns true when it would block (the
   // descriptor is then registered and the caller starts Asio's operation); otherwise the result
   // goes to the handler through the loop's queue (never inline, as Asio requires).
