@@ -31,12 +31,9 @@ namespace greenlight::proxy {
 namespace timed_socket_detail {
 
 struct State {
-  State(boost::asio::ip::tcp::socket s, const TimeSource& t) : socket(std::move(s)), timer(socket.get_executor()), time(t) {}
-  ~State() {
-    if (raw >= 0) ::close(raw);
-  }
+  State(const boost::asio::any_io_executor& ex, const TimeSource& t) : socket(ex), timer(ex), time(t) {}
   boost::asio::ip::tcp::socket socket;
-  int raw = -1;  // an adopted descriptor not yet handed to `socket` (not registered with epoll)
+  int raw = -1;  // an adopted descriptor not yet handed to `socket` (closed by TimedSocket's close)
   boost::asio::ip::tcp protocol = boost::asio::ip::tcp::v4();
   boost::asio::steady_timer timer;
   const TimeSource& time;
@@ -86,7 +83,7 @@ class TimedSocket {
   using lowest_layer_type = boost::asio::ip::tcp::socket;  // what asio::ssl::stream asks of its next layer
 
   TimedSocket(const executor_type& ex, const TimeSource& time)
-      : impl_(std::make_shared<Impl>(boost::asio::ip::tcp::socket(ex), time)) {}
+      : impl_(std::make_shared<Impl>(ex, time)) {}
   // Takes a connected, non-blocking descriptor (accept4 with SOCK_NONBLOCK), unregistered.
   static TimedSocket adopt(const executor_type& ex, int fd, boost::asio::ip::tcp protocol, const TimeSource& time) {
     TimedSocket s(ex, time);
