@@ -7,6 +7,7 @@
 #include "greenlight/common/tls.h"
 #include "relay.h"
 #include "request_rules.h"
+#include "edge_poller.h"
 #include "timed_socket.h"
 
 #include <prometheus/counter.h>
@@ -412,10 +413,8 @@ struct ProxyServer::Impl {
   awaitable<std::unique_ptr<UpstreamConn>> connect(Upstream& up, boost::system::error_code& ec) {
     auto conn = std::make_unique<UpstreamConn>(co_await asio::this_coro::executor, time);
     conn->stream.expires_after(cfg.timeouts.connect);
-    co_await conn->stream.async_connect(up.address, ecOut(ec));
+    co_await conn->stream.async_connect(up.address, ecOut(ec));  // with TCP_NODELAY
     if (ec) co_return nullptr;
-    conn->stream.socket().set_option(tcp::no_delay(true), ec);
-    ec = {};
     co_return conn;
   }
 
@@ -1014,7 +1013,7 @@ StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::start(const ProxyConfig& con
   for (auto& loop : im.loops) {
     im.threads.emplace_back([l = loop.get()] {
       auto guard = asio::make_work_guard(*l);
-      l->run();
+      EdgePoller::run(*l);
     });
   }
   return std::unique_ptr<ProxyServer>(new ProxyServer(std::move(impl)));

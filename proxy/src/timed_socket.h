@@ -6,11 +6,12 @@
 // beast::error::timeout. As with Beast's stream, a deadline that passes while an operation is
 // pending closes the socket and every pending operation completes with beast::error::timeout;
 // one that passes with none pending fails the next operation.
-// An accepted connection can start unregistered (`adopt`): reads and writes are tried on the
-// descriptor directly and complete through the event loop's queue; only one that would block
-// registers the descriptor with Asio's epoll. A `Connection: close` exchange whose request has
-// arrived and whose answer fits the send buffer never touches epoll (HAProxy does the same);
-// Asio would add and delete every accepted socket and set it non-blocking with an ioctl.
+// Descriptors are the proxy's own, not Asio's: an accepted one is adopted (`adopt`), an
+// upstream one is opened by `async_connect`. Reads and writes are tried on the descriptor and
+// complete through the event loop's queue; one that would block, or follows a short read or
+// write (the kernel had no more), waits in the loop's EdgePoller, which registers a descriptor
+// once, the first time it has to. A `Connection: close` exchange whose request has arrived and
+// whose answer fits the send buffer never touches epoll (HAProxy does the same).
 // Not thread-safe: one event loop (the socket's executor) per connection.
 #pragma once
 
@@ -18,12 +19,16 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <boost/asio.hpp>
 #include <boost/beast/core/error.hpp>
 #include <cerrno>
 #include <memory>
 #include <utility>
 
+#include "edge_poller.h"
 #include "greenlight/common/time_source.h"
 
 namespace greenlight::proxy {
@@ -33,7 +38,8 @@ namespace timed_socket_detail {
 struct State {
   State(const boost::asio::any_io_executor& ex, const TimeSource& t) : socket(ex), timer(ex), time(t) {}
   boost::asio::ip::tcp::socket socket;
-  int raw = -1;  // an adopted descriptor not yet handed to `socket` (closed by TimedSocket's close)
+  int raw = -1;  // our descriptor (adopted or connected), unless handed to `socket`; closed by TimedSocket's close
+  Waiter waiter;  // its readiness, once registered with the loop's EdgePoller
   boost::asio::ip::tcp protocol = boost::asio::ip::tcp::v4();
   boost::asio::steady_timer timer;
   const TimeSource& time;
@@ -128,8 +134,9 @@ class TimedSocket {
     impl_->timed_out = impl_->expired = false;
     impl_->deadline = MonoTime::max();
   }
-  // Cancels pending operations (an adopted descriptor has none: its operations never wait).
+  // Cancels pending operations: they complete with operation_aborted.
   void cancel() {
+    if (EdgePoller* p = impl_->waiter.poller()) p->abort(impl_->waiter, boost::asio::error::operation_aborted);
     boost::system::error_code ignored;
     impl_->socket.cancel(ignored);
   }
@@ -142,20 +149,56 @@ class TimedSocket {
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
     return transfer<true>(buffers, token);
   }
+  // Opens a non-blocking socket (TCP_NODELAY) and connects it to `to`.
   template <class Token>
   auto async_connect(const boost::asio::ip::tcp::endpoint& to, Token&& token) {
     return initiate<void(boost::system::error_code)>(
-        token, [](Impl& i, const boost::asio::ip::tcp::endpoint& e, auto h) { i.socket.async_connect(e, std::move(h)); }, to);
+        token, [](Impl& i, const boost::asio::ip::tcp::endpoint& e, auto h) { startConnect(i, e, std::move(h)); }, to);
   }
 
  private:
-  // A read or write: on an adopted descriptor tried at once, else (or if it would block) Asio's.
+  // A read or write waiting in the EdgePoller; tried again when the descriptor is ready.
+  template <bool kWrite, class Buffers, class Handler>
+  struct ParkedTransfer final : ParkedOp {
+    ParkedTransfer(Impl& i, const Buffers& b, Handler&& h) : state(i), buffers(b), handler(std::move(h)) {}
+    bool retry() override { return !tryNow(state, buffers, handler, kWrite); }
+    void abort(boost::system::error_code ec) override { post(state, std::move(handler), ec, 0); }
+    Impl& state;  // kept alive by the handler (Mapped)
+    Buffers buffers;
+    Handler handler;
+  };
+  // A connect in progress; done when the descriptor becomes writable (or fails).
+  template <class Handler>
+  struct ParkedConnect final : ParkedOp {
+    ParkedConnect(Impl& i, Handler&& h) : state(i), handler(std::move(h)) {}
+    bool retry() override {
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (::getsockopt(state.raw, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      abort(boost::system::error_code(err, boost::system::system_category()));
+      return true;
+    }
+    void abort(boost::system::error_code ec) override {
+      boost::asio::post(state.socket.get_executor(), [h = std::move(handler), ec]() mutable { std::move(h)(ec); });
+    }
+    Impl& state;
+    Handler handler;
+  };
+
+  // A read or write: on our descriptor tried at once (or parked), else Asio's.
   template <bool kWrite, class Buffers, class Token>
   auto transfer(const Buffers& buffers, Token& token) {
     return initiate<void(boost::system::error_code, std::size_t)>(
         token,
         [](Impl& i, const Buffers& b, auto h) {
-          if (i.raw >= 0 && !tryNow(i, b, h, kWrite)) return;
+          if (i.raw >= 0) {
+            if (!tryNow(i, b, h, kWrite)) return;
+            boost::system::error_code ec = registerWithPoller(i);
+            if (ec) return post(i, std::move(h), ec, 0);
+            using Op = ParkedTransfer<kWrite, Buffers, decltype(h)>;
+            i.waiter.poller()->park(i.waiter, kWrite ? Direction::kWrite : Direction::kRead, std::make_unique<Op>(i, b, std::move(h)));
+            return;
+          }
           if constexpr (kWrite) {
             i.socket.async_write_some(b, std::move(h));
           } else {
@@ -164,11 +207,14 @@ class TimedSocket {
         },
         buffers);
   }
-  // One read or write on an adopted descriptor, now. Returns true when it would block (the
-  // descriptor is then registered and the caller starts Asio's operation); otherwise the result
-  // goes to the handler through the loop's queue (never inline, as Asio requires).
+  // One read or write on our descriptor, now. Returns true when it would block: the kernel
+  // said so, or a short transfer since said there was no more and no readiness edge came since
+  // (then no system call is made). Otherwise the result goes to the handler through the loop's
+  // queue (never inline, as Asio requires).
   template <class Buffers, class Handler>
   static bool tryNow(Impl& i, const Buffers& buffers, Handler& handler, bool write) {
+    const Direction dir = write ? Direction::kWrite : Direction::kRead;
+    if (i.waiter.registered() && !i.waiter.ready(dir)) return true;
     iovec iov[16];
     size_t count = 0, total = 0;
     for (auto it = boost::asio::buffer_sequence_begin(buffers); it != boost::asio::buffer_sequence_end(buffers) && count < 16; ++it) {
@@ -192,20 +238,51 @@ class TimedSocket {
         }
       } while (n < 0 && errno == EINTR);
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        registerRaw(i);
+        i.waiter.markBlocked(dir);
         return true;
       }
+      // Short: the kernel had no more (or no more room). An edge-triggered event comes when
+      // that changes, so the next operation waits for it instead of asking again.
+      if (n > 0 && static_cast<size_t>(n) < total) i.waiter.markBlocked(dir);
     }
     boost::system::error_code ec;
     if (n < 0) ec.assign(errno, boost::system::system_category());
     if (n == 0 && total > 0 && !write) ec = boost::asio::error::eof;
-    const std::size_t done = n > 0 ? static_cast<std::size_t>(n) : 0;
-    boost::asio::post(i.socket.get_executor(), [h = std::move(handler), ec, done]() mutable { std::move(h)(ec, done); });
+    post(i, std::move(handler), ec, n > 0 ? static_cast<std::size_t>(n) : 0);
     return false;
   }
-  // Hands an adopted descriptor to Asio (registers it with epoll).
+  template <class Handler>
+  static void post(Impl& i, Handler&& handler, boost::system::error_code ec, std::size_t n) {
+    boost::asio::post(i.socket.get_executor(), [h = std::move(handler), ec, n]() mutable { std::move(h)(ec, n); });
+  }
+  template <class Handler>
+  static void startConnect(Impl& i, const boost::asio::ip::tcp::endpoint& e, Handler h) {
+    auto fail = [&i, &h](int err) {
+      boost::system::error_code ec(err, boost::system::system_category());
+      boost::asio::post(i.socket.get_executor(), [h = std::move(h), ec]() mutable { std::move(h)(ec); });
+    };
+    if (i.raw >= 0 || i.socket.is_open()) return fail(EISCONN);
+    const int fd = ::socket(e.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (fd < 0) return fail(errno);
+    i.raw = fd;
+    i.protocol = e.protocol();
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (::connect(fd, e.data(), static_cast<socklen_t>(e.size())) == 0) return fail(0);
+    if (errno != EINPROGRESS) return fail(errno);
+    if (boost::system::error_code ec = registerWithPoller(i)) return fail(ec.value());
+    i.waiter.markBlocked(Direction::kWrite);  // writable means connected (or failed)
+    i.waiter.poller()->park(i.waiter, Direction::kWrite, std::make_unique<ParkedConnect<Handler>>(i, std::move(h)));
+  }
+  static boost::system::error_code registerWithPoller(Impl& i) {
+    boost::system::error_code ec;
+    if (!i.waiter.registered()) EdgePoller::of(i.socket.get_executor()).add(i.waiter, i.raw, ec);
+    return ec;
+  }
+  // Hands our descriptor to Asio (out of the EdgePoller, into Asio's epoll).
   static void registerRaw(Impl& i) {
     if (i.raw < 0) return;
+    if (EdgePoller* p = i.waiter.poller()) p->remove(i.waiter, /*closing=*/false);
     boost::system::error_code ec;
     i.socket.assign(i.protocol, i.raw, ec);
     if (ec) {
@@ -215,6 +292,7 @@ class TimedSocket {
   }
   static void close(Impl& i) {
     if (i.raw >= 0) {
+      if (EdgePoller* p = i.waiter.poller()) p->remove(i.waiter, /*closing=*/true);
       ::close(i.raw);
       i.raw = -1;
     }

@@ -1,13 +1,20 @@
-// TimedSocket on an adopted descriptor (what the proxy's accept loop hands it): reads and writes
-// are tried at once and complete through the loop's queue; one that would block waits in Asio,
-// with the deadline and end-of-stream behaving as for a registered socket. Real loopback TCP.
+// TimedSocket on its own descriptors (adopted from accept4, or opened by async_connect): reads
+// and writes are tried at once and complete through the loop's queue; one that would block, or
+// follows a short read, waits in the loop's EdgePoller, with the deadline, cancellation and
+// end-of-stream behaving as for an Asio socket, whether or not EdgePoller::run drives the loop.
+// Real loopback TCP.
 #include <gtest/gtest.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
+#include <memory>
 #include <optional>
 #include <string>
+#include <future>
+#include <thread>
 
 #include "../../proxy/src/timed_socket.h"
 #include "greenlight/common/time_source.h"
@@ -131,6 +138,177 @@ TEST_F(AdoptedSocket, AWriteReachesThePeerAndOneToAResetPeerFailsWithoutSigpipe)
     failed = *wrote;
   }
   EXPECT_TRUE(failed == asio::error::connection_reset || failed == asio::error::broken_pipe) << failed.message();
+}
+
+TEST_F(AdoptedSocket, AReadAfterAShortReadWaitsForTheNextBytes) {
+  send("abc");
+  waitReadable();
+  std::optional<Result> got;
+  read(got);
+  io.run_for(5s);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->data, "abc");  // short: the socket is now known to be drained
+  got.reset();
+  read(got);
+  io.restart();
+  io.poll();
+  EXPECT_FALSE(got) << "nothing more was sent";
+  send("de");
+  io.run_for(5s);  // returns once the read is done: the poller's wait does not keep it running
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(got->ec) << got->ec.message();
+  EXPECT_EQ(got->data, "de");
+}
+
+TEST_F(AdoptedSocket, CancelEndsAWaitingReadWithOperationAborted) {
+  std::optional<Result> got;
+  read(got);
+  io.poll();
+  ASSERT_FALSE(got);
+  server->cancel();
+  io.run_for(5s);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->ec, asio::error::operation_aborted);
+  send("still open");  // cancelling does not close: the next read gets the bytes
+  got.reset();
+  read(got);
+  io.restart();
+  io.run_for(5s);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->data, "still open");
+}
+
+TEST(EdgePollerTest, DestroyingTheLoopReleasesAWaitingReadWithoutRunningIt) {
+  RealTimeSource time;
+  int client = -1;
+  std::weak_ptr<TimedSocket> watch;
+  bool called = false;
+  {
+    asio::io_context io;
+    asio::ip::tcp::acceptor listener(io, {asio::ip::make_address("127.0.0.1"), 0});
+    client = testing::connectLoopback(listener.local_endpoint().port());
+    ASSERT_GE(client, 0);
+    const int fd = ::accept4(listener.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    // Owned by its own pending read, as a coroutine's frame owns its socket.
+    auto socket = std::make_shared<TimedSocket>(TimedSocket::adopt(io.get_executor(), fd, asio::ip::tcp::v4(), time));
+    watch = socket;
+    auto buf = std::make_shared<std::array<char, 16>>();
+    socket->async_read_some(asio::buffer(*buf), [socket, buf, &called](boost::system::error_code, std::size_t) { called = true; });
+    socket.reset();
+    io.poll();
+    ASSERT_FALSE(watch.expired()) << "the read is waiting and holds its socket";
+  }
+  EXPECT_TRUE(watch.expired()) << "the io_context's shutdown must destroy the waiting read";
+  EXPECT_FALSE(called);
+  ::close(client);
+}
+
+// EdgePoller::run drives a loop from a thread of its own, as the proxy's threads do.
+class PollerLoop : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    thread = std::thread([this] { EdgePoller::run(io); });
+  }
+  void TearDown() override {
+    io.stop();
+    thread.join();
+  }
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> guard = asio::make_work_guard(io);
+  RealTimeSource time;
+  std::thread thread;
+};
+
+// Echoes every read back, one read and one write at a time, on the loop's thread.
+struct Echo : std::enable_shared_from_this<Echo> {
+  explicit Echo(TimedSocket s) : socket(std::move(s)) {}
+  void read() {
+    socket.async_read_some(asio::buffer(buf), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+      if (ec) return;
+      asio::async_write(self->socket, asio::buffer(self->buf, n), [self](boost::system::error_code ec, std::size_t) {
+        if (!ec) self->read();
+      });
+    });
+  }
+  TimedSocket socket;
+  char buf[256];
+};
+
+TEST_F(PollerLoop, AnEchoRunsManyExchangesOnOneConnection) {
+  asio::ip::tcp::acceptor listener(io, {asio::ip::make_address("127.0.0.1"), 0});
+  const int client = testing::connectLoopback(listener.local_endpoint().port());
+  ASSERT_GE(client, 0);
+  const int fd = ::accept4(listener.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  asio::post(io, [this, fd] { std::make_shared<Echo>(TimedSocket::adopt(io.get_executor(), fd, asio::ip::tcp::v4(), time))->read(); });
+  // Every exchange's read finds the socket drained by the previous one's short read.
+  for (int i = 0; i < 500; ++i) {
+    const std::string msg = "exchange " + std::to_string(i);
+    ASSERT_EQ(::send(client, msg.data(), msg.size(), MSG_NOSIGNAL), ssize_t(msg.size()));
+    std::string back;
+    char in[256];
+    while (back.size() < msg.size()) {
+      const ssize_t n = ::recv(client, in, sizeof in, 0);  // times out after 5 s
+      ASSERT_GT(n, 0) << "no echo for exchange " << i;
+      back.append(in, static_cast<size_t>(n));
+    }
+    ASSERT_EQ(back, msg);
+  }
+  ::close(client);
+}
+
+TEST_F(PollerLoop, AConnectReachesAListenerAndOneToAClosedPortIsRefused) {
+  asio::ip::tcp::acceptor listener(io, {asio::ip::make_address("127.0.0.1"), 0});
+  const asio::ip::tcp::endpoint open_end = listener.local_endpoint();
+  asio::ip::tcp::endpoint closed_end;
+  {
+    asio::ip::tcp::acceptor gone(io, {asio::ip::make_address("127.0.0.1"), 0});
+    closed_end = gone.local_endpoint();
+  }  // nothing listens there now
+  std::promise<std::pair<boost::system::error_code, std::string>> opened;
+  std::promise<boost::system::error_code> refused;
+  auto a = std::make_shared<std::optional<TimedSocket>>();
+  auto b = std::make_shared<std::optional<TimedSocket>>();
+  asio::post(io, [&, a, b] {
+    a->emplace(io.get_executor(), time);
+    (*a)->expires_after(5s);
+    (*a)->async_connect(open_end, [&, a](boost::system::error_code ec) {
+      if (ec) return opened.set_value({ec, ""});
+      auto hello = std::make_shared<std::string>("hello");
+      asio::async_write(**a, asio::buffer(*hello), [&, a, hello](boost::system::error_code ec, std::size_t) {
+        opened.set_value({ec, "sent"});
+      });
+    });
+    b->emplace(io.get_executor(), time);
+    (*b)->expires_after(5s);
+    (*b)->async_connect(closed_end, [&, b](boost::system::error_code ec) { refused.set_value(ec); });
+  });
+  auto fo = opened.get_future();
+  auto fr = refused.get_future();
+  ASSERT_EQ(fo.wait_for(5s), std::future_status::ready);
+  const auto [ec, what] = fo.get();
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(what, "sent");
+  const int accepted = ::accept(listener.native_handle(), nullptr, nullptr);
+  ASSERT_GE(accepted, 0);
+  char in[16];
+  EXPECT_EQ(::recv(accepted, in, sizeof in, 0), 5);
+  EXPECT_EQ(std::string(in, 5), "hello");
+  int nodelay = 0;
+  socklen_t len = sizeof nodelay;
+  ::close(accepted);
+  ASSERT_EQ(fr.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(fr.get(), asio::error::connection_refused);
+  std::promise<void> closed;
+  asio::post(io, [a, b, &closed, &nodelay, &len] {
+    ::getsockopt((*a)->socket().native_handle(), IPPROTO_TCP, TCP_NODELAY, &nodelay, &len);
+    a->reset();
+    b->reset();
+    closed.set_value();
+  });
+  ASSERT_EQ(closed.get_future().wait_for(5s), std::future_status::ready);
+  EXPECT_NE(nodelay, 0) << "upstream connections are opened with TCP_NODELAY";
 }
 
 }  // namespace

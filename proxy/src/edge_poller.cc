@@ -1,0 +1,152 @@
+#include "edge_poller.h"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+
+namespace greenlight::proxy {
+
+namespace asio = boost::asio;
+
+asio::execution_context::id EdgePoller::id;
+
+EdgePoller::EdgePoller(asio::io_context& io) : asio::execution_context::service(io) {
+  epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0) std::abort();  // out of descriptors at start-up: nothing sensible to do
+  // Creating the descriptor here also creates Asio's reactor first, so this service is shut
+  // down (and destroyed) before it. A duplicate: Asio closes what it is given.
+  wake_.emplace(io.get_executor(), ::dup(epfd_));
+}
+
+EdgePoller::~EdgePoller() { ::close(epfd_); }
+
+EdgePoller& EdgePoller::of(const asio::any_io_executor& ex) {
+  // Every executor the proxy uses is an io_context's.
+  return asio::use_service<EdgePoller>(static_cast<asio::io_context&>(asio::query(ex, asio::execution::context)));
+}
+
+void EdgePoller::run(asio::io_context& io) {
+  EdgePoller& p = asio::use_service<EdgePoller>(io);
+  p.running_ = true;
+  while (!io.stopped()) {
+    size_t done = p.parked_ > 0 ? p.dispatch() : 0;
+    done += io.poll();
+    if (done == 0 && !io.stopped()) {
+      if (p.parked_ > 0 && !p.armed_) p.arm();
+      io.run_one();
+    }
+  }
+  p.running_ = false;
+}
+
+bool EdgePoller::add(Waiter& w, int fd, boost::system::error_code& ec) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.ptr = &w;
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    ec.assign(errno, boost::system::system_category());
+    return false;
+  }
+  w.poller_ = this;
+  w.fd_ = fd;
+  return true;
+}
+
+void EdgePoller::remove(Waiter& w, bool closing) {
+  if (w.poller_ != this) return;
+  abort(w, asio::error::operation_aborted);
+  // Closing removes it (its events not yet collected too); no descriptor of ours is duplicated.
+  if (!closing) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, w.fd_, nullptr);
+  w.poller_ = nullptr;
+  w.fd_ = -1;
+  w.ready_[0] = w.ready_[1] = true;
+}
+
+void EdgePoller::park(Waiter& w, Direction d, std::unique_ptr<ParkedOp> op) {
+  auto& slot = w.op_[static_cast<int>(d)];
+  if (slot) std::abort();  // two reads (or writes) at once on a stream: a bug
+  slot = std::move(op);
+  if (!w.listed_) {
+    w.listed_ = true;
+    w.prev_ = nullptr;
+    w.next_ = head_;
+    if (head_) head_->prev_ = &w;
+    head_ = &w;
+    ++parked_;
+  }
+  if (!running_ && !armed_) arm();
+}
+
+void EdgePoller::abort(Waiter& w, boost::system::error_code ec) {
+  for (auto& slot : w.op_) {
+    auto op = std::move(slot);
+    if (op && !shut_) op->abort(ec);
+  }
+  unlinkIfIdle(w);
+  disarmIfIdle();
+}
+
+void EdgePoller::unlinkIfIdle(Waiter& w) {
+  if (!w.listed_ || w.op_[0] || w.op_[1]) return;
+  if (w.prev_) w.prev_->next_ = w.next_; else head_ = w.next_;
+  if (w.next_) w.next_->prev_ = w.prev_;
+  w.prev_ = w.next_ = nullptr;
+  w.listed_ = false;
+  --parked_;
+}
+
+size_t EdgePoller::dispatch() {
+  epoll_event events[64];
+  const int n = ::epoll_wait(epfd_, events, 64, 0);
+  for (int k = 0; k < n; ++k) {
+    Waiter& w = *static_cast<Waiter*>(events[k].data.ptr);
+    const uint32_t e = events[k].events;
+    // A retry posts its completion (never runs it here), so no waiter closes during this loop.
+    if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+      w.ready_[0] = true;
+      if (w.op_[0] && w.op_[0]->retry()) w.op_[0].reset();
+    }
+    if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+      w.ready_[1] = true;
+      if (w.op_[1] && w.op_[1]->retry()) w.op_[1].reset();
+    }
+    unlinkIfIdle(w);
+  }
+  return n > 0 ? static_cast<size_t>(n) : 0;
+}
+
+void EdgePoller::arm() {
+  armed_ = true;
+  wake_->async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
+    armed_ = false;
+    if (!ec) dispatch();
+    // Cancelled when nothing was parked; something may have been parked since.
+    if (parked_ > 0 && !running_) arm();
+  });
+}
+
+void EdgePoller::disarmIfIdle() {
+  // Outside run() a pending wait would keep io_context::run from returning once all is done.
+  if (armed_ && parked_ == 0 && !running_ && !shut_) {
+    boost::system::error_code ignored;
+    wake_->cancel(ignored);
+  }
+}
+
+void EdgePoller::shutdown() {
+  // The io_context is going away: parked operations are destroyed, not completed (as Asio does
+  // with its own). Destroying one can close other sockets, which unlink themselves.
+  shut_ = true;
+  while (Waiter* w = head_) {
+    auto read = std::move(w->op_[0]);
+    auto write = std::move(w->op_[1]);
+    unlinkIfIdle(*w);
+    read.reset();
+    write.reset();
+  }
+  wake_.reset();  // while Asio's reactor is still there to let go of it
+}
+
+}  // namespace greenlight::proxy
