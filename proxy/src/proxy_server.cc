@@ -536,7 +536,8 @@ struct ProxyServer::Impl {
         conn->stream.expires_after(cfg.timeouts.request);
         boost::system::error_code wec, rec;
         relay::serializeHead(req.base(), scratch.head());  // head and body in one write
-        if (req.body().empty()) {  // one buffer: Asio uses send, not sendmsg
+        if (req.body().size() <= relay::kCoalesce) {  // one buffer: send, not sendmsg
+          scratch.head().append(req.body());
           co_await asio::async_write(conn->stream, asio::buffer(scratch.head()), ecOut(wec));
         } else {
           co_await asio::async_write(conn->stream, std::array<asio::const_buffer, 2>{asio::buffer(scratch.head()), asio::buffer(req.body())},

@@ -126,10 +126,12 @@ asio::awaitable<void> readHeader(Src& src, beast::flat_buffer& buffer, http::par
 
 // Moves a message with a known length (Content-Length, or no body) whose head `p` has read from
 // `src`, to `dst`: `head` (serialized by serializeHead) goes out with the first piece of the
-// body in one write when that piece has already arrived, then the body one buffer at a time.
+// body in one write when that piece has already arrived, then the body one buffer at a time. A
+// small first piece is appended to `head` (the copy costs less than a scatter write).
+constexpr size_t kCoalesce = 4096;
 template <bool isRequest, class Src, class Dst>
 asio::awaitable<Result> relaySized(Src& src, beast::flat_buffer& src_buffer, http::parser<isRequest, http::buffer_body>& p,
-                                   Dst& dst, const std::string& head, char* buf, std::chrono::steady_clock::duration timeout) {
+                                   Dst& dst, std::string& head, char* buf, std::chrono::steady_clock::duration timeout) {
   boost::system::error_code ec;
   bool head_sent = false;
   if (p.is_done() || src_buffer.size() == 0) {
@@ -151,10 +153,15 @@ asio::awaitable<Result> relaySized(Src& src, beast::flat_buffer& src_buffer, htt
     if (ec) co_return Result::kSourceFailed;
     const size_t n = kChunk - p.get().body().size;
     if (n == 0 && head_sent) continue;
-    const std::array<asio::const_buffer, 2> out{head_sent ? asio::const_buffer() : asio::buffer(head), asio::buffer(buf, n)};
-    head_sent = true;
     beast::get_lowest_layer(dst).expires_after(timeout);
-    co_await asio::async_write(dst, out, ecOut(ec));
+    if (!head_sent && n <= kCoalesce) {  // one buffer: send, not sendmsg with a two-entry vector
+      head.append(buf, n);
+      co_await asio::async_write(dst, asio::buffer(head), ecOut(ec));
+    } else {
+      const std::array<asio::const_buffer, 2> out{head_sent ? asio::const_buffer() : asio::buffer(head), asio::buffer(buf, n)};
+      co_await asio::async_write(dst, out, ecOut(ec));
+    }
+    head_sent = true;
     if (ec) co_return Result::kDestinationFailed;
   }
   co_return Result::kDone;
