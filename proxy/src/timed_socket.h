@@ -214,7 +214,6 @@ class TimedSocket {
   template <class Buffers, class Handler>
   static bool tryNow(Impl& i, const Buffers& buffers, Handler& handler, bool write) {
     const Direction dir = write ? Direction::kWrite : Direction::kRead;
-    if (i.waiter.registered() && !i.waiter.ready(dir)) return true;
     iovec iov[16];
     size_t count = 0, total = 0;
     for (auto it = boost::asio::buffer_sequence_begin(buffers); it != boost::asio::buffer_sequence_end(buffers) && count < 16; ++it) {
@@ -225,8 +224,9 @@ class TimedSocket {
       total += b.size();
       ++count;
     }
-    ssize_t n = 0;
+    ssize_t n = 0;  // nothing to move (as with Asio, that completes at once)
     if (total > 0) {
+      if (i.waiter.registered() && !i.waiter.ready(dir)) return true;
       msghdr msg{};
       msg.msg_iov = iov;
       msg.msg_iovlen = count;

@@ -160,6 +160,25 @@ TEST_F(AdoptedSocket, AReadAfterAShortReadWaitsForTheNextBytes) {
   EXPECT_EQ(got->data, "de");
 }
 
+TEST_F(AdoptedSocket, AnEmptyReadCompletesAtOnceEvenWhenTheSocketIsDrained) {
+  std::optional<Result> got;
+  read(got);  // nothing there: waits, and the socket is known to be drained
+  io.poll();
+  ASSERT_FALSE(got);
+  std::optional<boost::system::error_code> empty;
+  server->cancel();
+  io.run_for(5s);
+  ASSERT_TRUE(got);
+  server->async_read_some(asio::mutable_buffer(), [&](boost::system::error_code ec, std::size_t n) {
+    empty = ec;
+    EXPECT_EQ(n, 0u);
+  });
+  io.restart();
+  io.poll();
+  ASSERT_TRUE(empty) << "an empty read has nothing to wait for";
+  EXPECT_FALSE(*empty) << empty->message();
+}
+
 TEST_F(AdoptedSocket, CancelEndsAWaitingReadWithOperationAborted) {
   std::optional<Result> got;
   read(got);
