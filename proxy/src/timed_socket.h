@@ -15,12 +15,11 @@
 // Not thread-safe: one event loop (the socket's executor) per connection.
 #pragma once
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
-
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core/error.hpp>
@@ -178,9 +177,7 @@ class TimedSocket {
       abort(boost::system::error_code(err, boost::system::system_category()));
       return true;
     }
-    void abort(boost::system::error_code ec) override {
-      boost::asio::post(state.socket.get_executor(), [h = std::move(handler), ec]() mutable { std::move(h)(ec); });
-    }
+    void abort(boost::system::error_code ec) override { post(state, std::move(handler), ec); }
     Impl& state;
     Handler handler;
   };
@@ -251,26 +248,28 @@ class TimedSocket {
     post(i, std::move(handler), ec, n > 0 ? static_cast<std::size_t>(n) : 0);
     return false;
   }
+  // Completes a read or write (with `n`) or a connect through the loop's queue.
   template <class Handler>
   static void post(Impl& i, Handler&& handler, boost::system::error_code ec, std::size_t n) {
     boost::asio::post(i.socket.get_executor(), [h = std::move(handler), ec, n]() mutable { std::move(h)(ec, n); });
   }
   template <class Handler>
+  static void post(Impl& i, Handler&& handler, boost::system::error_code ec) {
+    boost::asio::post(i.socket.get_executor(), [h = std::move(handler), ec]() mutable { std::move(h)(ec); });
+  }
+  template <class Handler>
   static void startConnect(Impl& i, const boost::asio::ip::tcp::endpoint& e, Handler h) {
-    auto fail = [&i, &h](int err) {
-      boost::system::error_code ec(err, boost::system::system_category());
-      boost::asio::post(i.socket.get_executor(), [h = std::move(h), ec]() mutable { std::move(h)(ec); });
-    };
-    if (i.raw >= 0 || i.socket.is_open()) return fail(EISCONN);
+    auto finish = [&i, &h](int err) { post(i, std::move(h), boost::system::error_code(err, boost::system::system_category())); };
+    if (i.raw >= 0 || i.socket.is_open()) return finish(EISCONN);
     const int fd = ::socket(e.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
-    if (fd < 0) return fail(errno);
+    if (fd < 0) return finish(errno);
     i.raw = fd;
     i.protocol = e.protocol();
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (::connect(fd, e.data(), static_cast<socklen_t>(e.size())) == 0) return fail(0);
-    if (errno != EINPROGRESS) return fail(errno);
-    if (boost::system::error_code ec = registerWithPoller(i)) return fail(ec.value());
+    if (::connect(fd, e.data(), static_cast<socklen_t>(e.size())) == 0) return finish(0);
+    if (errno != EINPROGRESS) return finish(errno);
+    if (boost::system::error_code ec = registerWithPoller(i)) return finish(ec.value());
     i.waiter.markBlocked(Direction::kWrite);  // writable means connected (or failed)
     i.waiter.poller()->park(i.waiter, Direction::kWrite, std::make_unique<ParkedConnect<Handler>>(i, std::move(h)));
   }
