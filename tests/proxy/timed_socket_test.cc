@@ -110,6 +110,17 @@ TEST_F(AdoptedSocket, ADeadlineThatPassesWhileAReadWaitsIsATimeout) {
   EXPECT_EQ(got->ec, boost::beast::error::timeout);
 }
 
+TEST_F(AdoptedSocket, ADeadlineSetWhileAReadWaitsStillEndsIt) {
+  std::optional<Result> got;
+  read(got);  // waits, with no deadline yet
+  io.poll();
+  ASSERT_FALSE(got);
+  server->expires_after(20ms);
+  io.run_for(5s);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->ec, boost::beast::error::timeout);
+}
+
 TEST_F(AdoptedSocket, AWriteReachesThePeerAndOneToAResetPeerFailsWithoutSigpipe) {
   std::optional<boost::system::error_code> wrote;
   const std::string hello = "hello";
