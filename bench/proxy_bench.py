@@ -4,9 +4,16 @@ same backends, same run, keep-alive and `Connection: close`; then the switch tes
 blue->green->blue under wrk load, for greenlight (runtime socket) and HAProxy (runtime API).
 
   python3 bench/proxy_bench.py [--seconds 10] [--connections 64] [--flips 1000] [--build build]
+                               [--rounds 1]
+
+With --rounds N each mode measures every target N times, round after round, each round in a
+different order, and reports the median of each target's rates, p50s and CPU figures with the
+errors of all rounds: this machine's speed drifts by 10-20% over minutes, and one 10 s run per
+target in a fixed order lets that drift decide a ratio of a few percent.
 """
 import argparse
 import os
+import statistics
 import re
 import signal
 import socket
@@ -126,6 +133,17 @@ def measure(name, pid, port, args, close):
     return r
 
 
+def median_round(rounds):
+    """One target's rounds as one row: the median of each figure, the errors of all rounds."""
+    row = dict(rounds[0])
+    for key in ("rps", "p50_ms", "cpu_us_per_req"):
+        if row[key] is not None:
+            row[key] = statistics.median(r[key] for r in rounds)
+    for key in ("non2xx", "socket_errors", "requests"):
+        row[key] = sum(r[key] for r in rounds)
+    return row
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
@@ -133,6 +151,7 @@ def main():
     ap.add_argument("--flips", type=int, default=1000)
     ap.add_argument("--build", default="build")
     ap.add_argument("--threads", type=int, default=2, help="greenlight proxy threads")
+    ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds per mode (medians reported)")
     args = ap.parse_args()
     procs = []
     with tempfile.TemporaryDirectory(prefix="greenlight-proxy-bench-") as tmp:
@@ -146,12 +165,14 @@ def main():
             for p in (blue_port, green_port, gl_port, hp_port, ng_port):
                 wait_port(p)
             results = {}
+            targets = [("direct", None, blue_port), ("greenlight", gl.pid, gl_port),
+                       ("haproxy", hp.pid, hp_port), ("nginx", ng.pid, ng_port)]
             for close in (False, True):
-                rows = [measure("direct", None, blue_port, args, close),
-                        measure("greenlight", gl.pid, gl_port, args, close),
-                        measure("haproxy", hp.pid, hp_port, args, close),
-                        measure("nginx", ng.pid, ng_port, args, close)]
-                results[close] = rows
+                runs = {name: [] for name, _, _ in targets}
+                for r in range(args.rounds):
+                    for name, pid, port in targets[r % len(targets):] + targets[:r % len(targets)]:
+                        runs[name].append(measure(name, pid, port, args, close))
+                results[close] = [median_round(runs[name]) for name, _, _ in targets]
             flips = {}
             for name, port, flip in (
                     ("greenlight", gl_port, lambda i: unix_command(gl_sock, f"set weight bench blue {0 if i % 2 == 0 else 100} green {100 if i % 2 == 0 else 0}")),
@@ -174,8 +195,9 @@ def main():
                     p.wait(timeout=15)
                 except Exception:
                     p.kill()
+    rounds = f", median of {args.rounds} interleaved rounds" if args.rounds > 1 else ""
     print(f"\nProxy benchmark: wrk -t2 -c{args.connections} -d{args.seconds}s, all on {os.cpu_count()} cores "
-          f"(backend: nginx, 1 worker; proxies: 2 threads/workers)\n")
+          f"(backend: nginx, 1 worker; proxies: 2 threads/workers){rounds}\n")
     for close in (False, True):
         rows = results[close]
         direct, hp = rows[0], rows[2]
