@@ -54,11 +54,14 @@ bool EdgePoller::add(Waiter& w, int fd, boost::system::error_code& ec) {
   return true;
 }
 
-void EdgePoller::remove(Waiter& w, bool closing) {
+void EdgePoller::remove(Waiter& w) {
   if (w.poller_ != this) return;
   abort(w, asio::error::operation_aborted);
-  // Closing removes it (its events not yet collected too); no descriptor of ours is duplicated.
-  if (!closing) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, w.fd_, nullptr);
+  // Explicitly, even when the descriptor is about to close: the kernel drops a registration only
+  // when the last descriptor of the socket closes, and a fork (a rollout's deploy command, in a
+  // process that also runs the proxy) holds copies until its exec; an event for a waiter freed
+  // meanwhile would be a use after free.
+  ::epoll_ctl(epfd_, EPOLL_CTL_DEL, w.fd_, nullptr);
   w.poller_ = nullptr;
   w.fd_ = -1;
   w.ready_[0] = w.ready_[1] = true;

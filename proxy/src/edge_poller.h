@@ -77,9 +77,9 @@ class EdgePoller : public boost::asio::execution_context::service {
 
   // Adds `fd` (non-blocking, connected or connecting) for `w`.
   bool add(Waiter& w, int fd, boost::system::error_code& ec);
-  // Takes `w` out of the set, before its descriptor closes (`closing`: the kernel drops it from
-  // the set then) or goes to Asio; parked operations end with operation_aborted.
-  void remove(Waiter& w, bool closing);
+  // Takes `w` out of the set, before its descriptor closes or goes to Asio; parked operations
+  // end with operation_aborted.
+  void remove(Waiter& w);
   // `op` waits until `w` is ready in direction `d`.
   void park(Waiter& w, Direction d, std::unique_ptr<ParkedOp> op);
   // Ends `w`'s parked operations with `ec`.

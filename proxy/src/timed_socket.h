@@ -281,7 +281,7 @@ class TimedSocket {
   // Hands our descriptor to Asio (out of the EdgePoller, into Asio's epoll).
   static void registerRaw(Impl& i) {
     if (i.raw < 0) return;
-    if (EdgePoller* p = i.waiter.poller()) p->remove(i.waiter, /*closing=*/false);
+    if (EdgePoller* p = i.waiter.poller()) p->remove(i.waiter);
     boost::system::error_code ec;
     i.socket.assign(i.protocol, i.raw, ec);
     if (ec) {
@@ -291,7 +291,7 @@ class TimedSocket {
   }
   static void close(Impl& i) {
     if (i.raw >= 0) {
-      if (EdgePoller* p = i.waiter.poller()) p->remove(i.waiter, /*closing=*/true);
+      if (EdgePoller* p = i.waiter.poller()) p->remove(i.waiter);
       ::close(i.raw);
       i.raw = -1;
     }

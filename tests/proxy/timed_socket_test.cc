@@ -234,6 +234,45 @@ TEST(EdgePollerTest, DestroyingTheLoopReleasesAWaitingReadWithoutRunningIt) {
   ::close(client);
 }
 
+// A forked child (a rollout's deploy command, before its exec) holds copies of the proxy's
+// descriptors: closing ours must still take the socket out of the poller's set, or its next
+// event would reach a freed waiter (ASan reports that as a use after free).
+TEST_F(AdoptedSocket, ASocketClosedWhileAnotherDescriptorHoldsItGetsNoMoreEvents) {
+  std::optional<Result> got;
+  read(got);  // registers with the poller and waits
+  io.poll();
+  ASSERT_FALSE(got);
+  const int copy = ::dup(server_fd);  // as fork() would
+  ASSERT_GE(copy, 0);
+  server.reset();  // closes our descriptor; the socket lives on through `copy`
+  io.run_for(5s);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->ec, asio::error::operation_aborted);
+  send("after close");  // an event on the socket, if it were still in the set
+  pollfd p{copy, POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);
+  io.restart();
+  io.poll();
+  // A second socket makes the loop collect its set's events again.
+  asio::ip::tcp::acceptor listener(io, {asio::ip::make_address("127.0.0.1"), 0});
+  const int c2 = testing::connectLoopback(listener.local_endpoint().port());
+  ASSERT_GE(c2, 0);
+  const int fd2 = ::accept4(listener.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  ASSERT_GE(fd2, 0);
+  TimedSocket other = TimedSocket::adopt(io.get_executor(), fd2, asio::ip::tcp::v4(), time);
+  std::optional<Result> got2;
+  other.async_read_some(asio::buffer(buf), [&](boost::system::error_code ec, std::size_t n) { got2 = Result{ec, std::string(buf, n)}; });
+  io.restart();
+  io.poll();
+  ASSERT_FALSE(got2);
+  ASSERT_EQ(::send(c2, "x", 1, MSG_NOSIGNAL), 1);
+  io.run_for(5s);
+  ASSERT_TRUE(got2);
+  EXPECT_EQ(got2->data, "x");
+  ::close(c2);
+  ::close(copy);
+}
+
 // EdgePoller::run drives a loop from a thread of its own, as the proxy's threads do.
 class PollerLoop : public ::testing::Test {
  protected:
