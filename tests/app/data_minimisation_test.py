@@ -68,7 +68,7 @@ def main():
                      60, "alerts to fire")
         status, body = demo.api("POST", "/api/v1/rollouts/vehicles/start", {"release": "v2"})
         assert status == 200, body
-        h.wait_until(lambda: demo.rollout()["phase"] == "promoted", 120, "the rollout to be promoted")
+        demo.wait_for_phase("promoted", 120)
         demo.clear_fault("bmw")
         demo.clear_fault("tesla")
     finally:

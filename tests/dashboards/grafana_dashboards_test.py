@@ -105,13 +105,13 @@ def main():
         # One rollout promoted, then one aborted (rolled back).
         status, body = demo.api("POST", "/api/v1/rollouts/vehicles/start", {"release": "v2"})
         assert status == 200, body
-        h.wait_until(lambda: demo.rollout()["phase"] == "promoted", 120, "v2 to be promoted")
+        demo.wait_for_phase("promoted", 120)
         status, body = demo.api("POST", "/api/v1/rollouts/vehicles/start", {"release": "v3"})
         assert status == 200, body
-        h.wait_until(lambda: demo.rollout()["phase"] == "shifting", 60, "v3 to start shifting")
+        demo.wait_for_phase("shifting", 60)
         status, body = demo.api("POST", "/api/v1/rollouts/vehicles/abort", {"reason": "dashboard test"})
         assert status == 200, body
-        h.wait_until(lambda: demo.rollout()["phase"] == "rolled-back", 60, "v3 to be rolled back")
+        demo.wait_for_phase("rolled-back", 60)
         # Until Prometheus has scraped the final counters (range queries below end now, step 1 s).
         for counter in ("promotions", "rollbacks"):
             h.wait_until(lambda: query(f"increase(greenlight_rollout_{counter}_total[1m]) > 0", False)[0], 30,

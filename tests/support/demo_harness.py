@@ -125,6 +125,25 @@ class Demo:
         assert status == 200, body
         return body
 
+    def wait_for_phase(self, phase, timeout):
+        """Waits until the rollout reaches `phase`. A different final phase fails at once; a
+        timeout reports the rollout's last state and the end of the demo's log."""
+        final = {"promoted", "rolled-back"}
+        last = {}
+
+        def reached():
+            last.clear()
+            last.update(self.rollout())
+            if last.get("phase") != phase and last.get("phase") in final and phase in final:
+                raise AssertionError(f"the rollout ended {last.get('phase')} instead of {phase}: {json.dumps(last)}")
+            return last.get("phase") == phase
+        try:
+            return wait_until(reached, timeout, f"the rollout to be {phase}")
+        except AssertionError as e:
+            with open(os.path.join(self.workdir, "demo.log")) as f:
+                tail = f.read()[-4000:]
+            raise AssertionError(f"{e}\nlast rollout state: {json.dumps(last)}\ndemo log (end):\n{tail}") from None
+
     def inject_fault(self, target, fault):
         status, text = http("PUT", f"{self.faults}/{target}", fault)
         assert status == 200, text
