@@ -48,6 +48,13 @@ TEST(AdminServer, HealthIsOpenEverythingElseNeedsAToken) {
   EXPECT_EQ(httpGet(server->port(), "/api/v1/thing", "wrong-token-000000000").status, 401);
 }
 
+// cpp-httplib sends a response's head and body separately; without TCP_NODELAY each kept-alive
+// request (a dashboard, a Prometheus scrape) waited 40 ms for the client's delayed ACK.
+TEST(AdminServer, KeptAliveRequestsAreAnsweredWithoutWaitingForADelayedAck) {
+  auto server = startServer({});
+  EXPECT_LT(testing::keepAliveMedian(server->port(), "/healthz", 15), std::chrono::milliseconds(20));
+}
+
 TEST(AdminServer, RolesAreEnforced) {
   auto server = startServer(withTokens());
   auto viewer_read = httpGet(server->port(), "/api/v1/thing", kViewerToken);

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -146,6 +147,28 @@ std::string readFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::chrono::microseconds keepAliveMedian(int port, const std::string& path, int n, bool tls) {
+  std::unique_ptr<httplib::ClientImpl> client;
+  if (tls) {
+    auto c = std::make_unique<httplib::SSLClient>("127.0.0.1", port);
+    c->enable_server_certificate_verification(false);  // only the timing matters here
+    client = std::move(c);
+  } else {
+    client = std::make_unique<httplib::ClientImpl>("127.0.0.1", port);
+  }
+  client->set_keep_alive(true);
+  client->set_read_timeout(5, 0);
+  std::vector<std::chrono::microseconds> took;
+  for (int i = 0; i < n; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    auto res = client->Get(path);
+    took.push_back(res ? std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start)
+                       : std::chrono::microseconds(std::chrono::hours(1)));
+  }
+  std::sort(took.begin(), took.end());
+  return took[took.size() / 2];
 }
 
 HttpReply httpGet(int port, const std::string& path, const std::string& bearer) {
