@@ -201,10 +201,17 @@ struct ProxyServer::Impl {
   std::unique_ptr<asio::local::stream_protocol::acceptor> runtime_acceptor;
   std::map<std::string, std::unique_ptr<Upstream>> upstreams;  // by "host:port"
   std::map<std::string, ServiceMetrics> metrics;
-  std::atomic<uint64_t> rr{0};
   std::atomic<bool> stopping{false};
+  // What each event loop keeps to itself on the request path (a cache line each: nothing one
+  // loop writes there is read by another).
+  struct alignas(64) LoopLocal {
+    explicit LoopLocal(const RoutingStore& s) : table(s) {}
+    RoutingStore::Reader table;
+    uint64_t rr = 0;  // round-robin position over a colour's endpoints
+  };
+  std::vector<LoopLocal> local;
   // Open client sessions, per event loop (a loop's lock is only ever contended by stop()).
-  struct LoopSessions {
+  struct alignas(64) LoopSessions {
     std::mutex mu;
     std::set<Session*> set;
   };
@@ -224,7 +231,7 @@ struct ProxyServer::Impl {
   }
   Impl(const ProxyConfig& c, RoutingStore& s, std::shared_ptr<prometheus::Registry> r, const TimeSource& t)
       : cfg(c), store(s), registry(std::move(r)), time(t), loops(makeLoops(c.threads)), io(*loops[0]),
-        sessions(loops.size()) {}
+        local(loops.size(), LoopLocal(s)), sessions(loops.size()) {}
 
   void buildMetrics() {
     auto& requests = prometheus::BuildCounter().Name("greenlight_proxy_requests_total")
@@ -360,7 +367,8 @@ struct ProxyServer::Impl {
   // Passive health: consecutive failures eject an endpoint for a while; a success resets.
   void recordOutcome(Upstream& up, const std::string& address, bool failed) {
     if (!failed) {
-      up.consecutive_failures.store(0, std::memory_order_relaxed);
+      // Read first: a store on every request would pull the line away from the other loops.
+      if (up.consecutive_failures.load(std::memory_order_relaxed) != 0) up.consecutive_failures.store(0, std::memory_order_relaxed);
       return;
     }
     const int threshold = cfg.passive_health.failures;
@@ -507,7 +515,7 @@ struct ProxyServer::Impl {
                                      bool client_keep, bool upgrade, ServiceMetrics& m, size_t loop, RelayBuffer& scratch) {
     const Candidates ready = candidates(svc, color);
     if (ready.empty()) co_return co_await answer(client, http::status::service_unavailable, "no ready endpoint", client_version, client_keep);
-    const uint64_t start = rr.fetch_add(1, std::memory_order_relaxed);
+    const uint64_t start = local[loop].rr++;
     const bool idempotent = req.method() == http::verb::get || req.method() == http::verb::head ||
                             req.method() == http::verb::options || req.method() == http::verb::put ||
                             req.method() == http::verb::delete_;
@@ -585,7 +593,7 @@ struct ProxyServer::Impl {
                                      unsigned client_version, ServiceMetrics& m, size_t loop, RelayBuffer& scratch) {
     const Candidates ready = candidates(svc, color);
     if (ready.empty()) co_return co_await answer(client, http::status::service_unavailable, "no ready endpoint", client_version, false);
-    const uint64_t start = rr.fetch_add(1, std::memory_order_relaxed);
+    const uint64_t start = local[loop].rr++;
     std::unique_ptr<UpstreamConn> conn;
     Upstream* up = nullptr;
     std::string address, last_error = "upstream failed";
@@ -729,7 +737,7 @@ struct ProxyServer::Impl {
       }
       // The colour is picked from the head, before any body is read: one routing table version
       // for the whole request, and nothing read for a request that nothing can serve.
-      auto table = store.current();
+      auto table = local[loop].table.current();
       const ServiceRoutes& svc = table->services.at(service);
       const std::optional<Color> color = colorFor(svc, head.get().base());
       if (!color) {

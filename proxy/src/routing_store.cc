@@ -41,6 +41,7 @@ CommandResult RoutingStore::execute(std::string_view line, const std::string& wh
   auto next = std::make_shared<const RoutingTable>(std::move(*r.table));
   r.table.reset();
   table_.store(next);
+  changes_.fetch_add(1, std::memory_order_release);
   spdlog::info("runtime change by {}: {} (version {})", who, r.change, next->version);
   for (const auto& l : listeners_) l(*next);
   return r;
