@@ -120,6 +120,22 @@ TEST(RoutingStore, PersistsBeforeApplyingAndRestoresAtOpen) {
   EXPECT_EQ((*reopened)->current()->version, 1u);
 }
 
+TEST(RoutingStore, AReaderSeesAChangeAtItsNextLookAndOldSnapshotsStayValid) {
+  auto store = RoutingStore::open(table(100, 0), "");
+  ASSERT_TRUE(store.ok());
+  RoutingStore::Reader reader(**store);
+  auto before = reader.current();
+  EXPECT_EQ(reader.current().get(), before.get()) << "no change: the same table, not a reload";
+  ASSERT_TRUE((*store)->execute("set weight vehicles blue 30 green 70", "test").ok);
+  auto after = reader.current();
+  EXPECT_EQ(after->services.at("vehicles").weight, (std::array<int, 2>{30, 70}));
+  EXPECT_EQ(after.get(), (*store)->current().get());
+  // A request still holding the old table reads it whole.
+  EXPECT_EQ(before->services.at("vehicles").weight, (std::array<int, 2>{100, 0}));
+  ASSERT_FALSE((*store)->execute("set weight vehicles blue 0 green 0", "test").ok);
+  EXPECT_EQ(reader.current().get(), after.get()) << "a refused change changes nothing";
+}
+
 TEST(RoutingStore, ACorruptStateFileIsAClearError) {
   testing::TempDir dir;
   const std::string file = dir.write("routes.json", "{not json");
