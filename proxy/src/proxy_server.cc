@@ -175,9 +175,12 @@ struct ProxyServer::Impl {
     asio::steady_timer close_timer;
     bool armed = false;  // a drain close is scheduled
   };
+  // A client connection, in its loop's list (touched only by that loop's thread).
   struct Session {
     TimedSocket* client = nullptr;
-    std::atomic<bool> idle{true};
+    bool idle = true;  // waiting for the next request
+    Session* prev = nullptr;
+    Session* next = nullptr;
   };
 
   ProxyConfig cfg;
@@ -210,13 +213,18 @@ struct ProxyServer::Impl {
     uint64_t rr = 0;  // round-robin position over a colour's endpoints
   };
   std::vector<LoopLocal> local;
-  // Open client sessions, per event loop (a loop's lock is only ever contended by stop()).
+  // Open client sessions, per event loop: a list only the loop touches (stop() walks it from the
+  // loop), and a count stop() reads from its own thread.
   struct alignas(64) LoopSessions {
-    std::mutex mu;
-    std::set<Session*> set;
+    Session* head = nullptr;
+    std::atomic<int> open{0};
   };
   std::vector<LoopSessions> sessions;
-  std::atomic<int> open_sessions{0};
+  int openSessions() const {
+    int n = 0;
+    for (const auto& l : sessions) n += l.open.load();
+    return n;
+  }
   std::mutex stop_mu;
   std::condition_variable sessions_cv;  // signalled when a session ends while stopping
   std::mutex tunnels_mu;
@@ -693,11 +701,11 @@ struct ProxyServer::Impl {
   awaitable<void> session(Stream& client, std::string service, const std::string client_ip, size_t loop, bool tls) {
     Session self;
     self.client = &lowest(client);
-    {
-      std::lock_guard<std::mutex> lock(sessions[loop].mu);
-      sessions[loop].set.insert(&self);
-    }
-    ++open_sessions;
+    LoopSessions& mine = sessions[loop];
+    self.next = mine.head;
+    if (mine.head) mine.head->prev = &self;
+    mine.head = &self;
+    mine.open.fetch_add(1);
     ServiceMetrics& m = metrics.at(service);
     m.active->Increment();
     boost::system::error_code ignored;
@@ -796,11 +804,9 @@ struct ProxyServer::Impl {
     }
     lowest(client).shutdown(tcp::socket::shutdown_send, ignored);
     m.active->Decrement();
-    {
-      std::lock_guard<std::mutex> lock(sessions[loop].mu);
-      sessions[loop].set.erase(&self);
-    }
-    --open_sessions;
+    if (self.prev) self.prev->next = self.next; else mine.head = self.next;
+    if (self.next) self.next->prev = self.prev;
+    mine.open.fetch_sub(1);
     if (stopping) {  // stop() waits for the last session (it sets `stopping` before it looks)
       std::lock_guard<std::mutex> lock(stop_mu);
       sessions_cv.notify_all();
@@ -1074,16 +1080,12 @@ void ProxyServer::stop(Duration grace) {
   });
   // Idle keep-alive connections close now; busy ones after their response (a session that
   // becomes idle later sees `stopping` and ends).
-  for (auto& loop_sessions : im.sessions) {
-    std::lock_guard<std::mutex> lock(loop_sessions.mu);
-    for (Impl::Session* s : loop_sessions.set) {
-      if (!s->idle) continue;
-      // The session may end on its loop before this runs: cancel only one still registered.
-      asio::post(s->client->get_executor(), [&loop_sessions, s] {
-        std::lock_guard<std::mutex> check(loop_sessions.mu);
-        if (loop_sessions.set.count(s)) s->client->cancel();
-      });
-    }
+  for (size_t i = 0; i < im.loops.size(); ++i) {
+    asio::post(*im.loops[i], [&list = im.sessions[i]] {
+      for (Impl::Session* s = list.head; s; s = s->next) {
+        if (s->idle) s->client->cancel();
+      }
+    });
   }
   {
     // Tunnels have no request boundary to wait for: they close now.
@@ -1099,7 +1101,7 @@ void ProxyServer::stop(Duration grace) {
   }
   {
     std::unique_lock<std::mutex> lock(im.stop_mu);
-    im.sessions_cv.wait_for(lock, grace, [&im] { return im.open_sessions == 0; });
+    im.sessions_cv.wait_for(lock, grace, [&im] { return im.openSessions() == 0; });
   }
   for (auto& loop : im.loops) loop->stop();
   for (auto& t : im.threads) t.join();
