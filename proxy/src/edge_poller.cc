@@ -12,7 +12,7 @@ namespace asio = boost::asio;
 
 asio::execution_context::id EdgePoller::id;
 
-EdgePoller::EdgePoller(asio::io_context& io) : asio::execution_context::service(io) {
+EdgePoller::EdgePoller(asio::io_context& io) : asio::execution_context::service(io), io_(io) {
   epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ < 0) std::abort();  // out of descriptors at start-up: nothing sensible to do
   // Creating the descriptor here also creates Asio's reactor first, so this service is shut
@@ -120,6 +120,36 @@ size_t EdgePoller::dispatch() {
   return n > 0 ? static_cast<size_t>(n) : 0;
 }
 
+void EdgePoller::defer(Deferred* d) {
+  if (shut_) {
+    d->discard();
+    return;
+  }
+  d->next_ = nullptr;
+  if (deferred_tail_) deferred_tail_->next_ = d; else deferred_head_ = d;
+  deferred_tail_ = d;
+  if (!drain_posted_) {
+    drain_posted_ = true;
+    asio::post(io_, [this] { drain(); });
+  }
+}
+
+void EdgePoller::drain() {
+  // Completions queued while this runs (the next step of a chain) run here too, up to a
+  // budget, so Asio's other handlers (timers, accepts) still get their turn.
+  for (int budget = 1024; deferred_head_ && budget > 0; --budget) {
+    Deferred* d = deferred_head_;
+    deferred_head_ = d->next_;
+    if (!deferred_head_) deferred_tail_ = nullptr;
+    d->run();
+  }
+  drain_posted_ = false;
+  if (deferred_head_ && !shut_) {
+    drain_posted_ = true;
+    asio::post(io_, [this] { drain(); });
+  }
+}
+
 void EdgePoller::arm() {
   armed_ = true;
   wake_->async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
@@ -142,6 +172,11 @@ void EdgePoller::shutdown() {
   // The io_context is going away: parked operations are destroyed, not completed (as Asio does
   // with its own). Destroying one can close other sockets, which unlink themselves.
   shut_ = true;
+  while (Deferred* d = deferred_head_) {
+    deferred_head_ = d->next_;
+    d->discard();  // may destroy sockets, which may queue nothing more (shut_)
+  }
+  deferred_tail_ = nullptr;
   while (Waiter* w = head_) {
     auto read = std::move(w->op_[0]);
     auto write = std::move(w->op_[1]);

@@ -25,6 +25,7 @@
 #include <boost/beast/core/error.hpp>
 #include <cerrno>
 #include <memory>
+#include <tuple>
 #include <utility>
 
 #include "edge_poller.h"
@@ -39,6 +40,7 @@ struct State {
   boost::asio::ip::tcp::socket socket;
   int raw = -1;  // our descriptor (adopted or connected), unless handed to `socket`; closed by TimedSocket's close
   Waiter waiter;  // its readiness, once registered with the loop's EdgePoller
+  EdgePoller* poller = nullptr;  // the loop's, once looked up
   boost::asio::ip::tcp protocol = boost::asio::ip::tcp::v4();
   boost::asio::steady_timer timer;
   const TimeSource& time;
@@ -248,14 +250,33 @@ class TimedSocket {
     post(i, std::move(handler), ec, n > 0 ? static_cast<std::size_t>(n) : 0);
     return false;
   }
-  // Completes a read or write (with `n`) or a connect through the loop's queue.
+  // A completion in the loop's EdgePoller queue: the handler and what it is called with.
+  template <class Handler, class... Args>
+  struct DeferredCall final : Deferred {
+    DeferredCall(Handler&& h, Args... a) : handler(std::move(h)), args(a...) {}
+    void run() override {
+      Handler h = std::move(handler);
+      std::tuple<Args...> a = args;
+      delete this;
+      std::apply([&h](auto... x) { std::move(h)(x...); }, a);
+    }
+    void discard() override { delete this; }
+    Handler handler;
+    std::tuple<Args...> args;
+  };
+  static EdgePoller& pollerOf(Impl& i) {
+    if (!i.poller) i.poller = &EdgePoller::of(i.socket.get_executor());
+    return *i.poller;
+  }
+  // Completes a read or write (with `n`) or a connect through the loop's queue (EdgePoller's:
+  // never inline, as Asio requires).
   template <class Handler>
   static void post(Impl& i, Handler&& handler, boost::system::error_code ec, std::size_t n) {
-    boost::asio::post(i.socket.get_executor(), [h = std::move(handler), ec, n]() mutable { std::move(h)(ec, n); });
+    pollerOf(i).defer(new DeferredCall<Handler, boost::system::error_code, std::size_t>(std::move(handler), ec, n));
   }
   template <class Handler>
   static void post(Impl& i, Handler&& handler, boost::system::error_code ec) {
-    boost::asio::post(i.socket.get_executor(), [h = std::move(handler), ec]() mutable { std::move(h)(ec); });
+    pollerOf(i).defer(new DeferredCall<Handler, boost::system::error_code>(std::move(handler), ec));
   }
   template <class Handler>
   static void startConnect(Impl& i, const boost::asio::ip::tcp::endpoint& e, Handler h) {
@@ -275,7 +296,7 @@ class TimedSocket {
   }
   static boost::system::error_code registerWithPoller(Impl& i) {
     boost::system::error_code ec;
-    if (!i.waiter.registered()) EdgePoller::of(i.socket.get_executor()).add(i.waiter, i.raw, ec);
+    if (!i.waiter.registered()) pollerOf(i).add(i.waiter, i.raw, ec);
     return ec;
   }
   // Hands our descriptor to Asio (out of the EdgePoller, into Asio's epoll).

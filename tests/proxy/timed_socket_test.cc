@@ -234,6 +234,65 @@ TEST(EdgePollerTest, DestroyingTheLoopReleasesAWaitingReadWithoutRunningIt) {
   ::close(client);
 }
 
+TEST(EdgePollerTest, DestroyingTheLoopDropsAQueuedCompletionWithoutRunningIt) {
+  RealTimeSource time;
+  int client = -1;
+  std::weak_ptr<TimedSocket> watch;
+  bool called = false;
+  {
+    asio::io_context io;
+    asio::ip::tcp::acceptor listener(io, {asio::ip::make_address("127.0.0.1"), 0});
+    client = testing::connectLoopback(listener.local_endpoint().port());
+    ASSERT_GE(client, 0);
+    ASSERT_EQ(::send(client, "x", 1, 0), 1);
+    const int fd = ::accept4(listener.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    auto socket = std::make_shared<TimedSocket>(TimedSocket::adopt(io.get_executor(), fd, asio::ip::tcp::v4(), time));
+    watch = socket;
+    auto buf = std::make_shared<std::array<char, 16>>();
+    // The byte is there: the read is done at once and its completion queued, not run.
+    socket->async_read_some(asio::buffer(*buf), [socket, buf, &called](boost::system::error_code, std::size_t) { called = true; });
+    socket.reset();
+    ASSERT_FALSE(watch.expired()) << "the queued completion holds its socket";
+  }
+  EXPECT_TRUE(watch.expired()) << "the io_context's shutdown must destroy the queued completion";
+  EXPECT_FALSE(called);
+  ::close(client);
+}
+
+// Completions run in the order queued, and one queued by a running completion (the next step
+// of an exchange) runs in the same Asio handler: no trip round Asio's queue, whose reactor
+// poll (an epoll_wait) would come between.
+TEST(EdgePollerTest, QueuedCompletionsRunInOrderAndAChainInOneAsioHandler) {
+  struct Step final : Deferred {
+    Step(std::vector<int>* log, int id, EdgePoller* then_queue, int then_id)
+        : log(log), id(id), then_queue(then_queue), then_id(then_id) {}
+    void run() override {
+      auto* l = log;
+      const int i = id;
+      EdgePoller* q = then_queue;
+      const int next = then_id;
+      delete this;
+      l->push_back(i);
+      if (q) q->defer(new Step(l, next, nullptr, 0));
+    }
+    void discard() override { delete this; }
+    std::vector<int>* log;
+    int id;
+    EdgePoller* then_queue;
+    int then_id;
+  };
+  asio::io_context io;
+  EdgePoller& poller = EdgePoller::of(io.get_executor());
+  std::vector<int> log;
+  poller.defer(new Step(&log, 1, &poller, 3));
+  poller.defer(new Step(&log, 2, nullptr, 0));
+  EXPECT_TRUE(log.empty()) << "never run inline";
+  const size_t handlers = io.poll();
+  EXPECT_EQ(log, (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(handlers, 1u) << "the chain ran inside one Asio handler";
+}
+
 // A forked child (a rollout's deploy command, before its exec) holds copies of the proxy's
 // descriptors: closing ours must still take the socket out of the poller's set, or its next
 // event would reach a freed waiter (ASan reports that as a use after free).
