@@ -208,56 +208,52 @@ TEST_F(AdoptedSocket, CancelEndsAWaitingReadWithOperationAborted) {
   EXPECT_EQ(got->data, "still open");
 }
 
-TEST(EdgePollerTest, DestroyingTheLoopReleasesAWaitingReadWithoutRunningIt) {
+// Starts a read on an adopted socket owned only by the read (as a coroutine's frame owns its
+// socket), then destroys the io_context. `byte_there`: the read completes at once and its
+// completion waits in the loop's queue; otherwise the read itself waits in the EdgePoller.
+struct AbandonedRead {
+  bool held_before = false;  // the pending read kept its socket alive until the shutdown
+  bool released = false;     // the shutdown destroyed it
+  bool called = false;       // its handler ran (it must not)
+};
+AbandonedRead readThenDestroyTheLoop(bool byte_there) {
   RealTimeSource time;
+  AbandonedRead r;
   int client = -1;
   std::weak_ptr<TimedSocket> watch;
-  bool called = false;
   {
     asio::io_context io;
     asio::ip::tcp::acceptor listener(io, {asio::ip::make_address("127.0.0.1"), 0});
     client = testing::connectLoopback(listener.local_endpoint().port());
-    ASSERT_GE(client, 0);
+    if (client < 0) return r;
+    if (byte_there && ::send(client, "x", 1, 0) != 1) return r;
     const int fd = ::accept4(listener.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    ASSERT_GE(fd, 0);
-    // Owned by its own pending read, as a coroutine's frame owns its socket.
+    if (fd < 0) return r;
     auto socket = std::make_shared<TimedSocket>(TimedSocket::adopt(io.get_executor(), fd, asio::ip::tcp::v4(), time));
     watch = socket;
     auto buf = std::make_shared<std::array<char, 16>>();
-    socket->async_read_some(asio::buffer(*buf), [socket, buf, &called](boost::system::error_code, std::size_t) { called = true; });
+    socket->async_read_some(asio::buffer(*buf), [socket, buf, &r](boost::system::error_code, std::size_t) { r.called = true; });
     socket.reset();
-    io.poll();
-    ASSERT_FALSE(watch.expired()) << "the read is waiting and holds its socket";
+    if (!byte_there) io.poll();  // the read finds nothing and waits
+    r.held_before = !watch.expired();
   }
-  EXPECT_TRUE(watch.expired()) << "the io_context's shutdown must destroy the waiting read";
-  EXPECT_FALSE(called);
+  r.released = watch.expired();
   ::close(client);
+  return r;
+}
+
+TEST(EdgePollerTest, DestroyingTheLoopReleasesAWaitingReadWithoutRunningIt) {
+  const AbandonedRead r = readThenDestroyTheLoop(false);
+  EXPECT_TRUE(r.held_before) << "the read is waiting and holds its socket";
+  EXPECT_TRUE(r.released) << "the io_context's shutdown must destroy the waiting read";
+  EXPECT_FALSE(r.called);
 }
 
 TEST(EdgePollerTest, DestroyingTheLoopDropsAQueuedCompletionWithoutRunningIt) {
-  RealTimeSource time;
-  int client = -1;
-  std::weak_ptr<TimedSocket> watch;
-  bool called = false;
-  {
-    asio::io_context io;
-    asio::ip::tcp::acceptor listener(io, {asio::ip::make_address("127.0.0.1"), 0});
-    client = testing::connectLoopback(listener.local_endpoint().port());
-    ASSERT_GE(client, 0);
-    ASSERT_EQ(::send(client, "x", 1, 0), 1);
-    const int fd = ::accept4(listener.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    ASSERT_GE(fd, 0);
-    auto socket = std::make_shared<TimedSocket>(TimedSocket::adopt(io.get_executor(), fd, asio::ip::tcp::v4(), time));
-    watch = socket;
-    auto buf = std::make_shared<std::array<char, 16>>();
-    // The byte is there: the read is done at once and its completion queued, not run.
-    socket->async_read_some(asio::buffer(*buf), [socket, buf, &called](boost::system::error_code, std::size_t) { called = true; });
-    socket.reset();
-    ASSERT_FALSE(watch.expired()) << "the queued completion holds its socket";
-  }
-  EXPECT_TRUE(watch.expired()) << "the io_context's shutdown must destroy the queued completion";
-  EXPECT_FALSE(called);
-  ::close(client);
+  const AbandonedRead r = readThenDestroyTheLoop(true);
+  EXPECT_TRUE(r.held_before) << "the queued completion holds its socket";
+  EXPECT_TRUE(r.released) << "the io_context's shutdown must destroy the queued completion";
+  EXPECT_FALSE(r.called);
 }
 
 // Completions run in the order queued, and one queued by a running completion (the next step
