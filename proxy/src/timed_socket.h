@@ -8,9 +8,9 @@
 // one that passes with none pending fails the next operation.
 // Descriptors are the proxy's own, not Asio's: an accepted one is adopted (`adopt`), an
 // upstream one is opened by `async_connect`. Reads and writes are tried on the descriptor and
-// complete through the event loop's queue; one that would block, or follows a short read or
-// write (the kernel had no more), waits in the loop's EdgePoller, which registers a descriptor
-// once, the first time it has to. A `Connection: close` exchange whose request has arrived and
+// complete through the loop's EdgePoller queue (`EdgePoller::defer`); one that would block, or
+// follows a short read or write (the kernel had no more), waits in the loop's EdgePoller,
+// which registers a descriptor once, the first time it has to. A `Connection: close` exchange whose request has arrived and
 // whose answer fits the send buffer never touches epoll (HAProxy does the same).
 // Not thread-safe: one event loop (the socket's executor) per connection.
 #pragma once
