@@ -4,12 +4,16 @@ same backends, same run, keep-alive and `Connection: close`; then the switch tes
 blue->green->blue under wrk load, for greenlight (runtime socket) and HAProxy (runtime API).
 
   python3 bench/proxy_bench.py [--seconds 10] [--connections 64] [--flips 1000] [--build build]
-                               [--rounds 1]
+                               [--rounds 1] [--compare-build DIR]
 
 With --rounds N each mode measures every target N times, round after round, each round in a
 different order, and reports the median of each target's rates, p50s and CPU figures with the
 errors of all rounds: this machine's speed drifts by 10-20% over minutes, and one 10 s run per
 target in a fixed order lets that drift decide a ratio of a few percent.
+
+--compare-build DIR adds a second greenlight proxy, from another build directory (e.g. one made
+from an earlier commit with `git worktree`), measured in the same rounds: how a change is judged
+before it is kept. --flips 0 skips the switch test.
 """
 import argparse
 import os
@@ -82,8 +86,8 @@ backend be
     return subprocess.Popen(["haproxy", "-f", conf], stderr=subprocess.DEVNULL), port, sock
 
 
-def greenlight(tmp, build, blue_port, green_port, threads):
-    port, admin, d = free_port(), free_port(), os.path.join(tmp, "greenlight")
+def greenlight(tmp, build, blue_port, green_port, threads, name="greenlight"):
+    port, admin, d = free_port(), free_port(), os.path.join(tmp, name)
     os.makedirs(d, exist_ok=True)
     sock = os.path.join(d, "proxy.sock")
     conf = os.path.join(d, "proxy.yaml")
@@ -152,6 +156,7 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--threads", type=int, default=2, help="greenlight proxy threads")
     ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds per mode (medians reported)")
+    ap.add_argument("--compare-build", help="another build directory, measured as a second greenlight target")
     args = ap.parse_args()
     procs = []
     with tempfile.TemporaryDirectory(prefix="greenlight-proxy-bench-") as tmp:
@@ -167,6 +172,12 @@ def main():
             results = {}
             targets = [("direct", None, blue_port), ("greenlight", gl.pid, gl_port),
                        ("haproxy", hp.pid, hp_port), ("nginx", ng.pid, ng_port)]
+            if args.compare_build:
+                other, other_port, _ = greenlight(tmp, args.compare_build, blue_port, green_port, args.threads, "compared")
+                procs.append(other)
+                wait_port(other_port)
+                label = f"greenlight ({os.path.basename(os.path.normpath(args.compare_build))})"
+                targets.insert(2, (label, other.pid, other_port))
             for close in (False, True):
                 runs = {name: [] for name, _, _ in targets}
                 for r in range(args.rounds):
@@ -174,7 +185,7 @@ def main():
                         runs[name].append(measure(name, pid, port, args, close))
                 results[close] = [median_round(runs[name]) for name, _, _ in targets]
             flips = {}
-            for name, port, flip in (
+            for name, port, flip in () if args.flips <= 0 else (
                     ("greenlight", gl_port, lambda i: unix_command(gl_sock, f"set weight bench blue {0 if i % 2 == 0 else 100} green {100 if i % 2 == 0 else 0}")),
                     ("haproxy", hp_port, lambda i: unix_command(hp_sock, f"set server be/{'green' if i % 2 == 0 else 'blue'} weight 100; set server be/{'blue' if i % 2 == 0 else 'green'} weight 0"))):
                 load = subprocess.Popen(["wrk", "-t2", f"-c{args.connections}", f"-d{max(5, args.flips // 100)}s",
@@ -200,7 +211,7 @@ def main():
           f"(backend: nginx, 1 worker; proxies: 2 threads/workers){rounds}\n")
     for close in (False, True):
         rows = results[close]
-        direct, hp = rows[0], rows[2]
+        direct, hp = rows[0], next(r for r in rows if r["name"] == "haproxy")
         print(f"{'Connection: close' if close else 'keep-alive'}\n")
         print("| target | req/s | vs direct | vs HAProxy | p50 ms | proxy CPU µs/req | non-2xx | socket errors |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -209,6 +220,8 @@ def main():
             print(f"| {r['name']} | {r['rps']:.0f} | {r['rps'] / direct['rps']:.2f}x | {r['rps'] / hp['rps']:.2f}x | "
                   f"{r['p50_ms']:.3f} | {cpu_col} | {r['non2xx']} | {r['socket_errors']} |")
         print()
+    if not flips:
+        return
     print(f"Switch test: {args.flips} weight flips (blue->green->blue...) under wrk load\n")
     print("| proxy | requests | non-2xx | socket errors |")
     print("| --- | ---: | ---: | ---: |")
