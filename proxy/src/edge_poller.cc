@@ -128,10 +128,12 @@ void EdgePoller::defer(Deferred* d) {
   d->next_ = nullptr;
   if (deferred_tail_) deferred_tail_->next_ = d; else deferred_head_ = d;
   deferred_tail_ = d;
-  if (!drain_posted_) {
-    drain_posted_ = true;
-    asio::post(io_, [this] { drain(); });
-  }
+  if (!drain_posted_) postDrain();
+}
+
+void EdgePoller::postDrain() {
+  drain_posted_ = true;
+  asio::post(io_, [this] { drain(); });
 }
 
 void EdgePoller::drain() {
@@ -144,10 +146,7 @@ void EdgePoller::drain() {
     d->run();
   }
   drain_posted_ = false;
-  if (deferred_head_ && !shut_) {
-    drain_posted_ = true;
-    asio::post(io_, [this] { drain(); });
-  }
+  if (deferred_head_ && !shut_) postDrain();
 }
 
 void EdgePoller::arm() {

@@ -110,6 +110,7 @@ class EdgePoller : public boost::asio::execution_context::service {
   void disarmIfIdle();
   void unlinkIfIdle(Waiter& w);
   void drain();
+  void postDrain();
 
   int epfd_ = -1;
   std::optional<boost::asio::posix::stream_descriptor> wake_;  // epfd_ in Asio's epoll

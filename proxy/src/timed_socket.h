@@ -10,8 +10,9 @@
 // upstream one is opened by `async_connect`. Reads and writes are tried on the descriptor and
 // complete through the loop's EdgePoller queue (`EdgePoller::defer`); one that would block, or
 // follows a short read or write (the kernel had no more), waits in the loop's EdgePoller,
-// which registers a descriptor once, the first time it has to. A `Connection: close` exchange whose request has arrived and
-// whose answer fits the send buffer never touches epoll (HAProxy does the same).
+// which registers a descriptor once, the first time it has to. A `Connection: close` exchange
+// whose request has arrived and whose answer fits the send buffer never touches epoll (HAProxy
+// does the same).
 // Not thread-safe: one event loop (the socket's executor) per connection.
 #pragma once
 
@@ -163,7 +164,7 @@ class TimedSocket {
   struct ParkedTransfer final : ParkedOp {
     ParkedTransfer(Impl& i, const Buffers& b, Handler&& h) : state(i), buffers(b), handler(std::move(h)) {}
     bool retry() override { return !tryNow(state, buffers, handler, kWrite); }
-    void abort(boost::system::error_code ec) override { post(state, std::move(handler), ec, 0); }
+    void abort(boost::system::error_code ec) override { post(state, std::move(handler), ec, std::size_t{0}); }
     Impl& state;  // kept alive by the handler (Mapped)
     Buffers buffers;
     Handler handler;
@@ -193,7 +194,7 @@ class TimedSocket {
           if (i.raw >= 0) {
             if (!tryNow(i, b, h, kWrite)) return;
             boost::system::error_code ec = registerWithPoller(i);
-            if (ec) return post(i, std::move(h), ec, 0);
+            if (ec) return post(i, std::move(h), ec, std::size_t{0});
             using Op = ParkedTransfer<kWrite, Buffers, decltype(h)>;
             i.waiter.poller()->park(i.waiter, kWrite ? Direction::kWrite : Direction::kRead, std::make_unique<Op>(i, b, std::move(h)));
             return;
@@ -256,9 +257,9 @@ class TimedSocket {
     DeferredCall(Handler&& h, Args... a) : handler(std::move(h)), args(a...) {}
     void run() override {
       Handler h = std::move(handler);
-      std::tuple<Args...> a = args;
+      std::tuple<Args...> a = std::move(args);
       delete this;
-      std::apply([&h](auto... x) { std::move(h)(x...); }, a);
+      std::apply([&h](Args... x) { std::move(h)(x...); }, a);
     }
     void discard() override { delete this; }
     Handler handler;
@@ -268,15 +269,11 @@ class TimedSocket {
     if (!i.poller) i.poller = &EdgePoller::of(i.socket.get_executor());
     return *i.poller;
   }
-  // Completes a read or write (with `n`) or a connect through the loop's queue (EdgePoller's:
-  // never inline, as Asio requires).
-  template <class Handler>
-  static void post(Impl& i, Handler&& handler, boost::system::error_code ec, std::size_t n) {
-    pollerOf(i).defer(new DeferredCall<Handler, boost::system::error_code, std::size_t>(std::move(handler), ec, n));
-  }
-  template <class Handler>
-  static void post(Impl& i, Handler&& handler, boost::system::error_code ec) {
-    pollerOf(i).defer(new DeferredCall<Handler, boost::system::error_code>(std::move(handler), ec));
+  // Completes a read or write (with `ec, n`) or a connect (with `ec`) through the loop's queue
+  // (EdgePoller's: never inline, as Asio requires).
+  template <class Handler, class... Args>
+  static void post(Impl& i, Handler&& handler, Args... args) {
+    pollerOf(i).defer(new DeferredCall<Handler, Args...>(std::move(handler), args...));
   }
   template <class Handler>
   static void startConnect(Impl& i, const boost::asio::ip::tcp::endpoint& e, Handler h) {
