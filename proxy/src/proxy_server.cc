@@ -7,6 +7,7 @@
 #include "greenlight/common/tls.h"
 #include "relay.h"
 #include "request_rules.h"
+#include "response_head.h"
 #include "edge_poller.h"
 #include "timed_socket.h"
 
@@ -45,8 +46,6 @@ using asio::awaitable;
 using asio::use_awaitable;
 // Errors come back as values (Boost 1.74 has redirect_error, not as_tuple).
 inline auto ecOut(boost::system::error_code& ec) { return asio::redirect_error(use_awaitable, ec); }
-
-using rules::stripHopByHop;
 
 namespace {
 
@@ -459,31 +458,26 @@ struct ProxyServer::Impl {
   // streamed through one buffer. The upstream connection goes back to the pool when the
   // exchange ended cleanly and the upstream keeps it alive.
   template <class Stream>
-  awaitable<Outcome> relayResponse(Stream& client, Upstream& up, std::unique_ptr<UpstreamConn> conn,
-                                   http::response_parser<http::buffer_body>& p, unsigned client_version,
-                                   bool client_keep, size_t loop, RelayBuffer& scratch) {
-    auto& res = p.get();
-    const unsigned status = res.result_int();
-    bool upstream_keep = res.keep_alive();
-    bool keep = client_keep && !stopping;
-    stripHopByHop(res);
+  awaitable<Outcome> relayResponse(Stream& client, Upstream& up, std::unique_ptr<UpstreamConn> conn, ResponseParser& p,
+                                   unsigned client_version, bool client_keep, size_t loop, RelayBuffer& scratch) {
+    const unsigned status = p.status();
+    bool upstream_keep = p.keep_alive();
+    ResponseHeadOut how{client_version >= 11 ? 11u : 10u, client_keep && !stopping, false};
     if (p.need_eof()) {
       upstream_keep = false;  // the body ends when the upstream closes
-      if (client_version >= 11) res.chunked(true); else keep = false;
-    } else if (res.chunked() && client_version < 11) {
-      res.chunked(false);  // an HTTP/1.0 client reads the body up to the close
-      keep = false;
+      if (how.version >= 11) how.chunked = true; else how.keep = false;
+    } else if (p.chunked()) {
+      how.chunked = how.version >= 11;
+      if (!how.chunked) how.keep = false;  // an HTTP/1.0 client reads the body up to the close
     }
-    res.version(client_version >= 11 ? 11 : 10);
-    res.keep_alive(keep);
+    writeResponseHead(p, how, scratch.head());
     relay::Result result;
-    if (!res.chunked() && !p.need_eof()) {
+    if (!p.chunked() && !p.need_eof()) {
       // The common case, a known length: our head and the body as it comes, no re-framing.
-      relay::serializeHead(res.base(), scratch.head());
       result = co_await relay::relaySized(conn->stream, conn->buffer, p, client, scratch.head(), scratch.get(), cfg.timeouts.request);
     } else {
-      http::response_serializer<http::buffer_body> sr{res};
-      result = co_await relay::relayBody(conn->stream, conn->buffer, p, client, sr, scratch.get(), cfg.timeouts.request);
+      result = co_await relay::relayUnsized(conn->stream, conn->buffer, p, client, scratch.head(), scratch.get(), how.chunked,
+                                            cfg.timeouts.request);
     }
     if (result != relay::Result::kDone) {
       // Mid-body: the head is out, so no error answer is possible; closing tells the client.
@@ -491,21 +485,18 @@ struct ProxyServer::Impl {
       co_return Outcome{status, false};
     }
     if (upstream_keep) giveBack(up, loop, std::move(conn));
-    co_return Outcome{status, keep};
+    co_return Outcome{status, how.keep};
   }
 
   // The head of an Upgrade response was read: 101 opens a tunnel for the connection's life.
   template <class Stream>
   awaitable<Outcome> openTunnel(Stream& client, beast::flat_buffer& client_buffer,
-                                std::unique_ptr<UpstreamConn> conn, http::response_parser<http::buffer_body>& p,
-                                const std::string& service, Color color) {
-    http::response_serializer<http::buffer_body> sr{p.get()};
-    p.get().body().data = nullptr;
-    p.get().body().size = 0;
-    p.get().body().more = false;
+                                std::unique_ptr<UpstreamConn> conn, ResponseParser& p,
+                                const std::string& service, Color color, RelayBuffer& scratch) {
+    writeResponseHeadAsIs(p, scratch.head());
     lowest(client).expires_after(cfg.timeouts.request);
     boost::system::error_code ec;
-    co_await http::async_write_header(client, sr, ecOut(ec));
+    co_await asio::async_write(client, asio::buffer(scratch.head()), ecOut(ec));
     if (ec) co_return Outcome{101, false};
     Tunnel t{service, color, &lowest(client), &conn->stream, asio::steady_timer(client.get_executor())};
     registerTunnel(t);
@@ -559,15 +550,15 @@ struct ProxyServer::Impl {
           co_await asio::async_write(conn->stream, std::array<asio::const_buffer, 2>{asio::buffer(scratch.head()), asio::buffer(req.body())},
                                      ecOut(wec));
         }
-        http::response_parser<http::buffer_body> p;
+        ResponseParser p;
         p.body_limit(std::numeric_limits<std::uint64_t>::max());  // streamed: no size limit
         if (req.method() == http::verb::head) p.skip(true);
         if (!wec) co_await relay::readHeader(conn->stream, conn->buffer, p, rec);
         ec = wec ? wec : rec;
         if (!ec) {
-          recordOutcome(up, ep.address, p.get().result_int() >= 500);
-          if (upgrade && p.get().result() == http::status::switching_protocols) {
-            co_return co_await openTunnel(client, client_buffer, std::move(conn), p, svc.name, color);
+          recordOutcome(up, ep.address, p.status() >= 500);
+          if (upgrade && p.status() == 101) {
+            co_return co_await openTunnel(client, client_buffer, std::move(conn), p, svc.name, color, scratch);
           }
           co_return co_await relayResponse(client, up, std::move(conn), p, client_version, client_keep && !upgrade, loop, scratch);
         }
@@ -632,16 +623,16 @@ struct ProxyServer::Impl {
       recordOutcome(*up, address, true);
       co_return co_await answer(client, http::status::bad_gateway, "upstream " + address + ": " + ec.message(), client_version, false);
     }
-    http::response_parser<http::buffer_body> p;
+    ResponseParser p;
     p.body_limit(std::numeric_limits<std::uint64_t>::max());
-    co_await http::async_read_header(conn->stream, conn->buffer, p, ecOut(ec));
+    co_await relay::readHeader(conn->stream, conn->buffer, p, ec);
     if (ec) {
       up->errors->Increment();
       recordOutcome(*up, address, true);
       co_return co_await answer(client, ec == beast::error::timeout ? http::status::gateway_timeout : http::status::bad_gateway,
                                 "upstream " + address + ": " + ec.message(), client_version, false);
     }
-    recordOutcome(*up, address, p.get().result_int() >= 500);
+    recordOutcome(*up, address, p.status() >= 500);
     co_return co_await relayResponse(client, *up, std::move(conn), p, client_version, body_parser.get().keep_alive(), loop, scratch);
   }
 

@@ -11,6 +11,8 @@
 #include <memory>
 #include <string>
 
+#include "response_head.h"
+
 namespace greenlight::proxy::relay {
 
 namespace asio = boost::asio;
@@ -74,21 +76,15 @@ asio::awaitable<Result> relayBody(Src& src, beast::flat_buffer& src_buffer, http
   co_return Result::kDone;
 }
 
-// Writes a parsed (and rewritten) message head as HTTP/1.x wire bytes into `out`: start line,
-// each field as Beast holds it, blank line. One contiguous buffer goes out in one write, instead
-// of the serializer's scatter list of a few bytes per piece. Only what Beast's parser accepted
-// or we set is written: names and values never hold CR or LF.
-template <bool isRequest, class Fields>
-void serializeHead(const http::header<isRequest, Fields>& h, std::string& out) {
+// Writes a parsed (and rewritten) request head as HTTP/1.x wire bytes into `out`: request
+// line, each field as Beast holds it, blank line. One contiguous buffer goes out in one write,
+// instead of the serializer's scatter list of a few bytes per piece. Only what Beast's parser
+// accepted or we set is written: names and values never hold CR or LF.
+template <class Fields>
+void serializeHead(const http::header<true, Fields>& h, std::string& out) {
   out.clear();
-  if constexpr (isRequest) {
-    out.append(h.method_string().data(), h.method_string().size()).append(" ");
-    out.append(h.target().data(), h.target().size()).append(h.version() >= 11 ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n");
-  } else {
-    out.append(h.version() >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ").append(std::to_string(h.result_int())).append(" ");
-    const auto reason = h.reason().empty() ? http::obsolete_reason(h.result()) : h.reason();
-    out.append(reason.data(), reason.size()).append("\r\n");
-  }
+  out.append(h.method_string().data(), h.method_string().size()).append(" ");
+  out.append(h.target().data(), h.target().size()).append(h.version() >= 11 ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n");
   for (const auto& f : h) {
     out.append(f.name_string().data(), f.name_string().size()).append(": ");
     out.append(f.value().data(), f.value().size()).append("\r\n");
@@ -96,22 +92,23 @@ void serializeHead(const http::header<isRequest, Fields>& h, std::string& out) {
   out.append("\r\n");
 }
 
-// Gives `p` what `buffer` holds (Beast parses; nothing is read from a socket). need_more and
-// need_buffer are not errors here: the caller reads more, or empties the body buffer.
-template <bool isRequest, class Body>
-void feed(http::parser<isRequest, Body>& p, beast::flat_buffer& buffer, boost::system::error_code& ec) {
+// Gives `p` what `buffer` holds (Beast parses; nothing is read from a socket) and returns how
+// many bytes it took. need_more and need_buffer are not errors here: the caller reads more, or
+// empties the body buffer.
+template <class Parser>
+size_t feed(Parser& p, beast::flat_buffer& buffer, boost::system::error_code& ec) {
   const size_t used = p.put(buffer.data(), ec);
   buffer.consume(used);
   if (ec == http::error::need_more || ec == http::error::need_buffer) ec = {};
+  return used;
 }
 
 // Reads a message head into `p` from `src` (whatever `buffer` already holds first), with plain
 // reads and Beast's parser fed synchronously: no composed operation per message. Errors as
 // Beast's async_read_header gives them: end_of_stream if the peer closed before a byte,
 // partial_message if it closed in the middle, the parser's error for a bad or too large head.
-template <bool isRequest, class Body, class Src>
-asio::awaitable<void> readHeader(Src& src, beast::flat_buffer& buffer, http::parser<isRequest, Body>& p,
-                                 boost::system::error_code& ec) {
+template <class Parser, class Src>
+asio::awaitable<void> readHeader(Src& src, beast::flat_buffer& buffer, Parser& p, boost::system::error_code& ec) {
   for (;;) {
     if (buffer.size() > 0) {
       feed(p, buffer, ec);
@@ -124,14 +121,14 @@ asio::awaitable<void> readHeader(Src& src, beast::flat_buffer& buffer, http::par
   }
 }
 
-// Moves a message with a known length (Content-Length, or no body) whose head `p` has read from
-// `src`, to `dst`: `head` (serialized by serializeHead) goes out with the first piece of the
-// body in one write when that piece has already arrived, then the body one buffer at a time. A
-// small first piece is appended to `head` (the copy costs less than a scatter write).
+// Moves a response with a known length (Content-Length, or no body) whose head `p` has read
+// from `src`, to `dst`: `head` (written by writeResponseHead) goes out with the first piece of
+// the body in one write when that piece has already arrived, then the body one buffer at a time.
+// A small first piece is appended to `head` (the copy costs less than a scatter write).
 constexpr size_t kCoalesce = 4096;
-template <bool isRequest, class Src, class Dst>
-asio::awaitable<Result> relaySized(Src& src, beast::flat_buffer& src_buffer, http::parser<isRequest, http::buffer_body>& p,
-                                   Dst& dst, std::string& head, char* buf, std::chrono::steady_clock::duration timeout) {
+template <class Src, class Dst>
+asio::awaitable<Result> relaySized(Src& src, beast::flat_buffer& src_buffer, ResponseParser& p, Dst& dst,
+                                   std::string& head, char* buf, std::chrono::steady_clock::duration timeout) {
   boost::system::error_code ec;
   bool head_sent = false;
   if (p.is_done() || src_buffer.size() == 0) {
@@ -147,11 +144,10 @@ asio::awaitable<Result> relaySized(Src& src, beast::flat_buffer& src_buffer, htt
       if (ec) co_return Result::kSourceFailed;  // closed before the announced length: cut short
       src_buffer.commit(got);
     }
-    p.get().body().data = buf;
-    p.get().body().size = kChunk;
+    p.setBodyBuffer(buf, kChunk);
     feed(p, src_buffer, ec);
     if (ec) co_return Result::kSourceFailed;
-    const size_t n = kChunk - p.get().body().size;
+    const size_t n = kChunk - p.bodyRoom();
     if (n == 0 && head_sent) continue;
     beast::get_lowest_layer(dst).expires_after(timeout);
     if (!head_sent && n <= kCoalesce) {  // one buffer: send, not sendmsg with a two-entry vector
@@ -162,6 +158,53 @@ asio::awaitable<Result> relaySized(Src& src, beast::flat_buffer& src_buffer, htt
       co_await asio::async_write(dst, out, ecOut(ec));
     }
     head_sent = true;
+    if (ec) co_return Result::kDestinationFailed;
+  }
+  co_return Result::kDone;
+}
+
+// Moves a response body framed by chunks, or ended by the upstream's close, whose head `p` has
+// read from `src`, to `dst`: `head` first, then each piece as it arrives — in chunks of its own
+// when `chunked` (Beast's chunk encoder; the upstream's chunk boundaries and trailers are not
+// kept), else as it is (an HTTP/1.0 client reads to the close).
+template <class Src, class Dst>
+asio::awaitable<Result> relayUnsized(Src& src, beast::flat_buffer& src_buffer, ResponseParser& p, Dst& dst,
+                                     const std::string& head, char* buf, bool chunked,
+                                     std::chrono::steady_clock::duration timeout) {
+  boost::system::error_code ec;
+  beast::get_lowest_layer(dst).expires_after(timeout);
+  co_await asio::async_write(dst, asio::buffer(head), ecOut(ec));
+  if (ec) co_return Result::kDestinationFailed;
+  bool starved = src_buffer.size() == 0;  // the parser needs bytes that have not arrived
+  while (!p.is_done()) {
+    if (starved) {
+      beast::get_lowest_layer(src).expires_after(timeout);
+      const size_t got = co_await src.async_read_some(src_buffer.prepare(kChunk), ecOut(ec));
+      if (ec == asio::error::eof && p.need_eof()) {
+        p.put_eof(ec);  // the close is the body's end
+        if (ec) co_return Result::kSourceFailed;
+        break;
+      }
+      if (ec) co_return Result::kSourceFailed;  // closed mid-chunk, or failed
+      src_buffer.commit(got);
+    }
+    p.setBodyBuffer(buf, kChunk);
+    const size_t used = feed(p, src_buffer, ec);
+    if (ec) co_return Result::kSourceFailed;  // a bad chunk
+    const size_t n = kChunk - p.bodyRoom();
+    starved = used == 0 || src_buffer.size() == 0;
+    if (n == 0) continue;  // only framing was parsed
+    beast::get_lowest_layer(dst).expires_after(timeout);
+    if (chunked) {
+      co_await asio::async_write(dst, http::make_chunk(asio::buffer(buf, n)), ecOut(ec));
+    } else {
+      co_await asio::async_write(dst, asio::buffer(buf, n), ecOut(ec));
+    }
+    if (ec) co_return Result::kDestinationFailed;
+  }
+  if (chunked) {
+    beast::get_lowest_layer(dst).expires_after(timeout);
+    co_await asio::async_write(dst, http::make_chunk_last(), ecOut(ec));
     if (ec) co_return Result::kDestinationFailed;
   }
   co_return Result::kDone;

@@ -79,6 +79,27 @@ Parsed parseRequest(std::string_view bytes, const Limits& limits) {
   return out;
 }
 
+bool isHopByHop(http::field name) {
+  switch (name) {
+    case http::field::connection:
+    case http::field::keep_alive:
+    case http::field::proxy_connection:
+    case http::field::te:
+    case http::field::trailer:
+    case http::field::upgrade:
+    case http::field::proxy_authenticate:
+    case http::field::proxy_authorization:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool namesAHeader(boost::beast::string_view token) {
+  return !boost::beast::iequals(token, "close") && !boost::beast::iequals(token, "keep-alive") &&
+         !boost::beast::iequals(token, "upgrade");
+}
+
 template <class Fields>
 void stripHopByHop(Fields& f) {
   // Headers the Connection header names are hop-by-hop too (beyond the usual close,
@@ -86,35 +107,22 @@ void stripHopByHop(Fields& f) {
   std::vector<std::string> named;
   for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it) {
     for (auto token : http::token_list(it->value())) {
-      if (!boost::beast::iequals(token, "close") && !boost::beast::iequals(token, "keep-alive") &&
-          !boost::beast::iequals(token, "upgrade")) {
-        named.emplace_back(token);
-      }
+      if (namesAHeader(token)) named.emplace_back(token);
     }
   }
   for (const auto& n : named) f.erase(n);
   // One pass over the fields, comparing the names Beast has already recognised.
   for (auto it = f.begin(); it != f.end();) {
-    switch (it->name()) {
-      case http::field::connection:
-      case http::field::keep_alive:
-      case http::field::proxy_connection:
-      case http::field::te:
-      case http::field::trailer:
-      case http::field::upgrade:
-      case http::field::proxy_authenticate:
-      case http::field::proxy_authorization:
-        it = f.erase(it);
-        break;
-      default:
-        ++it;
+    if (isHopByHop(it->name())) {
+      it = f.erase(it);
+    } else {
+      ++it;
     }
   }
 }
 
 template void stripHopByHop(http::request<http::string_body>&);
 template void stripHopByHop(http::response<http::string_body>&);
-template void stripHopByHop(http::response<http::buffer_body>&);
 
 std::optional<std::string> upgradeOf(const http::fields& f) {
   auto up = f.find(http::field::upgrade);

@@ -31,6 +31,14 @@ struct Parsed {
 // Parses one complete request from `bytes` exactly as the server does (for tests and fuzzing).
 Parsed parseRequest(std::string_view bytes, const Limits& limits);
 
+// A header that describes one connection only, never passed on: Connection, Keep-Alive,
+// Proxy-Connection, TE, Trailer, Upgrade, Proxy-Authenticate, Proxy-Authorization.
+bool isHopByHop(http::field name);
+
+// A token of a Connection header that names a further hop-by-hop header (not close,
+// keep-alive or upgrade, which name none).
+bool namesAHeader(boost::beast::string_view connection_token);
+
 // Removes hop-by-hop headers (and those the Connection header names).
 template <class Fields>
 void stripHopByHop(Fields& f);

@@ -1,0 +1,122 @@
+// ResponseParser and the response head the proxy writes for its client, fed bytes directly
+// (the relaying over sockets is covered by the integration and streaming tests).
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "../../proxy/src/response_head.h"
+
+namespace greenlight::proxy {
+namespace {
+
+namespace http = boost::beast::http;
+
+// Parses `bytes` (a whole response head, maybe followed by body bytes) and returns how many
+// bytes the parser took. The views point into `bytes`: the caller keeps it alive.
+size_t parse(ResponseParser& p, const std::string& bytes) {
+  boost::beast::error_code ec;
+  const size_t used = p.put(boost::asio::buffer(bytes), ec);
+  EXPECT_TRUE(!ec || ec == http::error::need_more || ec == http::error::need_buffer) << ec.message();
+  EXPECT_TRUE(p.is_header_done());
+  return used;
+}
+
+std::string head(const ResponseParser& p, unsigned version, bool keep, bool chunked) {
+  std::string out;
+  writeResponseHead(p, ResponseHeadOut{version, keep, chunked}, out);
+  return out;
+}
+
+TEST(ResponseHead, HopByHopHeadersAndThoseConnectionNamesAreDroppedTheRestKeptInOrder) {
+  const std::string in =
+      "HTTP/1.1 200 OK\r\nServer: up\r\nConnection: keep-alive, X-Upstream-Hop\r\nKeep-Alive: timeout=5\r\n"
+      "X-Upstream-Hop: 1\r\nContent-Length: 2\r\nTE: trailers\r\nProxy-Authenticate: Basic\r\nX-Kept: yes\r\n\r\nok";
+  ResponseParser p;
+  parse(p, in);
+  EXPECT_EQ(p.status(), 200u);
+  EXPECT_TRUE(p.keep_alive());
+  EXPECT_EQ(head(p, 11, true, false), "HTTP/1.1 200 OK\r\nServer: up\r\nContent-Length: 2\r\nX-Kept: yes\r\n\r\n");
+}
+
+TEST(ResponseHead, ConnectionSaysWhatTheClientsVersionDoesNotAssume) {
+  ResponseParser p;
+  const std::string in1 = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+  parse(p, in1);
+  EXPECT_EQ(head(p, 11, false, false), "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(head(p, 10, true, false), "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n");
+  EXPECT_EQ(head(p, 10, false, false), "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+}
+
+TEST(ResponseHead, ChunkedFramingIsOursOtherCodingsStay) {
+  ResponseParser p;
+  const std::string in2 = "HTTP/1.1 200 OK\r\nContent-Encoding: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+  parse(p, in2);
+  EXPECT_TRUE(p.chunked());
+  // Towards an HTTP/1.1 client the body is re-chunked; towards HTTP/1.0 it goes as it is.
+  EXPECT_EQ(head(p, 11, true, true), "HTTP/1.1 200 OK\r\nContent-Encoding: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
+  EXPECT_EQ(head(p, 10, false, false), "HTTP/1.0 200 OK\r\nContent-Encoding: x\r\nTransfer-Encoding: gzip\r\n\r\n");
+  ResponseParser plain;
+  const std::string in3 = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  parse(plain, in3);
+  EXPECT_EQ(head(plain, 10, false, false), "HTTP/1.0 200 OK\r\n\r\n");
+}
+
+TEST(ResponseHead, ABodyEndedByTheCloseGoesOutChunked) {
+  ResponseParser p;
+  const std::string in4 = "HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\n";
+  parse(p, in4);
+  EXPECT_TRUE(p.need_eof());
+  EXPECT_FALSE(p.keep_alive());
+  EXPECT_EQ(head(p, 11, true, true), "HTTP/1.1 200 OK\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n");
+}
+
+TEST(ResponseHead, AMissingReasonGetsTheStandardOne) {
+  ResponseParser p;
+  const std::string in5 = "HTTP/1.1 503 \r\nContent-Length: 0\r\n\r\n";
+  parse(p, in5);
+  EXPECT_EQ(head(p, 11, true, false), "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+}
+
+TEST(ResponseHead, AnUpgradeAnswerIsWrittenAsItCame) {
+  ResponseParser p;
+  const std::string in6 = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: k\r\n\r\n";
+  parse(p, in6);
+  std::string out;
+  writeResponseHeadAsIs(p, out);
+  EXPECT_EQ(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: k\r\n\r\n");
+}
+
+TEST(ResponseParserBody, GoesIntoTheCallersBufferAsMuchAsFits) {
+  const std::string in = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789";
+  ResponseParser p;
+  const size_t head_bytes = parse(p, in);
+  char buf[4];
+  p.setBodyBuffer(buf, sizeof buf);
+  boost::beast::error_code ec;
+  const size_t used = p.put(boost::asio::buffer(in.data() + head_bytes, in.size() - head_bytes), ec);
+  EXPECT_EQ(ec, http::error::need_buffer);
+  EXPECT_EQ(used, 4u);
+  EXPECT_EQ(p.bodyRoom(), 0u);
+  EXPECT_EQ(std::string(buf, 4), "0123");
+  EXPECT_FALSE(p.is_done());
+}
+
+TEST(ResponseParserBody, ChunksArriveDechunked) {
+  const std::string in = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+  ResponseParser p;
+  size_t at = parse(p, in);
+  char buf[64];
+  p.setBodyBuffer(buf, sizeof buf);
+  boost::beast::error_code ec;
+  while (!p.is_done() && at < in.size()) {
+    const size_t used = p.put(boost::asio::buffer(in.data() + at, in.size() - at), ec);
+    ASSERT_TRUE(!ec || ec == http::error::need_more) << ec.message();
+    ASSERT_GT(used, 0u);
+    at += used;
+  }
+  EXPECT_TRUE(p.is_done());
+  EXPECT_EQ(std::string(buf, sizeof buf - p.bodyRoom()), "abcde");
+}
+
+}  // namespace
+}  // namespace greenlight::proxy
