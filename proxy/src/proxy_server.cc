@@ -7,7 +7,7 @@
 #include "greenlight/common/tls.h"
 #include "relay.h"
 #include "request_rules.h"
-#include "response_head.h"
+#include "message_head.h"
 #include "edge_poller.h"
 #include "timed_socket.h"
 
@@ -510,14 +510,14 @@ struct ProxyServer::Impl {
   // before any answer byte, for idempotent methods, on another endpoint.
   template <class Stream>
   awaitable<Outcome> forwardBuffered(Stream& client, beast::flat_buffer& client_buffer, const ServiceRoutes& svc,
-                                     Color color, http::request<http::string_body>& req, unsigned client_version,
+                                     Color color, http::verb method, const std::string& body, unsigned client_version,
                                      bool client_keep, bool upgrade, ServiceMetrics& m, size_t loop, RelayBuffer& scratch) {
+    const size_t head_size = scratch.head().size();  // the upstream head (writeRequestHead), body appended per try
     const Candidates ready = candidates(svc, color);
     if (ready.empty()) co_return co_await answer(client, http::status::service_unavailable, "no ready endpoint", client_version, client_keep);
     const uint64_t start = local[loop].rr++;
-    const bool idempotent = req.method() == http::verb::get || req.method() == http::verb::head ||
-                            req.method() == http::verb::options || req.method() == http::verb::put ||
-                            req.method() == http::verb::delete_;
+    const bool idempotent = method == http::verb::get || method == http::verb::head || method == http::verb::options ||
+                            method == http::verb::put || method == http::verb::delete_;
     std::string last_error = "upstream failed";
     bool timed_out = false;
     for (size_t attempt = 0; attempt < std::min<size_t>(2, ready.size()); ++attempt) {
@@ -542,17 +542,17 @@ struct ProxyServer::Impl {
         }
         conn->stream.expires_after(cfg.timeouts.request);
         boost::system::error_code wec, rec;
-        relay::serializeHead(req.base(), scratch.head());  // head and body in one write
-        if (req.body().size() <= relay::kCoalesce) {  // one buffer: send, not sendmsg
-          scratch.head().append(req.body());
+        scratch.head().resize(head_size);  // head and body in one write
+        if (body.size() <= relay::kCoalesce) {  // one buffer: send, not sendmsg
+          scratch.head().append(body);
           co_await asio::async_write(conn->stream, asio::buffer(scratch.head()), ecOut(wec));
         } else {
-          co_await asio::async_write(conn->stream, std::array<asio::const_buffer, 2>{asio::buffer(scratch.head()), asio::buffer(req.body())},
+          co_await asio::async_write(conn->stream, std::array<asio::const_buffer, 2>{asio::buffer(scratch.head()), asio::buffer(body)},
                                      ecOut(wec));
         }
         ResponseParser p;
         p.body_limit(std::numeric_limits<std::uint64_t>::max());  // streamed: no size limit
-        if (req.method() == http::verb::head) p.skip(true);
+        if (method == http::verb::head) p.skip(true);
         if (!wec) co_await relay::readHeader(conn->stream, conn->buffer, p, rec);
         ec = wec ? wec : rec;
         if (!ec) {
@@ -656,14 +656,14 @@ struct ProxyServer::Impl {
   }
 
   // The colour for a request: the preview header or cookie if it names one, else by weight.
-  std::optional<Color> colorFor(const ServiceRoutes& svc, const http::fields& f) {
+  std::optional<Color> colorFor(const ServiceRoutes& svc, const HeadFields& f) {
     std::optional<Color> preview;
     if (!svc.preview_header.empty()) {
-      if (auto it = f.find(svc.preview_header); it != f.end()) preview = parseColor(std::string(it->value()));
+      if (const HeadField* h = findField(f, svc.preview_header)) preview = parseColor(std::string_view(h->value.data(), h->value.size()));
     }
     if (!preview && !svc.preview_cookie.empty()) {
-      if (auto it = f.find(http::field::cookie); it != f.end()) {
-        preview = previewFromCookie(std::string_view(it->value().data(), it->value().size()), svc.preview_cookie);
+      if (const HeadField* h = findField(f, http::field::cookie)) {
+        preview = previewFromCookie(std::string_view(h->value.data(), h->value.size()), svc.preview_cookie);
       }
     }
     return pickColor(svc, uniform01(), preview);
@@ -704,17 +704,20 @@ struct ProxyServer::Impl {
     beast::flat_buffer& buffer = scratch.in();  // what the client sent, not yet parsed
     bool first = true;
     while (!stopping) {
-      http::request_parser<http::empty_body> head;
+      RequestParser head;
       head.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
       head.body_limit(cfg.max_body_bytes);
       lowest(client).expires_after(first ? cfg.timeouts.header : cfg.timeouts.idle);
       self.idle = true;
       boost::system::error_code ec;
       co_await readHead(client, buffer, &ec);
+      // readHead has buffered the whole head: Beast parses it from there. The bytes stay in the
+      // buffer until the head has been written for the upstream (the fields are views of them),
+      // or parsed again by Beast's message parser for a streamed body.
+      size_t head_bytes = 0;
       if (!ec) {
-        // readHead has buffered the whole head: Beast parses it from there, no read needed.
-        relay::feed(head, buffer, ec);
-        if (!ec && !head.is_header_done()) co_await http::async_read_header(client, buffer, head, ecOut(ec));
+        head_bytes = head.put(buffer.data(), ec);
+        if (ec == http::error::need_more) ec = http::error::partial_message;  // readHead saw the end of the head
       }
       self.idle = false;
       first = false;
@@ -722,12 +725,11 @@ struct ProxyServer::Impl {
           ec == asio::error::operation_aborted || ec == asio::error::connection_reset) {
         break;
       }
-      if (!ec) {
-        if (auto it = head.get().find(http::field::expect); it != head.get().end() && !beast::iequals(it->value(), "100-continue")) {
-          m.bad_requests->Increment();
-          co_await answer(client, http::status::expectation_failed, "only 100-continue is supported", 11, false);
-          break;
-        }
+      const HeadField* expect = ec ? nullptr : findField(head.fields(), http::field::expect);
+      if (expect && !beast::iequals(expect->value, "100-continue")) {
+        m.bad_requests->Increment();
+        co_await answer(client, http::status::expectation_failed, "only 100-continue is supported", 11, false);
+        break;
       }
       if (ec) {
         m.bad_requests->Increment();
@@ -738,16 +740,16 @@ struct ProxyServer::Impl {
       // for the whole request, and nothing read for a request that nothing can serve.
       auto table = local[loop].table.current();
       const ServiceRoutes& svc = table->services.at(service);
-      const std::optional<Color> color = colorFor(svc, head.get().base());
+      const std::optional<Color> color = colorFor(svc, head.fields());
       if (!color) {
         m.unavailable->Increment();
         co_await answer(client, http::status::service_unavailable, "no colour of " + service + " can serve",
-                        head.get().version(), false);
+                        head.version(), false);
         break;
       }
       // Expect: 100-continue: the client waits for our go-ahead before sending the body; we
       // read the body ourselves, so we answer it and do not pass the expectation on.
-      if (head.get().find(http::field::expect) != head.get().end() && !head.is_done()) {
+      if (expect && !head.is_done()) {
         static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
         lowest(client).expires_after(cfg.timeouts.request);
         co_await asio::async_write(client, asio::buffer(kContinue), ecOut(ec));
@@ -760,27 +762,42 @@ struct ProxyServer::Impl {
       Outcome outcome;
       MonoTime started;
       if (!stream_body) {
-        http::request_parser<http::string_body> whole{std::move(head)};
-        whole.body_limit(cfg.max_body_bytes);
+        // The head for the upstream first, while its views are valid; the body has a length.
+        const beast::string_view protocol = head.method() == http::verb::get ? upgradeOf(head.fields()) : beast::string_view();
+        const bool upgrade = !protocol.empty();
+        const RequestHeadOut how{client_ip, tls, protocol};
+        writeRequestHead(head, how, head.content_length().value_or(0), scratch.head());
+        buffer.consume(head_bytes);
         lowest(client).expires_after(cfg.timeouts.request);
-        if (!whole.is_done()) co_await http::async_read(client, buffer, whole, ecOut(ec));
+        while (!head.is_done() && !ec) {
+          if (buffer.size() == 0) {
+            const size_t got = co_await client.async_read_some(buffer.prepare(relay::kChunk), ecOut(ec));
+            if (ec == asio::error::eof) ec = http::error::partial_message;
+            if (ec) break;
+            buffer.commit(got);
+          }
+          relay::feed(head, buffer, ec);
+        }
         if (ec) {
           m.bad_requests->Increment();
           co_await answer(client, rules::statusFor(ec, false), ec.message(), 11, false);
           break;
         }
         started = time.monotonicNow();
-        auto req = whole.release();
-        req.erase(http::field::expect);
-        const bool upgrade = rules::upgradeOf(req.base()).has_value() && req.method() == http::verb::get;
-        const unsigned version = req.version();
-        const bool client_keep = req.keep_alive();
-        rules::prepareForUpstream(req, client_ip, tls);
-        outcome = co_await forwardBuffered(client, buffer, svc, *color, req, version, client_keep, upgrade, m, loop, scratch);
+        outcome = co_await forwardBuffered(client, buffer, svc, *color, head.method(), head.body(), head.version(),
+                                           head.keep_alive(), upgrade, m, loop, scratch);
       } else {
         started = time.monotonicNow();
-        http::request_parser<http::buffer_body> streamed{std::move(head)};
+        // Beast's message parser reads the head again (still in the buffer) and then the body.
+        http::request_parser<http::buffer_body> streamed;
+        streamed.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
         streamed.body_limit(cfg.max_body_bytes);
+        relay::feed(streamed, buffer, ec);
+        if (ec || !streamed.is_header_done()) {  // cannot be: the same parser accepted it above
+          m.bad_requests->Increment();
+          co_await answer(client, http::status::bad_request, ec ? ec.message() : "incomplete head", 11, false);
+          break;
+        }
         auto& req = streamed.get();
         req.erase(http::field::expect);
         rules::rewriteHeadForUpstream(req, client_ip, tls);

@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "response_head.h"
+#include "message_head.h"
 
 namespace greenlight::proxy::relay {
 

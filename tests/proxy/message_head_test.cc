@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "../../proxy/src/response_head.h"
+#include "../../proxy/src/message_head.h"
 
 namespace greenlight::proxy {
 namespace {
