@@ -11,19 +11,6 @@ namespace greenlight::proxy {
 namespace http = boost::beast::http;
 using boost::beast::string_view;
 
-size_t ResponseParser::take(string_view body, error_code& ec) {
-  if (body_ == nullptr) {
-    ec = http::error::need_buffer;
-    return 0;
-  }
-  const size_t n = std::min(room_, body.size());
-  std::memcpy(body_, body.data(), n);
-  body_ += n;
-  room_ -= n;
-  ec = n == body.size() ? error_code{} : error_code(http::error::need_buffer);
-  return n;
-}
-
 namespace {
 
 // Appends by length: no strlen per literal, which showed in profiles at a few calls a header.
@@ -100,7 +87,7 @@ string_view upgradeOf(const HeadFields& fields) {
   return up->value;
 }
 
-void writeRequestHead(const RequestParser& p, const RequestHeadOut& how, size_t body_size, std::string& out) {
+void writeRequestHead(const RequestParser& p, const RequestHeadOut& how, std::string& out) {
   out.clear();
   append(out, p.methodString());
   out.push_back(' ');
@@ -138,11 +125,16 @@ void writeRequestHead(const RequestParser& p, const RequestHeadOut& how, size_t 
     appendField(out, "Upgrade", how.upgrade);
     append(out, "Connection: Upgrade\r\n");
   }
-  // As Beast's prepare_payload: a length when there is a body, or for methods that expect one.
-  const http::verb m = p.method();
-  if (body_size > 0 || m == http::verb::options || m == http::verb::put || m == http::verb::post) {
+  if (how.chunked) {
+    const HeadField* te = findField(p.fields(), http::field::transfer_encoding);
+    std::string codings = te ? withoutChunked(te->value) : std::string();  // other codings stay: the body carries them
+    codings.append(codings.empty() ? "chunked" : ", chunked");
+    appendField(out, "Transfer-Encoding", codings);
+  } else if (const http::verb m = p.method();
+             how.length > 0 || m == http::verb::options || m == http::verb::put || m == http::verb::post) {
+    // As Beast's prepare_payload: a length when there is a body, or for methods that expect one.
     char digits[24];
-    const auto end = std::to_chars(digits, digits + sizeof digits, body_size).ptr;
+    const auto end = std::to_chars(digits, digits + sizeof digits, how.length).ptr;
     appendField(out, "Content-Length", string_view(digits, static_cast<size_t>(end - digits)));
   }
   append(out, "\r\n");

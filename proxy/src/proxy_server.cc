@@ -588,8 +588,9 @@ struct ProxyServer::Impl {
   // 502 and the client connection closes (its body may be half read).
   template <class Stream>
   awaitable<Outcome> forwardStreamed(Stream& client, beast::flat_buffer& client_buffer, const ServiceRoutes& svc,
-                                     Color color, http::request_parser<http::buffer_body>& body_parser,
-                                     unsigned client_version, ServiceMetrics& m, size_t loop, RelayBuffer& scratch) {
+                                     Color color, RequestParser& req, bool chunked, ServiceMetrics& m, size_t loop,
+                                     RelayBuffer& scratch) {
+    const unsigned client_version = req.version();
     const Candidates ready = candidates(svc, color);
     if (ready.empty()) co_return co_await answer(client, http::status::service_unavailable, "no ready endpoint", client_version, false);
     const uint64_t start = local[loop].rr++;
@@ -610,9 +611,13 @@ struct ProxyServer::Impl {
       }
     }
     if (!conn) co_return co_await answer(client, http::status::bad_gateway, last_error, client_version, false);
-    http::request_serializer<http::buffer_body> sr{body_parser.get()};
+    // The head (writeRequestHead, in scratch.head()) goes out with the body's first piece.
     boost::system::error_code ec;
-    const relay::Result sent = co_await relay::relayBody(client, client_buffer, body_parser, conn->stream, sr, scratch.get(), cfg.timeouts.request, &ec);
+    const relay::Result sent =
+        chunked ? co_await relay::relayUnsized(client, client_buffer, req, conn->stream, scratch.head(), scratch.get(), true,
+                                               cfg.timeouts.request, &ec)
+                : co_await relay::relaySized(client, client_buffer, req, conn->stream, scratch.head(), scratch.get(),
+                                             cfg.timeouts.request, &ec);
     if (sent == relay::Result::kSourceFailed) {
       // The client's body broke off or was malformed (bad chunk, over the limit).
       m.bad_requests->Increment();
@@ -633,7 +638,7 @@ struct ProxyServer::Impl {
                                 "upstream " + address + ": " + ec.message(), client_version, false);
     }
     recordOutcome(*up, address, p.status() >= 500);
-    co_return co_await relayResponse(client, *up, std::move(conn), p, client_version, body_parser.get().keep_alive(), loop, scratch);
+    co_return co_await relayResponse(client, *up, std::move(conn), p, client_version, req.keep_alive(), loop, scratch);
   }
 
   // Reads until the request head is complete, so its raw bytes can be checked before Beast
@@ -759,15 +764,21 @@ struct ProxyServer::Impl {
       // elsewhere); larger or chunked ones are streamed to the upstream as they arrive.
       const bool stream_body =
           !head.is_done() && (head.chunked() || !head.content_length() || *head.content_length() > cfg.buffer_request_bytes);
+      // The head for the upstream first, while its views are valid (the buffer is read into
+      // again for the body).
+      const beast::string_view protocol = head.method() == http::verb::get ? upgradeOf(head.fields()) : beast::string_view();
+      const bool upgrade = !protocol.empty();
+      const RequestHeadOut how{client_ip, tls, protocol, stream_body && head.chunked(), head.content_length().value_or(0)};
+      writeRequestHead(head, how, scratch.head());
+      buffer.consume(head_bytes);
       Outcome outcome;
       MonoTime started;
       if (!stream_body) {
-        // The head for the upstream first, while its views are valid; the body has a length.
-        const beast::string_view protocol = head.method() == http::verb::get ? upgradeOf(head.fields()) : beast::string_view();
-        const bool upgrade = !protocol.empty();
-        const RequestHeadOut how{client_ip, tls, protocol};
-        writeRequestHead(head, how, head.content_length().value_or(0), scratch.head());
-        buffer.consume(head_bytes);
+        std::string body;  // a length up to buffer_request_bytes (none for most requests)
+        if (!head.is_done()) {
+          body.resize(static_cast<size_t>(*head.content_length()));
+          head.setBodyBuffer(body.data(), body.size());
+        }
         lowest(client).expires_after(cfg.timeouts.request);
         while (!head.is_done() && !ec) {
           if (buffer.size() == 0) {
@@ -784,24 +795,11 @@ struct ProxyServer::Impl {
           break;
         }
         started = time.monotonicNow();
-        outcome = co_await forwardBuffered(client, buffer, svc, *color, head.method(), head.body(), head.version(),
+        outcome = co_await forwardBuffered(client, buffer, svc, *color, head.method(), body, head.version(),
                                            head.keep_alive(), upgrade, m, loop, scratch);
       } else {
         started = time.monotonicNow();
-        // Beast's message parser reads the head again (still in the buffer) and then the body.
-        http::request_parser<http::buffer_body> streamed;
-        streamed.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
-        streamed.body_limit(cfg.max_body_bytes);
-        relay::feed(streamed, buffer, ec);
-        if (ec || !streamed.is_header_done()) {  // cannot be: the same parser accepted it above
-          m.bad_requests->Increment();
-          co_await answer(client, http::status::bad_request, ec ? ec.message() : "incomplete head", 11, false);
-          break;
-        }
-        auto& req = streamed.get();
-        req.erase(http::field::expect);
-        rules::rewriteHeadForUpstream(req, client_ip, tls);
-        outcome = co_await forwardStreamed(client, buffer, svc, *color, streamed, req.version(), m, loop, scratch);
+        outcome = co_await forwardStreamed(client, buffer, svc, *color, head, how.chunked, m, loop, scratch);
       }
       if (outcome.status != 0) {
         ColorMetrics& cm = m.color[static_cast<int>(*color)];

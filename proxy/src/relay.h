@@ -1,7 +1,8 @@
-// Streaming pieces of the data plane (private to the proxy module): relaying an HTTP body from
-// one connection to another through a fixed buffer, as Beast's relay example does but with
-// coroutines, and a byte tunnel for Upgrade (WebSocket) connections. Nothing here holds a
-// whole body: memory per exchange is one buffer. Not thread-safe: one event loop per use.
+// Streaming pieces of the data plane (private to the proxy module): reading a message head, and
+// relaying a body from one connection to another through a fixed buffer — parsed by Beast as it
+// passes (message_head.h), re-chunked with Beast's chunk encoder where the framing changes —
+// and a byte tunnel for Upgrade (WebSocket) connections. Nothing here holds a whole body:
+// memory per exchange is one buffer. Not thread-safe: one event loop per use.
 #pragma once
 
 #include <boost/asio.hpp>
@@ -24,73 +25,6 @@ inline auto ecOut(boost::system::error_code& ec) { return asio::redirect_error(a
 enum class Result { kDone, kSourceFailed, kDestinationFailed };
 
 constexpr size_t kChunk = 16 << 10;
-
-// Moves the message `p` is parsing (its head already read from `src`) to `dst` through `sr`,
-// one buffer (`buf`, kChunk bytes) at a time. The head goes out with the first piece of the
-// body in one write when that piece has already arrived (the common, small case), else at once
-// (a stream that sends its head and waits). Each read and write may take up to `timeout`.
-template <bool isRequest, class Src, class Dst>
-asio::awaitable<Result> relayBody(Src& src, beast::flat_buffer& src_buffer, http::parser<isRequest, http::buffer_body>& p,
-                                  Dst& dst, http::serializer<isRequest, http::buffer_body>& sr, char* buf,
-                                  std::chrono::steady_clock::duration timeout,
-                                  boost::system::error_code* error = nullptr) {
-  boost::system::error_code ec;
-  if (src_buffer.size() == 0 && !p.is_done()) {
-    beast::get_lowest_layer(dst).expires_after(timeout);
-    co_await http::async_write_header(dst, sr, ecOut(ec));
-    if (ec) {
-      if (error) *error = ec;
-      co_return Result::kDestinationFailed;
-    }
-  }
-  do {
-    if (!p.is_done()) {
-      p.get().body().data = buf;
-      p.get().body().size = kChunk;
-      beast::get_lowest_layer(src).expires_after(timeout);
-      co_await http::async_read_some(src, src_buffer, p, ecOut(ec));  // whatever has arrived: no waiting for a full buffer
-      if (ec == http::error::need_buffer) ec = {};
-      if (ec) {
-        if (error) *error = ec;
-        co_return Result::kSourceFailed;
-      }
-      p.get().body().size = kChunk - p.get().body().size;
-      p.get().body().data = buf;
-      p.get().body().more = !p.is_done();
-      // Nothing new (only framing was parsed): writing an empty piece of a chunked body would
-      // emit a zero-size chunk, which ends the body.
-      if (p.get().body().size == 0 && p.get().body().more) continue;
-    } else {
-      p.get().body().data = nullptr;
-      p.get().body().size = 0;
-      p.get().body().more = false;
-    }
-    beast::get_lowest_layer(dst).expires_after(timeout);
-    co_await http::async_write(dst, sr, ecOut(ec));
-    if (ec == http::error::need_buffer) ec = {};
-    if (ec) {
-      if (error) *error = ec;
-      co_return Result::kDestinationFailed;
-    }
-  } while (!p.is_done() && !sr.is_done());
-  co_return Result::kDone;
-}
-
-// Writes a parsed (and rewritten) request head as HTTP/1.x wire bytes into `out`: request
-// line, each field as Beast holds it, blank line. One contiguous buffer goes out in one write,
-// instead of the serializer's scatter list of a few bytes per piece. Only what Beast's parser
-// accepted or we set is written: names and values never hold CR or LF.
-template <class Fields>
-void serializeHead(const http::header<true, Fields>& h, std::string& out) {
-  out.clear();
-  out.append(h.method_string().data(), h.method_string().size()).append(" ");
-  out.append(h.target().data(), h.target().size()).append(h.version() >= 11 ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n");
-  for (const auto& f : h) {
-    out.append(f.name_string().data(), f.name_string().size()).append(": ");
-    out.append(f.value().data(), f.value().size()).append("\r\n");
-  }
-  out.append("\r\n");
-}
 
 // Gives `p` what `buffer` holds (Beast parses; nothing is read from a socket) and returns how
 // many bytes it took. need_more and need_buffer are not errors here: the caller reads more, or
@@ -121,32 +55,40 @@ asio::awaitable<void> readHeader(Src& src, beast::flat_buffer& buffer, Parser& p
   }
 }
 
-// Moves a response with a known length (Content-Length, or no body) whose head `p` has read
-// from `src`, to `dst`: `head` (written by writeResponseHead) goes out with the first piece of
-// the body in one write when that piece has already arrived, then the body one buffer at a time.
-// A small first piece is appended to `head` (the copy costs less than a scatter write).
+// A relay's failure, with its cause given to the caller when asked for.
+inline Result failed(Result r, boost::system::error_code ec, boost::system::error_code* error) {
+  if (error) *error = ec;
+  return r;
+}
+
+// Moves a message with a known length (Content-Length, or no body) whose head `p` has read
+// from `src`, to `dst`: `head` (written by writeRequestHead or writeResponseHead) goes out with
+// the first piece of the body in one write when that piece has already arrived, then the body
+// one buffer at a time. A small first piece is appended to `head` (the copy costs less than a
+// scatter write). On failure `error` (if given) says why.
 constexpr size_t kCoalesce = 4096;
-template <class Src, class Dst>
-asio::awaitable<Result> relaySized(Src& src, beast::flat_buffer& src_buffer, ResponseParser& p, Dst& dst,
-                                   std::string& head, char* buf, std::chrono::steady_clock::duration timeout) {
+template <class Parser, class Src, class Dst>
+asio::awaitable<Result> relaySized(Src& src, beast::flat_buffer& src_buffer, Parser& p, Dst& dst, std::string& head,
+                                   char* buf, std::chrono::steady_clock::duration timeout,
+                                   boost::system::error_code* error = nullptr) {
   boost::system::error_code ec;
   bool head_sent = false;
   if (p.is_done() || src_buffer.size() == 0) {
     beast::get_lowest_layer(dst).expires_after(timeout);
     co_await asio::async_write(dst, asio::buffer(head), ecOut(ec));
-    if (ec) co_return Result::kDestinationFailed;
+    if (ec) co_return failed(Result::kDestinationFailed, ec, error);
     head_sent = true;
   }
   while (!p.is_done()) {
     if (src_buffer.size() == 0) {
       beast::get_lowest_layer(src).expires_after(timeout);
       const size_t got = co_await src.async_read_some(src_buffer.prepare(kChunk), ecOut(ec));
-      if (ec) co_return Result::kSourceFailed;  // closed before the announced length: cut short
+      if (ec) co_return failed(Result::kSourceFailed, ec, error);  // closed before the announced length: cut short
       src_buffer.commit(got);
     }
     p.setBodyBuffer(buf, kChunk);
     feed(p, src_buffer, ec);
-    if (ec) co_return Result::kSourceFailed;
+    if (ec) co_return failed(Result::kSourceFailed, ec, error);
     const size_t n = kChunk - p.bodyRoom();
     if (n == 0 && head_sent) continue;
     beast::get_lowest_layer(dst).expires_after(timeout);
@@ -158,23 +100,25 @@ asio::awaitable<Result> relaySized(Src& src, beast::flat_buffer& src_buffer, Res
       co_await asio::async_write(dst, out, ecOut(ec));
     }
     head_sent = true;
-    if (ec) co_return Result::kDestinationFailed;
+    if (ec) co_return failed(Result::kDestinationFailed, ec, error);
   }
   co_return Result::kDone;
 }
 
-// Moves a response body framed by chunks, or ended by the upstream's close, whose head `p` has
-// read from `src`, to `dst`: `head` first, then each piece as it arrives — in chunks of its own
-// when `chunked` (Beast's chunk encoder; the upstream's chunk boundaries and trailers are not
-// kept), else as it is (an HTTP/1.0 client reads to the close).
-template <class Src, class Dst>
-asio::awaitable<Result> relayUnsized(Src& src, beast::flat_buffer& src_buffer, ResponseParser& p, Dst& dst,
+// Moves a body framed by chunks, or (a response's) ended by the sender's close, whose head `p`
+// has read from `src`, to `dst`: `head` first, then each piece as it arrives — in chunks of its
+// own when `chunked` (Beast's chunk encoder; the sender's chunk boundaries and trailers are not
+// kept), else as it is (an HTTP/1.0 client reads to the close). On failure `error` (if given)
+// says why.
+template <class Parser, class Src, class Dst>
+asio::awaitable<Result> relayUnsized(Src& src, beast::flat_buffer& src_buffer, Parser& p, Dst& dst,
                                      const std::string& head, char* buf, bool chunked,
-                                     std::chrono::steady_clock::duration timeout) {
+                                     std::chrono::steady_clock::duration timeout,
+                                     boost::system::error_code* error = nullptr) {
   boost::system::error_code ec;
   beast::get_lowest_layer(dst).expires_after(timeout);
   co_await asio::async_write(dst, asio::buffer(head), ecOut(ec));
-  if (ec) co_return Result::kDestinationFailed;
+  if (ec) co_return failed(Result::kDestinationFailed, ec, error);
   bool starved = src_buffer.size() == 0;  // the parser needs bytes that have not arrived
   while (!p.is_done()) {
     if (starved) {
@@ -182,15 +126,15 @@ asio::awaitable<Result> relayUnsized(Src& src, beast::flat_buffer& src_buffer, R
       const size_t got = co_await src.async_read_some(src_buffer.prepare(kChunk), ecOut(ec));
       if (ec == asio::error::eof && p.need_eof()) {
         p.put_eof(ec);  // the close is the body's end
-        if (ec) co_return Result::kSourceFailed;
+        if (ec) co_return failed(Result::kSourceFailed, ec, error);
         break;
       }
-      if (ec) co_return Result::kSourceFailed;  // closed mid-chunk, or failed
+      if (ec) co_return failed(Result::kSourceFailed, ec, error);  // closed mid-chunk, or failed
       src_buffer.commit(got);
     }
     p.setBodyBuffer(buf, kChunk);
     const size_t used = feed(p, src_buffer, ec);
-    if (ec) co_return Result::kSourceFailed;  // a bad chunk
+    if (ec) co_return failed(Result::kSourceFailed, ec, error);  // a bad chunk
     const size_t n = kChunk - p.bodyRoom();
     starved = used == 0 || src_buffer.size() == 0;
     if (n == 0) continue;  // only framing was parsed
@@ -200,12 +144,12 @@ asio::awaitable<Result> relayUnsized(Src& src, beast::flat_buffer& src_buffer, R
     } else {
       co_await asio::async_write(dst, asio::buffer(buf, n), ecOut(ec));
     }
-    if (ec) co_return Result::kDestinationFailed;
+    if (ec) co_return failed(Result::kDestinationFailed, ec, error);
   }
   if (chunked) {
     beast::get_lowest_layer(dst).expires_after(timeout);
     co_await asio::async_write(dst, http::make_chunk_last(), ecOut(ec));
-    if (ec) co_return Result::kDestinationFailed;
+    if (ec) co_return failed(Result::kDestinationFailed, ec, error);
   }
   co_return Result::kDone;
 }

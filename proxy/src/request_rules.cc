@@ -1,7 +1,6 @@
 #include "request_rules.h"
 
 #include <boost/beast/core.hpp>
-#include <vector>
 
 namespace greenlight::proxy::rules {
 
@@ -26,7 +25,7 @@ http::status statusFor(boost::system::error_code ec, bool expectation_failed) {
   return http::status::bad_request;
 }
 
-Parsed parseRequest(std::string_view bytes, const Limits& limits) {
+Parsed parseRequest(std::string_view bytes, const Limits& limits, RequestParser& parser) {
   Parsed out;
   switch (checkRawHead(bytes, limits.max_header_bytes)) {
     case HeadCheck::kIncomplete:
@@ -44,38 +43,34 @@ Parsed parseRequest(std::string_view bytes, const Limits& limits) {
     case HeadCheck::kComplete:
       break;
   }
-  http::request_parser<http::string_body> parser;
   parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
   parser.body_limit(limits.max_body_bytes);
-  parser.eager(true);
   boost::system::error_code ec;
-  size_t used = 0;
-  while (!ec && used < bytes.size() && !parser.is_done()) {
-    used += parser.put(boost::asio::buffer(bytes.data() + used, bytes.size() - used), ec);
-    if (ec == http::error::need_more) {
-      ec = {};
-      break;
-    }
-  }
+  size_t used = parser.put(boost::asio::buffer(bytes.data(), bytes.size()), ec);
+  if (ec == http::error::need_more) ec = http::error::partial_message;  // the raw check saw the head's end
   bool expectation_failed = false;
-  if (!ec && parser.is_header_done()) {
-    auto it = parser.get().find(http::field::expect);
-    if (it != parser.get().end() && !boost::beast::iequals(it->value(), "100-continue")) {
+  if (!ec) {
+    const HeadField* expect = findField(parser.fields(), http::field::expect);
+    if (expect && !boost::beast::iequals(expect->value, "100-continue")) {
       expectation_failed = true;
       ec = http::error::bad_field;
     }
   }
-  if (!ec && !parser.is_done()) {
-    if (parser.need_eof()) parser.put_eof(ec);
-    if (!ec && !parser.is_done()) ec = http::error::partial_message;
+  // The body, a piece at a time as the server reads it (into a buffer of its own).
+  char piece[4096];
+  while (!ec && !parser.is_done() && used < bytes.size()) {
+    parser.setBodyBuffer(piece, sizeof piece);
+    const size_t n = parser.put(boost::asio::buffer(bytes.data() + used, bytes.size() - used), ec);
+    out.body.append(piece, sizeof piece - parser.bodyRoom());
+    if (ec == http::error::need_more || ec == http::error::need_buffer) ec = {};
+    if (n == 0) break;  // the rest is an incomplete piece of framing
+    used += n;
   }
+  if (!ec && !parser.is_done()) ec = http::error::partial_message;
   if (ec) {
     out.error = statusFor(ec, expectation_failed);
     out.why = ec.message();
-    return out;
   }
-  out.request = parser.release();
-  out.request.erase(http::field::expect);
   return out;
 }
 
@@ -98,67 +93,6 @@ bool isHopByHop(http::field name) {
 bool namesAHeader(boost::beast::string_view token) {
   return !boost::beast::iequals(token, "close") && !boost::beast::iequals(token, "keep-alive") &&
          !boost::beast::iequals(token, "upgrade");
-}
-
-template <class Fields>
-void stripHopByHop(Fields& f) {
-  // Headers the Connection header names are hop-by-hop too (beyond the usual close,
-  // keep-alive and upgrade, which go anyway); rare, so looked for only when there are some.
-  std::vector<std::string> named;
-  for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it) {
-    for (auto token : http::token_list(it->value())) {
-      if (namesAHeader(token)) named.emplace_back(token);
-    }
-  }
-  for (const auto& n : named) f.erase(n);
-  // One pass over the fields, comparing the names Beast has already recognised.
-  for (auto it = f.begin(); it != f.end();) {
-    if (isHopByHop(it->name())) {
-      it = f.erase(it);
-    } else {
-      ++it;
-    }
-  }
-}
-
-template void stripHopByHop(http::request<http::string_body>&);
-template void stripHopByHop(http::response<http::string_body>&);
-
-std::optional<std::string> upgradeOf(const http::fields& f) {
-  auto up = f.find(http::field::upgrade);
-  auto conn = f.find(http::field::connection);
-  if (up == f.end() || conn == f.end() || up->value().empty()) return std::nullopt;
-  if (!http::token_list(conn->value()).exists("upgrade")) return std::nullopt;
-  return std::string(up->value());
-}
-
-template <class Body>
-void rewriteHeadForUpstream(http::request<Body>& req, const std::string& client_ip, bool tls) {
-  const auto upgrade = upgradeOf(req.base());
-  stripHopByHop(req);
-  std::string xff = client_ip;
-  if (auto it = req.find("X-Forwarded-For"); it != req.end()) xff = std::string(it->value()) + ", " + client_ip;
-  req.set("X-Forwarded-For", xff);
-  req.set("X-Forwarded-Proto", tls ? "https" : "http");
-  req.set(http::field::via, "1.1 greenlight");
-  req.version(11);
-  req.keep_alive(true);
-  if (upgrade) {
-    // A protocol switch (WebSocket) is end to end: the upstream must see it asked for.
-    req.set(http::field::upgrade, *upgrade);
-    req.set(http::field::connection, "Upgrade");
-  }
-}
-
-template void stripHopByHop(http::request<http::buffer_body>&);
-template void rewriteHeadForUpstream(http::request<http::buffer_body>&, const std::string&, bool);
-
-void prepareForUpstream(http::request<http::string_body>& req, const std::string& client_ip, bool tls) {
-  rewriteHeadForUpstream(req, client_ip, tls);
-  // The body has been read and de-chunked: it goes on with a Content-Length only. Keeping any
-  // Transfer-Encoding next to it would hand the upstream a smuggling shape.
-  req.erase(http::field::transfer_encoding);
-  req.prepare_payload();
 }
 
 }  // namespace greenlight::proxy::rules

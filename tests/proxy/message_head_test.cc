@@ -1,4 +1,5 @@
-// ResponseParser and the response head the proxy writes for its client, fed bytes directly
+// RequestParser and ResponseParser, and the heads the proxy writes from them for the upstream and
+// the client, fed bytes directly
 // (the relaying over sockets is covered by the integration and streaming tests).
 #include <gtest/gtest.h>
 
@@ -116,6 +117,69 @@ TEST(ResponseParserBody, ChunksArriveDechunked) {
   }
   EXPECT_TRUE(p.is_done());
   EXPECT_EQ(std::string(buf, sizeof buf - p.bodyRoom()), "abcde");
+}
+
+
+// A request parsed from `bytes` (kept alive by the caller: the fields are views of it).
+void parseRequestHead(RequestParser& p, const std::string& bytes) {
+  boost::beast::error_code ec;
+  p.put(boost::asio::buffer(bytes), ec);
+  EXPECT_TRUE(!ec || ec == http::error::need_more) << ec.message();
+  EXPECT_TRUE(p.is_header_done());
+}
+
+TEST(RequestHead, ForwardingHeadersAddedHopByHopAndFramingReplaced) {
+  const std::string in =
+      "POST /v1/cars?x=1 HTTP/1.0\r\nHost: v\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nTE: trailers\r\n"
+      "X-Forwarded-For: 10.1.2.3\r\nX-Forwarded-For: 10.9.9.9\r\nX-Forwarded-Proto: https\r\nVia: 1.0 other\r\n"
+      "Expect: 100-continue\r\nContent-Length: 2\r\nAuthorization: Bearer t\r\n\r\nhi";
+  RequestParser p;
+  parseRequestHead(p, in);
+  std::string out;
+  writeRequestHead(p, RequestHeadOut{"127.0.0.1", false, {}, false, 2}, out);
+  EXPECT_EQ(out,
+            "POST /v1/cars?x=1 HTTP/1.1\r\nHost: v\r\nAuthorization: Bearer t\r\n"
+            "X-Forwarded-For: 10.1.2.3, 127.0.0.1\r\nX-Forwarded-Proto: http\r\nVia: 1.1 greenlight\r\n"
+            "Content-Length: 2\r\n\r\n");
+}
+
+TEST(RequestHead, ABodylessGetHasNoLengthAPostAZeroOne) {
+  const std::string get = "GET / HTTP/1.1\r\nHost: v\r\n\r\n";
+  const std::string post = "POST / HTTP/1.1\r\nHost: v\r\n\r\n";
+  RequestParser g, p;
+  parseRequestHead(g, get);
+  parseRequestHead(p, post);
+  std::string out;
+  writeRequestHead(g, RequestHeadOut{"10.0.0.1", true, {}, false, 0}, out);
+  EXPECT_EQ(out, "GET / HTTP/1.1\r\nHost: v\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nVia: 1.1 greenlight\r\n\r\n");
+  writeRequestHead(p, RequestHeadOut{"10.0.0.1", false, {}, false, 0}, out);
+  EXPECT_NE(out.find("\r\nContent-Length: 0\r\n\r\n"), std::string::npos) << out;
+}
+
+TEST(RequestHead, AStreamedChunkedBodyKeepsItsOtherCodingsAndAnUpgradeItsPair) {
+  const std::string chunked = "PUT / HTTP/1.1\r\nHost: v\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+  RequestParser c;
+  parseRequestHead(c, chunked);
+  std::string out;
+  writeRequestHead(c, RequestHeadOut{"10.0.0.1", false, {}, true, 0}, out);
+  EXPECT_NE(out.find("\r\nTransfer-Encoding: gzip, chunked\r\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Content-Length"), std::string::npos) << out;
+
+  const std::string ws = "GET /ws HTTP/1.1\r\nHost: v\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: k\r\n\r\n";
+  RequestParser u;
+  parseRequestHead(u, ws);
+  ASSERT_EQ(upgradeOf(u.fields()), "websocket");
+  writeRequestHead(u, RequestHeadOut{"10.0.0.1", false, upgradeOf(u.fields()), false, 0}, out);
+  EXPECT_EQ(out,
+            "GET /ws HTTP/1.1\r\nHost: v\r\nSec-WebSocket-Key: k\r\nX-Forwarded-For: 10.0.0.1\r\n"
+            "X-Forwarded-Proto: http\r\nVia: 1.1 greenlight\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+}
+
+TEST(RequestHead, UpgradeNeedsBothHeaders) {
+  const std::string only_upgrade = "GET / HTTP/1.1\r\nHost: v\r\nUpgrade: websocket\r\n\r\n";
+  RequestParser p;
+  parseRequestHead(p, only_upgrade);
+  EXPECT_TRUE(upgradeOf(p.fields()).empty());
 }
 
 }  // namespace
