@@ -708,6 +708,7 @@ struct ProxyServer::Impl {
     RelayBuffer scratch;  // bodies pass through here, one piece at a time; heads are written here
     beast::flat_buffer& buffer = scratch.in();  // what the client sent, not yet parsed
     bool first = true;
+    bool unread = false;  // the connection ends with the client's last request not read to its end
     while (!stopping) {
       RequestParser head;
       head.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
@@ -734,11 +735,13 @@ struct ProxyServer::Impl {
       if (expect && !beast::iequals(expect->value, "100-continue")) {
         m.bad_requests->Increment();
         co_await answer(client, http::status::expectation_failed, "only 100-continue is supported", 11, false);
+        unread = !head.is_done();
         break;
       }
       if (ec) {
         m.bad_requests->Increment();
         co_await answer(client, rules::statusFor(ec, false), ec.message(), 11, false);
+        unread = true;
         break;
       }
       // The colour is picked from the head, before any body is read: one routing table version
@@ -750,6 +753,7 @@ struct ProxyServer::Impl {
         m.unavailable->Increment();
         co_await answer(client, http::status::service_unavailable, "no colour of " + service + " can serve",
                         head.version(), false);
+        unread = !head.is_done();
         break;
       }
       // Expect: 100-continue: the client waits for our go-ahead before sending the body; we
@@ -792,6 +796,7 @@ struct ProxyServer::Impl {
         if (ec) {
           m.bad_requests->Increment();
           co_await answer(client, rules::statusFor(ec, false), ec.message(), 11, false);
+          unread = true;
           break;
         }
         started = time.monotonicNow();
@@ -806,9 +811,17 @@ struct ProxyServer::Impl {
         if (outcome.status != 101) cm.latency->Observe(toSeconds(time.monotonicNow() - started));
         cm.by_class[statusClass(outcome.status)]->Increment();
       }
-      if (!outcome.keep_client) break;
+      if (!outcome.keep_client) {
+        unread = !head.is_done();  // a streamed body the upstream's failure cut short
+        break;
+      }
     }
-    lowest(client).shutdown(tcp::socket::shutdown_send, ignored);
+    // Closing sends our FIN after what we wrote. Only when the client may still be sending (an
+    // error answered before its request was read to the end) is the FIN sent first, on its own:
+    // the answer and the end of our side are then on their way before the close, which resets
+    // a connection with unread bytes. For a request read whole the extra system call bought
+    // nothing (one per connection with Connection: close).
+    if (unread) lowest(client).shutdown(tcp::socket::shutdown_send, ignored);
     m.active->Decrement();
     if (self.prev) self.prev->next = self.next; else mine.head = self.next;
     if (self.next) self.next->prev = self.prev;

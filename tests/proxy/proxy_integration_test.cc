@@ -39,6 +39,17 @@ TEST_F(ProxyTest, ForwardingHeadersAreSetAndHopByHopOnesRemoved) {
   EXPECT_NE(r.headers.find("X-Seen-Via: 1.1 greenlight"), std::string::npos) << r.headers;
 }
 
+TEST_F(ProxyTest, AConnectionCloseRequestIsAnsweredAndThenTheConnectionEnds) {
+  start(blue_.address(), green_.address());
+  RawConnection c(port_);
+  ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: v\r\nConnection: close\r\n\r\n"));
+  auto r = c.read();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "blue");
+  EXPECT_NE(r.headers.find("Connection: close"), std::string::npos) << r.headers;
+  EXPECT_TRUE(c.closedWithin(2s)) << "the answer is followed by the end of the stream";
+}
+
 TEST_F(ProxyTest, PreviewHeaderOrCookieReachesTheIdleColour) {
   start(blue_.address(), green_.address());
   RawConnection c(port_);
