@@ -12,9 +12,10 @@ namespace {
 
 namespace http = boost::beast::http;
 
-// Parses `bytes` (a whole response head, maybe followed by body bytes) and returns how many
+// Parses `bytes` (a whole head, maybe followed by body bytes) and returns how many
 // bytes the parser took. The views point into `bytes`: the caller keeps it alive.
-size_t parse(ResponseParser& p, const std::string& bytes) {
+template <class Parser>
+size_t parse(Parser& p, const std::string& bytes) {
   boost::beast::error_code ec;
   const size_t used = p.put(boost::asio::buffer(bytes), ec);
   EXPECT_TRUE(!ec || ec == http::error::need_more || ec == http::error::need_buffer) << ec.message();
@@ -41,8 +42,8 @@ TEST(ResponseHead, HopByHopHeadersAndThoseConnectionNamesAreDroppedTheRestKeptIn
 
 TEST(ResponseHead, ConnectionSaysWhatTheClientsVersionDoesNotAssume) {
   ResponseParser p;
-  const std::string in1 = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
-  parse(p, in1);
+  const std::string bytes = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+  parse(p, bytes);
   EXPECT_EQ(head(p, 11, false, false), "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(head(p, 10, true, false), "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n");
   EXPECT_EQ(head(p, 10, false, false), "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n");
@@ -50,22 +51,22 @@ TEST(ResponseHead, ConnectionSaysWhatTheClientsVersionDoesNotAssume) {
 
 TEST(ResponseHead, ChunkedFramingIsOursOtherCodingsStay) {
   ResponseParser p;
-  const std::string in2 = "HTTP/1.1 200 OK\r\nContent-Encoding: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
-  parse(p, in2);
+  const std::string gzip_chunked = "HTTP/1.1 200 OK\r\nContent-Encoding: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+  parse(p, gzip_chunked);
   EXPECT_TRUE(p.chunked());
   // Towards an HTTP/1.1 client the body is re-chunked; towards HTTP/1.0 it goes as it is.
   EXPECT_EQ(head(p, 11, true, true), "HTTP/1.1 200 OK\r\nContent-Encoding: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
   EXPECT_EQ(head(p, 10, false, false), "HTTP/1.0 200 OK\r\nContent-Encoding: x\r\nTransfer-Encoding: gzip\r\n\r\n");
   ResponseParser plain;
-  const std::string in3 = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
-  parse(plain, in3);
+  const std::string chunked_only = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  parse(plain, chunked_only);
   EXPECT_EQ(head(plain, 10, false, false), "HTTP/1.0 200 OK\r\n\r\n");
 }
 
 TEST(ResponseHead, ABodyEndedByTheCloseGoesOutChunked) {
   ResponseParser p;
-  const std::string in4 = "HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\n";
-  parse(p, in4);
+  const std::string bytes = "HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\n";
+  parse(p, bytes);
   EXPECT_TRUE(p.need_eof());
   EXPECT_FALSE(p.keep_alive());
   EXPECT_EQ(head(p, 11, true, true), "HTTP/1.1 200 OK\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n");
@@ -73,15 +74,15 @@ TEST(ResponseHead, ABodyEndedByTheCloseGoesOutChunked) {
 
 TEST(ResponseHead, AMissingReasonGetsTheStandardOne) {
   ResponseParser p;
-  const std::string in5 = "HTTP/1.1 503 \r\nContent-Length: 0\r\n\r\n";
-  parse(p, in5);
+  const std::string bytes = "HTTP/1.1 503 \r\nContent-Length: 0\r\n\r\n";
+  parse(p, bytes);
   EXPECT_EQ(head(p, 11, true, false), "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
 }
 
 TEST(ResponseHead, AnUpgradeAnswerIsWrittenAsItCame) {
   ResponseParser p;
-  const std::string in6 = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: k\r\n\r\n";
-  parse(p, in6);
+  const std::string bytes = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: k\r\n\r\n";
+  parse(p, bytes);
   std::string out;
   writeResponseHeadAsIs(p, out);
   EXPECT_EQ(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: k\r\n\r\n");
@@ -120,21 +121,13 @@ TEST(ResponseParserBody, ChunksArriveDechunked) {
 }
 
 
-// A request parsed from `bytes` (kept alive by the caller: the fields are views of it).
-void parseRequestHead(RequestParser& p, const std::string& bytes) {
-  boost::beast::error_code ec;
-  p.put(boost::asio::buffer(bytes), ec);
-  EXPECT_TRUE(!ec || ec == http::error::need_more) << ec.message();
-  EXPECT_TRUE(p.is_header_done());
-}
-
 TEST(RequestHead, ForwardingHeadersAddedHopByHopAndFramingReplaced) {
   const std::string in =
       "POST /v1/cars?x=1 HTTP/1.0\r\nHost: v\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nTE: trailers\r\n"
       "X-Forwarded-For: 10.1.2.3\r\nX-Forwarded-For: 10.9.9.9\r\nX-Forwarded-Proto: https\r\nVia: 1.0 other\r\n"
       "Expect: 100-continue\r\nContent-Length: 2\r\nAuthorization: Bearer t\r\n\r\nhi";
   RequestParser p;
-  parseRequestHead(p, in);
+  parse(p, in);
   std::string out;
   writeRequestHead(p, RequestHeadOut{"127.0.0.1", false, {}, false, 2}, out);
   EXPECT_EQ(out,
@@ -147,8 +140,8 @@ TEST(RequestHead, ABodylessGetHasNoLengthAPostAZeroOne) {
   const std::string get = "GET / HTTP/1.1\r\nHost: v\r\n\r\n";
   const std::string post = "POST / HTTP/1.1\r\nHost: v\r\n\r\n";
   RequestParser g, p;
-  parseRequestHead(g, get);
-  parseRequestHead(p, post);
+  parse(g, get);
+  parse(p, post);
   std::string out;
   writeRequestHead(g, RequestHeadOut{"10.0.0.1", true, {}, false, 0}, out);
   EXPECT_EQ(out, "GET / HTTP/1.1\r\nHost: v\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nVia: 1.1 greenlight\r\n\r\n");
@@ -159,7 +152,7 @@ TEST(RequestHead, ABodylessGetHasNoLengthAPostAZeroOne) {
 TEST(RequestHead, AStreamedChunkedBodyKeepsItsOtherCodingsAndAnUpgradeItsPair) {
   const std::string chunked = "PUT / HTTP/1.1\r\nHost: v\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
   RequestParser c;
-  parseRequestHead(c, chunked);
+  parse(c, chunked);
   std::string out;
   writeRequestHead(c, RequestHeadOut{"10.0.0.1", false, {}, true, 0}, out);
   EXPECT_NE(out.find("\r\nTransfer-Encoding: gzip, chunked\r\n"), std::string::npos) << out;
@@ -167,7 +160,7 @@ TEST(RequestHead, AStreamedChunkedBodyKeepsItsOtherCodingsAndAnUpgradeItsPair) {
 
   const std::string ws = "GET /ws HTTP/1.1\r\nHost: v\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: k\r\n\r\n";
   RequestParser u;
-  parseRequestHead(u, ws);
+  parse(u, ws);
   ASSERT_EQ(upgradeOf(u.fields()), "websocket");
   writeRequestHead(u, RequestHeadOut{"10.0.0.1", false, upgradeOf(u.fields()), false, 0}, out);
   EXPECT_EQ(out,
@@ -178,7 +171,7 @@ TEST(RequestHead, AStreamedChunkedBodyKeepsItsOtherCodingsAndAnUpgradeItsPair) {
 TEST(RequestHead, UpgradeNeedsBothHeaders) {
   const std::string only_upgrade = "GET / HTTP/1.1\r\nHost: v\r\nUpgrade: websocket\r\n\r\n";
   RequestParser p;
-  parseRequestHead(p, only_upgrade);
+  parse(p, only_upgrade);
   EXPECT_TRUE(upgradeOf(p.fields()).empty());
 }
 
