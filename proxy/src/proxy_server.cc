@@ -718,8 +718,7 @@ struct ProxyServer::Impl {
       boost::system::error_code ec;
       co_await readHead(client, buffer, &ec);
       // readHead has buffered the whole head: Beast parses it from there. The bytes stay in the
-      // buffer until the head has been written for the upstream (the fields are views of them),
-      // or parsed again by Beast's message parser for a streamed body.
+      // buffer until the head has been written for the upstream (the fields are views of them).
       size_t head_bytes = 0;
       if (!ec) {
         head_bytes = head.put(buffer.data(), ec);
