@@ -43,6 +43,14 @@ std::string withoutChunked(string_view te) {
   return rest;
 }
 
+// Transfer-Encoding for a body passed on: the sender's codings other than chunked (the body still
+// carries them), then chunked when the body goes out in our chunks. Nothing when that is empty.
+void appendCodings(std::string& out, string_view te, bool chunked) {
+  std::string codings = te.empty() ? std::string() : withoutChunked(te);
+  if (chunked) codings.append(codings.empty() ? "chunked" : ", chunked");
+  if (!codings.empty()) appendField(out, "Transfer-Encoding", codings);
+}
+
 // The tokens of the Connection headers that name further hop-by-hop headers.
 boost::container::small_vector<string_view, 4> namedByConnection(const HeadFields& fields) {
   boost::container::small_vector<string_view, 4> named;
@@ -94,28 +102,31 @@ void writeRequestHead(const RequestParser& p, const RequestHeadOut& how, std::st
   append(out, p.target());
   append(out, " HTTP/1.1\r\n");
   const auto named = namedByConnection(p.fields());
-  const HeadField* forwarded_for = nullptr;
+  boost::container::small_vector<string_view, 2> forwarded_for;  // every X-Forwarded-For, in order
+  string_view te;
   for (const auto& f : p.fields()) {
     if (dropped(f, named)) continue;
     switch (f.name) {
-      case http::field::expect:             // answered here
-      case http::field::transfer_encoding:  // the body goes with a length
-      case http::field::content_length:     // written below
-      case http::field::via:                // ours
+      case http::field::transfer_encoding:  // the framing is written below
+        te = f.value;
+        continue;
+      case http::field::expect:          // answered here
+      case http::field::content_length:  // written below
+      case http::field::via:             // ours
         continue;
       default:
         break;
     }
     if (boost::beast::iequals(f.name_string, "X-Forwarded-For")) {
-      if (!forwarded_for) forwarded_for = &f;
+      forwarded_for.push_back(f.value);
       continue;
     }
     if (boost::beast::iequals(f.name_string, "X-Forwarded-Proto")) continue;
     appendField(out, f.name_string, f.value);
   }
   append(out, "X-Forwarded-For: ");
-  if (forwarded_for) {
-    append(out, forwarded_for->value);
+  for (const auto& hop : forwarded_for) {
+    append(out, hop);
     append(out, ", ");
   }
   out.append(how.client_ip.data(), how.client_ip.size());
@@ -126,10 +137,7 @@ void writeRequestHead(const RequestParser& p, const RequestHeadOut& how, std::st
     append(out, "Connection: Upgrade\r\n");
   }
   if (how.chunked) {
-    const HeadField* te = findField(p.fields(), http::field::transfer_encoding);
-    std::string codings = te ? withoutChunked(te->value) : std::string();  // other codings stay: the body carries them
-    codings.append(codings.empty() ? "chunked" : ", chunked");
-    appendField(out, "Transfer-Encoding", codings);
+    appendCodings(out, te, true);
   } else if (const http::verb m = p.method();
              how.length > 0 || m == http::verb::options || m == http::verb::put || m == http::verb::post) {
     // As Beast's prepare_payload: a length when there is a body, or for methods that expect one.
@@ -153,11 +161,7 @@ void writeResponseHead(const ResponseParser& p, const ResponseHeadOut& how, std:
     }
     appendField(out, f.name_string, f.value);
   }
-  // The codings other than chunked stay (the body still carries them); chunked is the framing,
-  // which is ours towards the client.
-  std::string codings = te.empty() ? std::string() : withoutChunked(te);
-  if (how.chunked) codings.append(codings.empty() ? "chunked" : ", chunked");
-  if (!codings.empty()) appendField(out, "Transfer-Encoding", codings);
+  appendCodings(out, te, how.chunked);
   if (how.version >= 11 && !how.keep) append(out, "Connection: close\r\n");
   if (how.version < 11 && how.keep) append(out, "Connection: keep-alive\r\n");
   append(out, "\r\n");

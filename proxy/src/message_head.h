@@ -131,8 +131,9 @@ boost::beast::string_view upgradeOf(const HeadFields& fields);
 
 // Writes `p`'s head for the upstream into `out`: the request line at HTTP/1.1; the client's
 // fields less the hop-by-hop ones (and those its Connection header names), Expect (answered
-// here), Transfer-Encoding and Content-Length (`how` gives the framing); X-Forwarded-For with
-// the client appended, X-Forwarded-Proto, Via; the Upgrade pair when asked for.
+// here), Transfer-Encoding and Content-Length (`how` gives the framing); X-Forwarded-For (every
+// one the client sent, joined, then the client), X-Forwarded-Proto, Via; the Upgrade pair when
+// asked for.
 void writeRequestHead(const RequestParser& p, const RequestHeadOut& how, std::string& out);
 
 // An upstream's response.

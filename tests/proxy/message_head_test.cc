@@ -132,7 +132,7 @@ TEST(RequestHead, ForwardingHeadersAddedHopByHopAndFramingReplaced) {
   writeRequestHead(p, RequestHeadOut{"127.0.0.1", false, {}, false, 2}, out);
   EXPECT_EQ(out,
             "POST /v1/cars?x=1 HTTP/1.1\r\nHost: v\r\nAuthorization: Bearer t\r\n"
-            "X-Forwarded-For: 10.1.2.3, 127.0.0.1\r\nX-Forwarded-Proto: http\r\nVia: 1.1 greenlight\r\n"
+            "X-Forwarded-For: 10.1.2.3, 10.9.9.9, 127.0.0.1\r\nX-Forwarded-Proto: http\r\nVia: 1.1 greenlight\r\n"
             "Content-Length: 2\r\n\r\n");
 }
 
