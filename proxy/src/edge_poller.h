@@ -10,9 +10,10 @@
 // system call. HAProxy works the same way (2 recvfrom per proxied request, where we had 3.4).
 //
 // How it runs with Asio: `run(io)` is the loop's thread body: it collects this set's events
-// (epoll_wait, timeout 0) and runs Asio's ready handlers in turn, and blocks in Asio only when
-// neither had work, with a wait on this set's descriptor armed in Asio's epoll so either wakes
-// it. A context not driven by `run` (tests, tools) still works: parking an operation arms that
+// (epoll_wait, timeout 0) and runs the completions they queue itself, lets Asio run its ready
+// handlers once every few turns while this set stays busy (each io_context::poll is an
+// epoll_wait on Asio's set too), and blocks in Asio only when neither had work, with a wait on
+// this set's descriptor armed in Asio's epoll so either wakes it. A context not driven by `run` (tests, tools) still works: parking an operation arms that
 // wait, at the price of an epoll_ctl per wake.
 //
 // Not thread-safe: a poller and its waiters belong to one event loop (its io_context's thread).
@@ -109,8 +110,13 @@ class EdgePoller : public boost::asio::execution_context::service {
   void arm();
   void disarmIfIdle();
   void unlinkIfIdle(Waiter& w);
-  void drain();
+  size_t runDeferred();  // runs queued completions (up to a budget); returns how many
+  void drain();          // runDeferred as an Asio handler (outside run())
   void postDrain();
+
+  static constexpr size_t kDeferredPerTurn = 1024;
+  // While this set keeps having work, run() lets Asio look at its own set once in this many turns.
+  static constexpr int kTurnsPerAsioPoll = 4;
 
   int epfd_ = -1;
   std::optional<boost::asio::posix::stream_descriptor> wake_;  // epfd_ in Asio's epoll
