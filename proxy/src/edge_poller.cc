@@ -36,17 +36,22 @@ void EdgePoller::run(asio::io_context& io) {
     // queue: Asio's poll() looks at its own epoll set (an epoll_wait) each time it comes round,
     // and its set (listeners, timers, TLS sockets) rarely has anything while this one is busy.
     size_t mine = p.runDeferred();
-    if (p.parked_ > 0) mine += p.dispatch();
+    if (p.parked_ > 0 || p.woken_) {
+      p.woken_ = false;
+      mine += p.dispatch();
+    }
     mine += p.runDeferred();
     if (mine > 0 && ++busy_turns < kTurnsPerAsioPoll) continue;
     busy_turns = 0;
+    // About to block unless Asio has work: arm the wait on this set before Asio looks at its
+    // own, because Asio forgets a wake-up that no wait was armed for (one between this turn's
+    // look at this set and Asio's epoll_wait would be lost, and the loop would sleep).
+    if (mine == 0 && p.parked_ > 0 && !p.armed_) p.arm();
     const size_t theirs = io.poll();
-    if (mine == 0 && theirs == 0 && !p.deferred_head_ && !io.stopped()) {
-      if (p.parked_ > 0 && !p.armed_) p.arm();
-      io.run_one();
-    }
+    if (mine == 0 && theirs == 0 && !p.deferred_head_ && !io.stopped()) io.run_one();
   }
   p.running_ = false;
+  p.disarmIfIdle();
   // Left over when the loop was stopped: they run if the context runs again.
   if (p.deferred_head_ && !p.shut_ && !p.drain_posted_) p.postDrain();
 }
@@ -111,8 +116,8 @@ void EdgePoller::unlinkIfIdle(Waiter& w) {
 }
 
 size_t EdgePoller::dispatch() {
-  epoll_event events[64];
-  const int n = ::epoll_wait(epfd_, events, 64, 0);
+  epoll_event events[kEventsPerDispatch];
+  const int n = ::epoll_wait(epfd_, events, kEventsPerDispatch, 0);
   for (int k = 0; k < n; ++k) {
     Waiter& w = *static_cast<Waiter*>(events[k].data.ptr);
     const uint32_t e = events[k].events;
@@ -169,9 +174,16 @@ void EdgePoller::arm() {
   armed_ = true;
   wake_->async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
     armed_ = false;
-    if (!ec) dispatch();
+    if (ec) return;
+    if (running_) {  // run() looks at the set itself on its next turn
+      woken_ = true;
+      return;
+    }
+    // Until fewer than a full batch: events left in the set would wake no later wait.
+    while (dispatch() == static_cast<size_t>(kEventsPerDispatch)) {
+    }
     // Cancelled when nothing was parked; something may have been parked since.
-    if (parked_ > 0 && !running_) arm();
+    if (parked_ > 0) arm();
   });
 }
 

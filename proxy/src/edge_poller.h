@@ -106,7 +106,7 @@ class EdgePoller : public boost::asio::execution_context::service {
 
  private:
   void shutdown() override;
-  size_t dispatch();  // collects ready events without waiting; returns how many
+  size_t dispatch();  // collects ready events (up to kEventsPerDispatch) without waiting; returns how many
   void arm();
   void disarmIfIdle();
   void unlinkIfIdle(Waiter& w);
@@ -115,6 +115,7 @@ class EdgePoller : public boost::asio::execution_context::service {
   void postDrain();
 
   static constexpr size_t kDeferredPerTurn = 1024;
+  static constexpr int kEventsPerDispatch = 64;
   // While this set keeps having work, run() lets Asio look at its own set once in this many turns.
   static constexpr int kTurnsPerAsioPoll = 4;
 
@@ -122,6 +123,7 @@ class EdgePoller : public boost::asio::execution_context::service {
   std::optional<boost::asio::posix::stream_descriptor> wake_;  // epfd_ in Asio's epoll
   bool armed_ = false;     // a wait on wake_ is pending
   bool running_ = false;   // driven by run()
+  bool woken_ = false;     // the wait on wake_ fired in run(): the set has events to collect
   bool shut_ = false;      // the io_context is shutting down: nothing more is posted
   Waiter* head_ = nullptr;
   size_t parked_ = 0;      // waiters in the list
