@@ -35,6 +35,7 @@ void EdgePoller::run(asio::io_context& io) {
     // This set's events and the completions they queue, run here rather than through Asio's
     // queue: Asio's poll() looks at its own epoll set (an epoll_wait) each time it comes round,
     // and its set (listeners, timers, TLS sockets) rarely has anything while this one is busy.
+    p.now_source_ = nullptr;
     size_t mine = p.runDeferred();
     if (p.parked_ > 0 || p.woken_) {
       p.woken_ = false;
@@ -47,8 +48,12 @@ void EdgePoller::run(asio::io_context& io) {
     // own, because Asio forgets a wake-up that no wait was armed for (one between this turn's
     // look at this set and Asio's epoll_wait would be lost, and the loop would sleep).
     if (mine == 0 && p.parked_ > 0 && !p.armed_) p.arm();
+    p.now_source_ = nullptr;
     const size_t theirs = io.poll();
-    if (mine == 0 && theirs == 0 && !p.deferred_head_ && !io.stopped()) io.run_one();
+    if (mine == 0 && theirs == 0 && !p.deferred_head_ && !io.stopped()) {
+      p.now_source_ = nullptr;  // time passes while it waits
+      io.run_one();
+    }
   }
   p.running_ = false;
   p.disarmIfIdle();

@@ -27,6 +27,8 @@
 #include <memory>
 #include <optional>
 
+#include "greenlight/common/time_source.h"
+
 namespace greenlight::proxy {
 
 class Waiter;
@@ -97,6 +99,17 @@ class EdgePoller : public boost::asio::execution_context::service {
   void park(Waiter& w, Direction d, std::unique_ptr<ParkedOp> op);
   // Ends `w`'s parked operations with `ec`.
   void abort(Waiter& w, boost::system::error_code ec);
+  // `t`'s monotonic time, for deadlines set on this loop: inside run() read once per turn (a
+  // turn lasts microseconds, at most a few milliseconds; the proxy's deadlines are seconds),
+  // which saves a clock read per socket operation; outside run(), read at every call.
+  MonoTime now(const TimeSource& t) {
+    if (!running_) return t.monotonicNow();
+    if (now_source_ != &t) {
+      now_ = t.monotonicNow();
+      now_source_ = &t;
+    }
+    return now_;
+  }
   // Queues a socket operation's completion to run on this loop, after those queued before it.
   // Why not Asio's queue: Asio 1.74 polls its reactor (an epoll_wait) whenever its queue comes
   // round to the reactor's place, so a chain of completions each posted by the one before (read
@@ -123,6 +136,8 @@ class EdgePoller : public boost::asio::execution_context::service {
   std::optional<boost::asio::posix::stream_descriptor> wake_;  // epfd_ in Asio's epoll
   bool armed_ = false;     // a wait on wake_ is pending
   bool running_ = false;   // driven by run()
+  const TimeSource* now_source_ = nullptr;  // whose time now_ is; null: read again
+  MonoTime now_;
   bool woken_ = false;     // the wait on wake_ fired in run(): the set has events to collect
   bool shut_ = false;      // the io_context is shutting down: nothing more is posted
   Waiter* head_ = nullptr;

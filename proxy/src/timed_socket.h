@@ -128,7 +128,7 @@ class TimedSocket {
   void expires_after(Duration d) {
     Impl& i = *impl_;
     i.timed_out = i.expired = false;
-    i.deadline = i.time.monotonicNow() + d;
+    i.deadline = pollerOf(i).now(i.time) + d;
     if (i.armed_for <= i.deadline) return;  // a wait ends no later: it looks again then
     arm(impl_);
   }
