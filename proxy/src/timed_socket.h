@@ -19,11 +19,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core/error.hpp>
+#include <boost/smart_ptr/intrusive_ptr.hpp>
+#include <boost/smart_ptr/intrusive_ref_counter.hpp>
 #include <cerrno>
 #include <memory>
 #include <tuple>
@@ -36,7 +39,9 @@ namespace greenlight::proxy {
 
 namespace timed_socket_detail {
 
-struct State {
+// Shared by the socket and its pending operations and timer wait, all on one event loop: a
+// plain counter (a shared_ptr's is atomic: two locked instructions per operation for nothing).
+struct State : boost::intrusive_ref_counter<State, boost::thread_unsafe_counter> {
   State(const boost::asio::any_io_executor& ex, const TimeSource& t) : socket(ex), timer(ex), time(t) {}
   boost::asio::ip::tcp::socket socket;
   int raw = -1;  // our descriptor (adopted or connected), unless handed to `socket`; closed by TimedSocket's close
@@ -64,7 +69,7 @@ inline void mapTimeout(const State& s, boost::system::error_code& ec) {
 template <class Handler>
 struct Mapped {
   Handler handler;
-  std::shared_ptr<State> state;
+  boost::intrusive_ptr<State> state;
   void operator()(boost::system::error_code ec, std::size_t n) {
     --state->pending;
     mapTimeout(*state, ec);
@@ -91,7 +96,7 @@ class TimedSocket {
   using lowest_layer_type = boost::asio::ip::tcp::socket;  // what asio::ssl::stream asks of its next layer
 
   TimedSocket(const executor_type& ex, const TimeSource& time)
-      : impl_(std::make_shared<Impl>(ex, time)) {}
+      : impl_(new Impl(ex, time)) {}
   // Takes a connected, non-blocking descriptor (accept4 with SOCK_NONBLOCK), unregistered.
   static TimedSocket adopt(const executor_type& ex, int fd, boost::asio::ip::tcp protocol, const TimeSource& time) {
     TimedSocket s(ex, time);
@@ -230,11 +235,15 @@ class TimedSocket {
       msghdr msg{};
       msg.msg_iov = iov;
       msg.msg_iovlen = count;
+      // System calls made directly: glibc's send/recv wrappers are thread-cancellation points,
+      // switching the thread's cancellation mode on and off around every call (1% of the
+      // proxy's CPU), and the proxy never cancels a thread.
       do {
-        if (count == 1) {  // send/recv: the kernel skips the message header and vector import
-          n = write ? ::send(i.raw, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL) : ::recv(i.raw, iov[0].iov_base, iov[0].iov_len, 0);
+        if (count == 1) {  // sendto/recvfrom: the kernel skips the message header and vector import
+          n = write ? ::syscall(SYS_sendto, i.raw, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL, nullptr, 0)
+                    : ::syscall(SYS_recvfrom, i.raw, iov[0].iov_base, iov[0].iov_len, 0, nullptr, nullptr);
         } else {
-          n = write ? ::sendmsg(i.raw, &msg, MSG_NOSIGNAL) : ::recvmsg(i.raw, &msg, 0);
+          n = ::syscall(write ? SYS_sendmsg : SYS_recvmsg, i.raw, &msg, write ? MSG_NOSIGNAL : 0);
         }
       } while (n < 0 && errno == EINTR);
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -337,7 +346,7 @@ class TimedSocket {
     i.timed_out = true;
     close(i);
   }
-  static void arm(const std::shared_ptr<Impl>& impl) {
+  static void arm(const boost::intrusive_ptr<Impl>& impl) {
     impl->armed_for = impl->deadline;
     const uint64_t generation = ++impl->generation;
     impl->timer.expires_at(impl->deadline);  // an earlier wait ends as cancelled
@@ -357,7 +366,7 @@ class TimedSocket {
     });
   }
 
-  std::shared_ptr<Impl> impl_;
+  boost::intrusive_ptr<Impl> impl_;
 };
 
 }  // namespace greenlight::proxy
