@@ -42,10 +42,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-using asio::awaitable;
-using asio::use_awaitable;
-// Errors come back as values (Boost 1.74 has redirect_error, not as_tuple).
-inline auto ecOut(boost::system::error_code& ec) { return asio::redirect_error(use_awaitable, ec); }
 
 namespace {
 
@@ -134,7 +130,7 @@ TlsFiles tlsFilesOf(const ListenerConfig& l) {
 
 struct ProxyServer::Impl {
   struct UpstreamConn {
-    UpstreamConn(const asio::any_io_executor& ex, const TimeSource& time) : stream(ex, time) {}
+    UpstreamConn(const LoopExecutor& ex, const TimeSource& time) : stream(ex, time) {}
     TimedSocket stream;
     beast::flat_buffer buffer;
   };
@@ -425,7 +421,7 @@ struct ProxyServer::Impl {
     if (idle.size() < cfg.max_idle_upstream_per_endpoint) idle.push_back(std::move(conn));
   }
 
-  awaitable<std::unique_ptr<UpstreamConn>> connect(Upstream& up, boost::system::error_code& ec) {
+  Task<std::unique_ptr<UpstreamConn>> connect(Upstream& up, boost::system::error_code& ec) {
     auto conn = std::make_unique<UpstreamConn>(co_await asio::this_coro::executor, time);
     conn->stream.expires_after(cfg.timeouts.connect);
     co_await conn->stream.async_connect(up.address, ecOut(ec));  // with TCP_NODELAY
@@ -443,7 +439,7 @@ struct ProxyServer::Impl {
 
   // Answers the client ourselves (502/503/504/400 …); `keep`: the connection stays usable.
   template <class Stream>
-  awaitable<Outcome> answer(Stream& client, http::status status, const std::string& why, unsigned version, bool keep) {
+  Task<Outcome> answer(Stream& client, http::status status, const std::string& why, unsigned version, bool keep) {
     auto res = errorResponse(status, why, version);
     keep = keep && !stopping;
     res.keep_alive(keep);
@@ -458,7 +454,7 @@ struct ProxyServer::Impl {
   // streamed through one buffer. The upstream connection goes back to the pool when the
   // exchange ended cleanly and the upstream keeps it alive.
   template <class Stream>
-  awaitable<Outcome> relayResponse(Stream& client, Upstream& up, std::unique_ptr<UpstreamConn> conn, ResponseParser& p,
+  Task<Outcome> relayResponse(Stream& client, Upstream& up, std::unique_ptr<UpstreamConn> conn, ResponseParser& p,
                                    unsigned client_version, bool client_keep, size_t loop, RelayBuffer& scratch) {
     const unsigned status = p.status();
     bool upstream_keep = p.keep_alive();
@@ -490,7 +486,7 @@ struct ProxyServer::Impl {
 
   // The head of an Upgrade response was read: 101 opens a tunnel for the connection's life.
   template <class Stream>
-  awaitable<Outcome> openTunnel(Stream& client, beast::flat_buffer& client_buffer,
+  Task<Outcome> openTunnel(Stream& client, beast::flat_buffer& client_buffer,
                                 std::unique_ptr<UpstreamConn> conn, ResponseParser& p,
                                 const std::string& service, Color color, RelayBuffer& scratch) {
     writeResponseHeadAsIs(p, scratch.head());
@@ -509,7 +505,7 @@ struct ProxyServer::Impl {
   // is retried once on another endpoint; a stale pooled connection once on a fresh one; a reset
   // before any answer byte, for idempotent methods, on another endpoint.
   template <class Stream>
-  awaitable<Outcome> forwardBuffered(Stream& client, beast::flat_buffer& client_buffer, const ServiceRoutes& svc,
+  Task<Outcome> forwardBuffered(Stream& client, beast::flat_buffer& client_buffer, const ServiceRoutes& svc,
                                      Color color, http::verb method, const std::string& body, unsigned client_version,
                                      bool client_keep, bool upgrade, ServiceMetrics& m, size_t loop, RelayBuffer& scratch) {
     const size_t head_size = scratch.head().size();  // the upstream head (writeRequestHead), body appended per try
@@ -587,7 +583,7 @@ struct ProxyServer::Impl {
   // connect can be retried (nothing of the body has been read yet); afterwards a failure is a
   // 502 and the client connection closes (its body may be half read).
   template <class Stream>
-  awaitable<Outcome> forwardStreamed(Stream& client, beast::flat_buffer& client_buffer, const ServiceRoutes& svc,
+  Task<Outcome> forwardStreamed(Stream& client, beast::flat_buffer& client_buffer, const ServiceRoutes& svc,
                                      Color color, RequestParser& req, bool chunked, ServiceMetrics& m, size_t loop,
                                      RelayBuffer& scratch) {
     const unsigned client_version = req.version();
@@ -645,7 +641,7 @@ struct ProxyServer::Impl {
   // parses them: Beast accepts obs-fold (a header continued on the next line, a smuggling
   // vector) and unfolds it silently; we refuse it.
   template <class Stream>
-  awaitable<void> readHead(Stream& client, beast::flat_buffer& buffer, boost::system::error_code* ec) {
+  Task<void> readHead(Stream& client, beast::flat_buffer& buffer, boost::system::error_code* ec) {
     for (;;) {
       std::string_view seen(static_cast<const char*>(buffer.data().data()), buffer.size());
       switch (rules::checkRawHead(seen, cfg.max_header_bytes)) {
@@ -675,7 +671,7 @@ struct ProxyServer::Impl {
   }
 
   // A client connection: plain, or TLS after the handshake.
-  awaitable<void> serve(TimedSocket socket, tcp::endpoint peer, std::string service, size_t loop,
+  Task<void> serve(TimedSocket socket, tcp::endpoint peer, std::string service, size_t loop,
                         std::shared_ptr<asio::ssl::context> tls) {
     std::string client_ip = clientAddress(peer);
     if (!tls) {
@@ -694,7 +690,7 @@ struct ProxyServer::Impl {
   }
 
   template <class Stream>
-  awaitable<void> session(Stream& client, std::string service, const std::string client_ip, size_t loop, bool tls) {
+  Task<void> session(Stream& client, std::string service, const std::string client_ip, size_t loop, bool tls) {
     Session self;
     self.client = &lowest(client);
     LoopSessions& mine = sessions[loop];
@@ -834,7 +830,7 @@ struct ProxyServer::Impl {
   // Connections accepted before the loop lets its other work run. One per turn cost an extra
   // trip through Asio's queue, and an epoll_wait, per connection.
   static constexpr int kAcceptsPerTurn = 4;
-  awaitable<void> acceptLoop(tcp::acceptor& acceptor, std::string service, size_t loop,
+  Task<void> acceptLoop(tcp::acceptor& acceptor, std::string service, size_t loop,
                              std::shared_ptr<asio::ssl::context> tls) {
     // accept4 directly: the connection arrives non-blocking and unregistered (TimedSocket::adopt);
     // Asio's accept would register it with epoll and set it non-blocking with system calls of its
@@ -854,7 +850,7 @@ struct ProxyServer::Impl {
         asio::co_spawn(*loops[loop], serve(std::move(socket), peer, service, loop, tls), asio::detached);
         if (++in_a_row == kAcceptsPerTurn) {
           in_a_row = 0;
-          co_await asio::post(acceptor.get_executor(), asio::use_awaitable);
+          co_await asio::post(acceptor.get_executor(), kAwait);
         }
         continue;
       }
@@ -884,7 +880,7 @@ struct ProxyServer::Impl {
     }
   }
 
-  awaitable<void> runtimeSession(asio::local::stream_protocol::socket socket) {
+  Task<void> runtimeSession(asio::local::stream_protocol::socket socket) {
     std::string who = "runtime-socket";
     struct ucred cred {};
     socklen_t len = sizeof cred;
@@ -919,7 +915,7 @@ struct ProxyServer::Impl {
     if (on_handed_over) on_handed_over();
   }
 
-  awaitable<void> runtimeLoop() {
+  Task<void> runtimeLoop() {
     for (;;) {
       boost::system::error_code ec;
       auto socket = co_await runtime_acceptor->async_accept(ecOut(ec));

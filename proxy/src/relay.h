@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "coroutine.h"
 #include "message_head.h"
 
 namespace greenlight::proxy::relay {
@@ -19,8 +20,6 @@ namespace greenlight::proxy::relay {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-
-inline auto ecOut(boost::system::error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
 
 enum class Result { kDone, kSourceFailed, kDestinationFailed };
 
@@ -42,7 +41,7 @@ size_t feed(Parser& p, beast::flat_buffer& buffer, boost::system::error_code& ec
 // Beast's async_read_header gives them: end_of_stream if the peer closed before a byte,
 // partial_message if it closed in the middle, the parser's error for a bad or too large head.
 template <class Parser, class Src>
-asio::awaitable<void> readHeader(Src& src, beast::flat_buffer& buffer, Parser& p, boost::system::error_code& ec) {
+Task<void> readHeader(Src& src, beast::flat_buffer& buffer, Parser& p, boost::system::error_code& ec) {
   for (;;) {
     if (buffer.size() > 0) {
       feed(p, buffer, ec);
@@ -68,7 +67,7 @@ inline Result failed(Result r, boost::system::error_code ec, boost::system::erro
 // scatter write). On failure `error` (if given) says why.
 constexpr size_t kCoalesce = 4096;
 template <class Parser, class Src, class Dst>
-asio::awaitable<Result> relaySized(Src& src, beast::flat_buffer& src_buffer, Parser& p, Dst& dst, std::string& head,
+Task<Result> relaySized(Src& src, beast::flat_buffer& src_buffer, Parser& p, Dst& dst, std::string& head,
                                    char* buf, std::chrono::steady_clock::duration timeout,
                                    boost::system::error_code* error = nullptr) {
   boost::system::error_code ec;
@@ -111,7 +110,7 @@ asio::awaitable<Result> relaySized(Src& src, beast::flat_buffer& src_buffer, Par
 // kept), else as it is (an HTTP/1.0 client reads to the close). On failure `error` (if given)
 // says why.
 template <class Parser, class Src, class Dst>
-asio::awaitable<Result> relayUnsized(Src& src, beast::flat_buffer& src_buffer, Parser& p, Dst& dst,
+Task<Result> relayUnsized(Src& src, beast::flat_buffer& src_buffer, Parser& p, Dst& dst,
                                      const std::string& head, char* buf, bool chunked,
                                      std::chrono::steady_clock::duration timeout,
                                      boost::system::error_code* error = nullptr) {
@@ -157,7 +156,7 @@ asio::awaitable<Result> relayUnsized(Src& src, beast::flat_buffer& src_buffer, P
 // Copies bytes from `from` to `to` until either fails or closes; `pending` (bytes already read
 // past a message head) goes first.
 template <class From, class To>
-asio::awaitable<void> pump(From& from, To& to, beast::flat_buffer& pending) {
+Task<void> pump(From& from, To& to, beast::flat_buffer& pending) {
   boost::system::error_code ec;
   if (pending.size() > 0) {
     co_await asio::async_write(to, pending.data(), ecOut(ec));
@@ -178,7 +177,7 @@ asio::awaitable<void> pump(From& from, To& to, beast::flat_buffer& pending) {
 // Runs both directions of a tunnel; returns when both have ended. When one direction ends the
 // other is cancelled (a closed WebSocket has already said goodbye inside the stream).
 template <class A, class B>
-asio::awaitable<void> tunnel(A& a, beast::flat_buffer& a_pending, B& b, beast::flat_buffer& b_pending) {
+Task<void> tunnel(A& a, beast::flat_buffer& a_pending, B& b, beast::flat_buffer& b_pending) {
   auto ex = co_await asio::this_coro::executor;
   auto other_done = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
   auto finished = std::make_shared<bool>(false);

@@ -32,6 +32,7 @@
 #include <tuple>
 #include <utility>
 
+#include "coroutine.h"
 #include "edge_poller.h"
 #include "greenlight/common/time_source.h"
 
@@ -42,7 +43,8 @@ namespace timed_socket_detail {
 // Shared by the socket and its pending operations and timer wait, all on one event loop: a
 // plain counter (a shared_ptr's is atomic: two locked instructions per operation for nothing).
 struct State : boost::intrusive_ref_counter<State, boost::thread_unsafe_counter> {
-  State(const boost::asio::any_io_executor& ex, const TimeSource& t) : socket(ex), timer(ex), time(t) {}
+  State(const LoopExecutor& ex, const TimeSource& t) : executor(ex), socket(ex), timer(ex), time(t) {}
+  LoopExecutor executor;
   boost::asio::ip::tcp::socket socket;
   int raw = -1;  // our descriptor (adopted or connected), unless handed to `socket`; closed by TimedSocket's close
   Waiter waiter;  // its readiness, once registered with the loop's EdgePoller
@@ -92,7 +94,7 @@ class TimedSocket {
   using Mapped = timed_socket_detail::Mapped<Handler>;
 
  public:
-  using executor_type = boost::asio::any_io_executor;
+  using executor_type = LoopExecutor;  // an io_context's: see coroutine.h
   using lowest_layer_type = boost::asio::ip::tcp::socket;  // what asio::ssl::stream asks of its next layer
 
   TimedSocket(const executor_type& ex, const TimeSource& time)
@@ -114,7 +116,7 @@ class TimedSocket {
     close(*impl_);
   }
 
-  executor_type get_executor() noexcept { return impl_->socket.get_executor(); }
+  executor_type get_executor() noexcept { return impl_->executor; }
   // The Asio socket (registering an adopted descriptor first).
   boost::asio::ip::tcp::socket& socket() {
     registerRaw(*impl_);
@@ -275,7 +277,7 @@ class TimedSocket {
     std::tuple<Args...> args;
   };
   static EdgePoller& pollerOf(Impl& i) {
-    if (!i.poller) i.poller = &EdgePoller::of(i.socket.get_executor());
+    if (!i.poller) i.poller = &boost::asio::use_service<EdgePoller>(i.executor.context());
     return *i.poller;
   }
   // Completes a read or write (with `ec, n`) or a connect (with `ec`) through the loop's queue
