@@ -20,11 +20,27 @@ EdgePoller::EdgePoller(asio::io_context& io) : asio::execution_context::service(
   wake_.emplace(io.get_executor(), ::dup(epfd_));
 }
 
-EdgePoller::~EdgePoller() { ::close(epfd_); }
+std::atomic<uint64_t> EdgePoller::generation_{0};
 
-EdgePoller& EdgePoller::of(const asio::any_io_executor& ex) {
-  // Every executor the proxy uses is an io_context's.
-  return asio::use_service<EdgePoller>(static_cast<asio::io_context&>(asio::query(ex, asio::execution::context)));
+EdgePoller::~EdgePoller() {
+  ::close(epfd_);
+  generation_.fetch_add(1, std::memory_order_release);  // before the memory can be reused
+}
+
+EdgePoller& EdgePoller::of(asio::io_context& io) {
+  // Asked once per socket, so remembered per thread: Asio's lookup takes the service registry's
+  // mutex and walks its list. A poller destroyed since (its context gone, and perhaps another
+  // made at the same address) changes the generation, which voids every thread's memory.
+  thread_local asio::io_context* cached_io = nullptr;
+  thread_local EdgePoller* cached = nullptr;
+  thread_local uint64_t cached_generation = 0;
+  const uint64_t generation = generation_.load(std::memory_order_acquire);
+  if (cached_io != &io || cached_generation != generation) {
+    cached = &asio::use_service<EdgePoller>(io);
+    cached_io = &io;
+    cached_generation = generation;
+  }
+  return *cached;
 }
 
 void EdgePoller::run(asio::io_context& io) {

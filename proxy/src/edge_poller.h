@@ -23,7 +23,9 @@
 
 #include <boost/asio.hpp>
 #include <boost/system/error_code.hpp>
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 
@@ -85,8 +87,8 @@ class EdgePoller : public boost::asio::execution_context::service {
   explicit EdgePoller(boost::asio::io_context& io);
   ~EdgePoller() override;
 
-  // The poller of the event loop `ex` runs on (created on first use); `ex` is an io_context's.
-  static EdgePoller& of(const boost::asio::any_io_executor& ex);
+  // The poller of the event loop `io` (created on first use).
+  static EdgePoller& of(boost::asio::io_context& io);
   // Runs `io`'s event loop with this set's events until `io` is stopped (see the header comment).
   static void run(boost::asio::io_context& io);
 
@@ -132,6 +134,7 @@ class EdgePoller : public boost::asio::execution_context::service {
   // While this set keeps having work, run() lets Asio look at its own set once in this many turns.
   static constexpr int kTurnsPerAsioPoll = 4;
 
+  static std::atomic<uint64_t> generation_;  // pollers destroyed so far (see of())
   int epfd_ = -1;
   std::optional<boost::asio::posix::stream_descriptor> wake_;  // epfd_ in Asio's epoll
   bool armed_ = false;     // a wait on wake_ is pending

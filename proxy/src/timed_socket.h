@@ -277,7 +277,7 @@ class TimedSocket {
     std::tuple<Args...> args;
   };
   static EdgePoller& pollerOf(Impl& i) {
-    if (!i.poller) i.poller = &boost::asio::use_service<EdgePoller>(i.executor.context());
+    if (!i.poller) i.poller = &EdgePoller::of(i.executor.context());
     return *i.poller;
   }
   // Completes a read or write (with `ec, n`) or a connect (with `ec`) through the loop's queue

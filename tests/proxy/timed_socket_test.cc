@@ -279,7 +279,7 @@ TEST(EdgePollerTest, QueuedCompletionsRunInOrderAndAChainInOneAsioHandler) {
     int then_id;
   };
   asio::io_context io;
-  EdgePoller& poller = EdgePoller::of(io.get_executor());
+  EdgePoller& poller = EdgePoller::of(io);
   std::vector<int> log;
   poller.defer(new Step(&log, 1, &poller, 3));
   poller.defer(new Step(&log, 2, nullptr, 0));
@@ -287,6 +287,22 @@ TEST(EdgePollerTest, QueuedCompletionsRunInOrderAndAChainInOneAsioHandler) {
   const size_t handlers = io.poll();
   EXPECT_EQ(log, (std::vector<int>{1, 2, 3}));
   EXPECT_EQ(handlers, 1u) << "the chain ran inside one Asio handler";
+}
+
+// EdgePoller::of remembers the last loop it was asked about per thread; a loop destroyed and
+// another made (here at the same address, as the allocator tends to do) must get its own poller,
+// never the destroyed one.
+TEST(EdgePollerTest, ALoopMadeAfterAnotherIsDestroyedGetsItsOwnPoller) {
+  std::optional<asio::io_context> io;
+  io.emplace();
+  EXPECT_EQ(&EdgePoller::of(*io), &asio::use_service<EdgePoller>(*io));
+  EXPECT_EQ(&EdgePoller::of(*io), &EdgePoller::of(*io));
+  asio::io_context other;
+  EXPECT_EQ(&EdgePoller::of(other), &asio::use_service<EdgePoller>(other));
+  EXPECT_EQ(&EdgePoller::of(*io), &asio::use_service<EdgePoller>(*io)) << "asked about another loop in between";
+  io.reset();
+  io.emplace();
+  EXPECT_EQ(&EdgePoller::of(*io), &asio::use_service<EdgePoller>(*io));
 }
 
 // A forked child (a rollout's deploy command, before its exec) holds copies of the proxy's
