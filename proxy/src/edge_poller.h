@@ -13,8 +13,9 @@
 // (epoll_wait, timeout 0) and runs the completions they queue itself, lets Asio run its ready
 // handlers once every few turns while this set stays busy (each io_context::poll is an
 // epoll_wait on Asio's set too), and blocks in Asio only when neither had work, with a wait on
-// this set's descriptor armed in Asio's epoll so either wakes it. A context not driven by `run` (tests, tools) still works: parking an operation arms that
-// wait, at the price of an epoll_ctl per wake.
+// this set's descriptor armed in Asio's epoll so either wakes it. A context not driven by `run`
+// (tests, tools) still works: parking an operation arms that wait, and the completions run
+// from an Asio handler.
 //
 // Not thread-safe: a poller and its waiters belong to one event loop (its io_context's thread).
 #pragma once

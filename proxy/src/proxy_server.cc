@@ -455,7 +455,7 @@ struct ProxyServer::Impl {
   // exchange ended cleanly and the upstream keeps it alive.
   template <class Stream>
   Task<Outcome> relayResponse(Stream& client, Upstream& up, std::unique_ptr<UpstreamConn> conn, ResponseParser& p,
-                                   unsigned client_version, bool client_keep, size_t loop, RelayBuffer& scratch) {
+                              unsigned client_version, bool client_keep, size_t loop, RelayBuffer& scratch) {
     const unsigned status = p.status();
     bool upstream_keep = p.keep_alive();
     ResponseHeadOut how{client_version >= 11 ? 11u : 10u, client_keep && !stopping, false};
@@ -487,8 +487,8 @@ struct ProxyServer::Impl {
   // The head of an Upgrade response was read: 101 opens a tunnel for the connection's life.
   template <class Stream>
   Task<Outcome> openTunnel(Stream& client, beast::flat_buffer& client_buffer,
-                                std::unique_ptr<UpstreamConn> conn, ResponseParser& p,
-                                const std::string& service, Color color, RelayBuffer& scratch) {
+                           std::unique_ptr<UpstreamConn> conn, ResponseParser& p,
+                           const std::string& service, Color color, RelayBuffer& scratch) {
     writeResponseHeadAsIs(p, scratch.head());
     lowest(client).expires_after(cfg.timeouts.request);
     boost::system::error_code ec;
@@ -506,8 +506,8 @@ struct ProxyServer::Impl {
   // before any answer byte, for idempotent methods, on another endpoint.
   template <class Stream>
   Task<Outcome> forwardBuffered(Stream& client, beast::flat_buffer& client_buffer, const ServiceRoutes& svc,
-                                     Color color, http::verb method, const std::string& body, unsigned client_version,
-                                     bool client_keep, bool upgrade, ServiceMetrics& m, size_t loop, RelayBuffer& scratch) {
+                                Color color, http::verb method, const std::string& body, unsigned client_version,
+                                bool client_keep, bool upgrade, ServiceMetrics& m, size_t loop, RelayBuffer& scratch) {
     const size_t head_size = scratch.head().size();  // the upstream head (writeRequestHead), body appended per try
     const Candidates ready = candidates(svc, color);
     if (ready.empty()) co_return co_await answer(client, http::status::service_unavailable, "no ready endpoint", client_version, client_keep);
@@ -584,8 +584,8 @@ struct ProxyServer::Impl {
   // 502 and the client connection closes (its body may be half read).
   template <class Stream>
   Task<Outcome> forwardStreamed(Stream& client, beast::flat_buffer& client_buffer, const ServiceRoutes& svc,
-                                     Color color, RequestParser& req, bool chunked, ServiceMetrics& m, size_t loop,
-                                     RelayBuffer& scratch) {
+                                Color color, RequestParser& req, bool chunked, ServiceMetrics& m, size_t loop,
+                                RelayBuffer& scratch) {
     const unsigned client_version = req.version();
     const Candidates ready = candidates(svc, color);
     if (ready.empty()) co_return co_await answer(client, http::status::service_unavailable, "no ready endpoint", client_version, false);
@@ -672,7 +672,7 @@ struct ProxyServer::Impl {
 
   // A client connection: plain, or TLS after the handshake.
   Task<void> serve(TimedSocket socket, tcp::endpoint peer, std::string service, size_t loop,
-                        std::shared_ptr<asio::ssl::context> tls) {
+                   std::shared_ptr<asio::ssl::context> tls) {
     std::string client_ip = clientAddress(peer);
     if (!tls) {
       co_await session(socket, service, std::move(client_ip), loop, false);
@@ -831,7 +831,7 @@ struct ProxyServer::Impl {
   // trip through Asio's queue, and an epoll_wait, per connection.
   static constexpr int kAcceptsPerTurn = 4;
   Task<void> acceptLoop(tcp::acceptor& acceptor, std::string service, size_t loop,
-                             std::shared_ptr<asio::ssl::context> tls) {
+                        std::shared_ptr<asio::ssl::context> tls) {
     // accept4 directly: the connection arrives non-blocking and unregistered (TimedSocket::adopt);
     // Asio's accept would register it with epoll and set it non-blocking with system calls of its
     // own. Every few connections the loop yields, so both event loops take their share.

@@ -68,8 +68,8 @@ inline Result failed(Result r, boost::system::error_code ec, boost::system::erro
 constexpr size_t kCoalesce = 4096;
 template <class Parser, class Src, class Dst>
 Task<Result> relaySized(Src& src, beast::flat_buffer& src_buffer, Parser& p, Dst& dst, std::string& head,
-                                   char* buf, std::chrono::steady_clock::duration timeout,
-                                   boost::system::error_code* error = nullptr) {
+                        char* buf, std::chrono::steady_clock::duration timeout,
+                        boost::system::error_code* error = nullptr) {
   boost::system::error_code ec;
   bool head_sent = false;
   if (p.is_done() || src_buffer.size() == 0) {
@@ -111,9 +111,9 @@ Task<Result> relaySized(Src& src, beast::flat_buffer& src_buffer, Parser& p, Dst
 // says why.
 template <class Parser, class Src, class Dst>
 Task<Result> relayUnsized(Src& src, beast::flat_buffer& src_buffer, Parser& p, Dst& dst,
-                                     const std::string& head, char* buf, bool chunked,
-                                     std::chrono::steady_clock::duration timeout,
-                                     boost::system::error_code* error = nullptr) {
+                          const std::string& head, char* buf, bool chunked,
+                          std::chrono::steady_clock::duration timeout,
+                          boost::system::error_code* error = nullptr) {
   boost::system::error_code ec;
   beast::get_lowest_layer(dst).expires_after(timeout);
   co_await asio::async_write(dst, asio::buffer(head), ecOut(ec));
