@@ -18,7 +18,14 @@ EdgePoller::EdgePoller(asio::io_context& io) : asio::execution_context::service(
   // Creating the descriptor here also creates Asio's reactor first, so this service is shut
   // down (and destroyed) before it. A duplicate: Asio closes what it is given.
   wake_.emplace(io.get_executor(), ::dup(epfd_));
+  ticker_.emplace(io);
 }
+
+struct DeadlineList {
+  Duration after{};
+  DeadlineEntry* head = nullptr;
+  DeadlineEntry* tail = nullptr;
+};
 
 std::atomic<uint64_t> EdgePoller::generation_{0};
 
@@ -216,6 +223,78 @@ void EdgePoller::disarmIfIdle() {
   }
 }
 
+void EdgePoller::setDeadline(DeadlineEntry& e, MonoTime when, Duration after, const TimeSource& t) {
+  deadline_time_ = &t;
+  if (e.list_) unlinkDeadline(e);
+  DeadlineList* list = nullptr;
+  for (auto& l : deadline_lists_) {
+    if (l->after == after) {
+      list = l.get();
+      break;
+    }
+  }
+  if (!list) {
+    deadline_lists_.push_back(std::make_unique<DeadlineList>());
+    list = deadline_lists_.back().get();
+    list->after = after;
+  }
+  // Appended: the time only moves forwards, so a list stays in deadline order.
+  e.when_ = when;
+  e.list_ = list;
+  e.prev_ = list->tail;
+  e.next_ = nullptr;
+  if (list->tail) list->tail->next_ = &e; else list->head = &e;
+  list->tail = &e;
+  ++deadlines_;
+  if (when < ticker_at_) armTicker(when);
+}
+
+void EdgePoller::clearDeadline(DeadlineEntry& e) {
+  if (!e.list_) return;
+  unlinkDeadline(e);
+  if (deadlines_ == 0 && ticker_at_ != MonoTime::max() && ticker_) {
+    // Nothing left to wait for: a pending wait would keep io_context::run from returning.
+    ticker_at_ = MonoTime::max();
+    ticker_->cancel();
+  }
+}
+
+void EdgePoller::unlinkDeadline(DeadlineEntry& e) {
+  DeadlineList& l = *e.list_;
+  if (e.prev_) e.prev_->next_ = e.next_; else l.head = e.next_;
+  if (e.next_) e.next_->prev_ = e.prev_; else l.tail = e.prev_;
+  e.prev_ = e.next_ = nullptr;
+  e.list_ = nullptr;
+  --deadlines_;
+}
+
+void EdgePoller::armTicker(MonoTime at) {
+  if (!ticker_ || shut_) return;
+  ticker_at_ = at;
+  ticker_->expires_at(at);  // a wait pending for a later time ends as cancelled
+  ticker_->async_wait([this](boost::system::error_code ec) {
+    if (!ec) onTicker();
+  });
+}
+
+void EdgePoller::onTicker() {
+  // Also safe when a wait that completed just before a re-arm runs: it finds nothing due yet
+  // and arms for the earliest head again.
+  ticker_at_ = MonoTime::max();
+  if (!deadline_time_) return;
+  const MonoTime now = deadline_time_->monotonicNow();
+  MonoTime next = MonoTime::max();
+  for (auto& l : deadline_lists_) {
+    while (l->head && l->head->when_ <= now) {
+      DeadlineEntry& e = *l->head;
+      unlinkDeadline(e);
+      e.on_expiry_(e);  // closes a socket at most: queues completions, frees nothing here
+    }
+    if (l->head && l->head->when_ < next) next = l->head->when_;
+  }
+  if (next != MonoTime::max()) armTicker(next);
+}
+
 void EdgePoller::shutdown() {
   // The io_context is going away: parked operations are destroyed, not completed (as Asio does
   // with its own). Destroying one can close other sockets, which unlink themselves.
@@ -233,6 +312,7 @@ void EdgePoller::shutdown() {
     write.reset();
   }
   wake_.reset();  // while Asio's reactor is still there to let go of it
+  ticker_.reset();
 }
 
 }  // namespace greenlight::proxy

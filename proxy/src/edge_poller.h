@@ -29,12 +29,14 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "greenlight/common/time_source.h"
 
 namespace greenlight::proxy {
 
 class Waiter;
+struct DeadlineList;
 
 // An operation waiting for its direction to become ready again.
 class ParkedOp {
@@ -47,6 +49,27 @@ class ParkedOp {
 };
 
 enum class Direction { kRead = 0, kWrite = 1 };
+
+// A deadline kept by a poller (a TimedSocket's): one Asio timer per event loop rather than one
+// per connection, whose arming and cancelling took a mutex and a heap update each. Deadlines set
+// with the same duration end in the order they were set, so the poller keeps a first-in,
+// first-out list per duration and looks only at the list heads.
+class DeadlineEntry {
+ public:
+  using Callback = void (*)(DeadlineEntry&);
+  explicit DeadlineEntry(Callback on_expiry) : on_expiry_(on_expiry) {}
+  DeadlineEntry(const DeadlineEntry&) = delete;
+  DeadlineEntry& operator=(const DeadlineEntry&) = delete;
+  bool pending() const { return list_ != nullptr; }
+
+ private:
+  friend class EdgePoller;
+  Callback on_expiry_;  // called once the deadline has passed, with the entry out of its list
+  MonoTime when_{};
+  DeadlineEntry* prev_ = nullptr;
+  DeadlineEntry* next_ = nullptr;
+  DeadlineList* list_ = nullptr;
+};
 
 // A completion waiting in a poller's queue (see EdgePoller::defer).
 class Deferred {
@@ -113,6 +136,11 @@ class EdgePoller : public boost::asio::execution_context::service {
     }
     return now_;
   }
+  // `e` expires at `when` (set as the time `t` said plus `after`), replacing its earlier
+  // deadline. The loop's sockets share one time source.
+  void setDeadline(DeadlineEntry& e, MonoTime when, Duration after, const TimeSource& t);
+  // `e` has no deadline any more.
+  void clearDeadline(DeadlineEntry& e);
   // Queues a socket operation's completion to run on this loop, after those queued before it.
   // Why not Asio's queue: Asio 1.74 polls its reactor (an epoll_wait) whenever its queue comes
   // round to the reactor's place, so a chain of completions each posted by the one before (read
@@ -129,6 +157,9 @@ class EdgePoller : public boost::asio::execution_context::service {
   size_t runDeferred();  // runs queued completions (up to a budget); returns how many
   void drain();          // runDeferred as an Asio handler (outside run())
   void postDrain();
+  void unlinkDeadline(DeadlineEntry& e);
+  void armTicker(MonoTime at);
+  void onTicker();
 
   static constexpr size_t kDeferredPerTurn = 1024;
   static constexpr int kEventsPerDispatch = 64;
@@ -147,6 +178,11 @@ class EdgePoller : public boost::asio::execution_context::service {
   Waiter* head_ = nullptr;
   size_t parked_ = 0;      // waiters in the list
   boost::asio::io_context& io_;
+  std::vector<std::unique_ptr<DeadlineList>> deadline_lists_;  // one per duration in use
+  size_t deadlines_ = 0;                       // entries in them
+  std::optional<boost::asio::steady_timer> ticker_;  // wakes at the earliest list head
+  MonoTime ticker_at_ = MonoTime::max();       // max: not armed
+  const TimeSource* deadline_time_ = nullptr;  // the deadlines' time source
   Deferred* deferred_head_ = nullptr;  // completions to run, oldest first
   Deferred* deferred_tail_ = nullptr;
   bool drain_posted_ = false;  // a drain() is queued in Asio or running

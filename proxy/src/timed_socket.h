@@ -1,11 +1,11 @@
 // A TCP socket with a deadline, for the data plane (private to the proxy module): the part of
 // beast::tcp_stream the proxy uses, with less work per operation. Beast's stream starts a timer
-// wait and a wrapping operation for every read and write; here setting a deadline is a clock
-// read and a store, one timer per connection is re-armed only when it fires before the current
-// deadline, and an operation is wrapped only to turn "cancelled by the deadline" into
-// beast::error::timeout. As with Beast's stream, a deadline that passes while an operation is
-// pending closes the socket and every pending operation completes with beast::error::timeout;
-// one that passes with none pending fails the next operation.
+// wait and a wrapping operation for every read and write; here setting a deadline moves the
+// socket to the end of its loop's list for that duration (EdgePoller::setDeadline: one timer
+// per loop, none per connection), and an operation is wrapped only to turn "cancelled by the
+// deadline" into beast::error::timeout. As with Beast's stream, a deadline that passes while an
+// operation is pending closes the socket and every pending operation completes with
+// beast::error::timeout; one that passes with none pending fails the next operation.
 // Descriptors are the proxy's own, not Asio's: an accepted one is adopted (`adopt`), an
 // upstream one is opened by `async_connect`. Reads and writes are tried on the descriptor and
 // complete through the loop's EdgePoller queue (`EdgePoller::defer`); one that would block, or
@@ -40,21 +40,22 @@ namespace greenlight::proxy {
 
 namespace timed_socket_detail {
 
-// Shared by the socket and its pending operations and timer wait, all on one event loop: a
-// plain counter (a shared_ptr's is atomic: two locked instructions per operation for nothing).
-struct State : boost::intrusive_ref_counter<State, boost::thread_unsafe_counter> {
-  State(const LoopExecutor& ex, const TimeSource& t) : executor(ex), socket(ex), timer(ex), time(t) {}
+// Shared by the socket and its pending operations, all on one event loop: a plain counter (a
+// shared_ptr's is atomic: two locked instructions per operation for nothing). Its deadline, if
+// any, is in the loop's EdgePoller until it passes, is cleared, or the state goes.
+struct State : boost::intrusive_ref_counter<State, boost::thread_unsafe_counter>, DeadlineEntry {
+  State(const LoopExecutor& ex, const TimeSource& t, DeadlineEntry::Callback on_deadline)
+      : DeadlineEntry(on_deadline), executor(ex), socket(ex), time(t) {}
+  ~State() {
+    if (poller) poller->clearDeadline(*this);
+  }
   LoopExecutor executor;
   boost::asio::ip::tcp::socket socket;
   int raw = -1;  // our descriptor (adopted or connected), unless handed to `socket`; closed by TimedSocket's close
   Waiter waiter;  // its readiness, once registered with the loop's EdgePoller
   EdgePoller* poller = nullptr;  // the loop's, once looked up
   boost::asio::ip::tcp protocol = boost::asio::ip::tcp::v4();
-  boost::asio::steady_timer timer;
   const TimeSource& time;
-  MonoTime deadline = MonoTime::max();
-  MonoTime armed_for = MonoTime::max();  // when the pending timer wait ends; max: none pending
-  uint64_t generation = 0;               // of the pending wait: an older one's handler does nothing
   int pending = 0;                       // operations started and not completed
   bool expired = false;                  // the deadline passed while no operation was pending
   bool timed_out = false;                // the deadline closed the socket
@@ -98,7 +99,7 @@ class TimedSocket {
   using lowest_layer_type = boost::asio::ip::tcp::socket;  // what asio::ssl::stream asks of its next layer
 
   TimedSocket(const executor_type& ex, const TimeSource& time)
-      : impl_(new Impl(ex, time)) {}
+      : impl_(new Impl(ex, time, &deadlinePassed)) {}
   // Takes a connected, non-blocking descriptor (accept4 with SOCK_NONBLOCK), unregistered.
   static TimedSocket adopt(const executor_type& ex, int fd, boost::asio::ip::tcp protocol, const TimeSource& time) {
     TimedSocket s(ex, time);
@@ -111,8 +112,7 @@ class TimedSocket {
   TimedSocket(const TimedSocket&) = delete;
   ~TimedSocket() {
     if (!impl_) return;  // moved from
-    impl_->deadline = MonoTime::max();
-    impl_->timer.cancel();
+    if (impl_->poller) impl_->poller->clearDeadline(*impl_);
     close(*impl_);
   }
 
@@ -135,13 +135,12 @@ class TimedSocket {
   void expires_after(Duration d) {
     Impl& i = *impl_;
     i.timed_out = i.expired = false;
-    i.deadline = pollerOf(i).now(i.time) + d;
-    if (i.armed_for <= i.deadline) return;  // a wait ends no later: it looks again then
-    arm(impl_);
+    EdgePoller& p = pollerOf(i);
+    p.setDeadline(i, p.now(i.time) + d, d, i.time);
   }
   void expires_never() {
     impl_->timed_out = impl_->expired = false;
-    impl_->deadline = MonoTime::max();
+    if (impl_->poller) impl_->poller->clearDeadline(*impl_);
   }
   // Cancels pending operations: they complete with operation_aborted.
   void cancel() {
@@ -348,24 +347,14 @@ class TimedSocket {
     i.timed_out = true;
     close(i);
   }
-  static void arm(const boost::intrusive_ptr<Impl>& impl) {
-    impl->armed_for = impl->deadline;
-    const uint64_t generation = ++impl->generation;
-    impl->timer.expires_at(impl->deadline);  // an earlier wait ends as cancelled
-    impl->timer.async_wait([impl, generation](boost::system::error_code ec) {
-      if (ec || generation != impl->generation) return;  // cancelled, or superseded by a newer wait
-      impl->armed_for = MonoTime::max();
-      if (impl->deadline == MonoTime::max()) return;
-      if (impl->deadline > impl->time.monotonicNow()) {  // moved on since: wait for the new one
-        arm(impl);
-        return;
-      }
-      if (impl->pending > 0) {
-        expire(*impl);
-      } else {
-        impl->expired = true;  // the next operation fails
-      }
-    });
+  // The loop's EdgePoller says the deadline has passed.
+  static void deadlinePassed(DeadlineEntry& e) {
+    Impl& i = static_cast<Impl&>(e);
+    if (i.pending > 0) {
+      expire(i);
+    } else {
+      i.expired = true;  // the next operation fails
+    }
   }
 
   boost::intrusive_ptr<Impl> impl_;

@@ -121,6 +121,38 @@ TEST_F(AdoptedSocket, ADeadlineSetWhileAReadWaitsStillEndsIt) {
   EXPECT_EQ(got->ec, boost::beast::error::timeout);
 }
 
+// Deadlines live in the loop's lists, one per duration, under one timer: a short deadline set
+// after a long one (another list) must bring that timer forward.
+TEST_F(AdoptedSocket, AShortDeadlineSetAfterALongOneOnAnotherSocketEndsFirst) {
+  asio::ip::tcp::acceptor listener(io, {asio::ip::make_address("127.0.0.1"), 0});
+  const int other_client = testing::connectLoopback(listener.local_endpoint().port());
+  ASSERT_GE(other_client, 0);
+  const int fd = ::accept4(listener.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  TimedSocket other = TimedSocket::adopt(io.get_executor(), fd, asio::ip::tcp::v4(), time);
+  other.expires_after(60s);
+  char other_buf[16];
+  std::optional<boost::system::error_code> other_got;
+  other.async_read_some(asio::buffer(other_buf), [&](boost::system::error_code ec, std::size_t) { other_got = ec; });
+  server->expires_after(20ms);
+  std::optional<Result> got;
+  read(got);
+  const MonoTime until = time.monotonicNow() + 10s;
+  while (!got && time.monotonicNow() < until) io.run_one_for(100ms);
+  ASSERT_TRUE(got) << "the 20 ms deadline waited behind the 60 s one";
+  EXPECT_EQ(got->ec, boost::beast::error::timeout);
+  EXPECT_FALSE(other_got) << "the other socket's deadline has not passed";
+  ::close(other_client);
+}
+
+// A cleared deadline leaves nothing pending in the loop (no timer keeps io_context::run going).
+TEST_F(AdoptedSocket, AClearedDeadlineLeavesTheLoopNothingToWaitFor) {
+  server->expires_after(60s);
+  server->expires_never();
+  io.run_for(30s);
+  EXPECT_TRUE(io.stopped()) << "run_for returned because the loop ran out of work, not time";
+}
+
 TEST_F(AdoptedSocket, AWriteReachesThePeerAndOneToAResetPeerFailsWithoutSigpipe) {
   std::optional<boost::system::error_code> wrote;
   const std::string hello = "hello";
