@@ -137,7 +137,8 @@ class EdgePoller : public boost::asio::execution_context::service {
     return now_;
   }
   // `e` expires at `when` (set as the time `t` said plus `after`), replacing its earlier
-  // deadline. The loop's sockets share one time source.
+  // deadline. Meant for a few distinct durations (configured timeouts: one list each), and
+  // one time source for all of the loop's sockets.
   void setDeadline(DeadlineEntry& e, MonoTime when, Duration after, const TimeSource& t);
   // `e` has no deadline any more.
   void clearDeadline(DeadlineEntry& e);
