@@ -31,15 +31,29 @@ struct Result {
   std::string data;
 };
 
+// A connected loopback pair: `client` blocking; `server` accepted with accept4, non-blocking
+// and unregistered (what TimedSocket::adopt takes). -1 where it failed.
+struct LoopbackPair {
+  int client = -1;
+  int server = -1;
+};
+LoopbackPair loopbackPair(asio::io_context& io) {
+  asio::ip::tcp::acceptor listener(io, {asio::ip::make_address("127.0.0.1"), 0});
+  LoopbackPair p;
+  p.client = testing::connectLoopback(listener.local_endpoint().port());
+  if (p.client >= 0) p.server = ::accept4(listener.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  return p;
+}
+
 // A connected pair: `client` is a plain blocking socket; the server side, accepted with accept4
 // (non-blocking), is adopted by a TimedSocket on `io`.
 class AdoptedSocket : public ::testing::Test {
  protected:
   void SetUp() override {
-    asio::ip::tcp::acceptor listener(io, {asio::ip::make_address("127.0.0.1"), 0});
-    client = testing::connectLoopback(listener.local_endpoint().port());
+    const LoopbackPair pair = loopbackPair(io);
+    client = pair.client;
     ASSERT_GE(client, 0);
-    const int fd = ::accept4(listener.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const int fd = pair.server;
     ASSERT_GE(fd, 0);
     server.emplace(TimedSocket::adopt(io.get_executor(), fd, asio::ip::tcp::v4(), time));
     server_fd = fd;
@@ -124,12 +138,11 @@ TEST_F(AdoptedSocket, ADeadlineSetWhileAReadWaitsStillEndsIt) {
 // Deadlines live in the loop's lists, one per duration, under one timer: a short deadline set
 // after a long one (another list) must bring that timer forward.
 TEST_F(AdoptedSocket, AShortDeadlineSetAfterALongOneOnAnotherSocketEndsFirst) {
-  asio::ip::tcp::acceptor listener(io, {asio::ip::make_address("127.0.0.1"), 0});
-  const int other_client = testing::connectLoopback(listener.local_endpoint().port());
+  const LoopbackPair pair = loopbackPair(io);
+  const int other_client = pair.client;
   ASSERT_GE(other_client, 0);
-  const int fd = ::accept4(listener.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  ASSERT_GE(fd, 0);
-  TimedSocket other = TimedSocket::adopt(io.get_executor(), fd, asio::ip::tcp::v4(), time);
+  ASSERT_GE(pair.server, 0);
+  TimedSocket other = TimedSocket::adopt(io.get_executor(), pair.server, asio::ip::tcp::v4(), time);
   other.expires_after(60s);
   char other_buf[16];
   std::optional<boost::system::error_code> other_got;
@@ -357,10 +370,10 @@ TEST_F(AdoptedSocket, ASocketClosedWhileAnotherDescriptorHoldsItGetsNoMoreEvents
   io.restart();
   io.poll();
   // A second socket makes the loop collect its set's events again.
-  asio::ip::tcp::acceptor listener(io, {asio::ip::make_address("127.0.0.1"), 0});
-  const int c2 = testing::connectLoopback(listener.local_endpoint().port());
+  const LoopbackPair pair = loopbackPair(io);
+  const int c2 = pair.client;
   ASSERT_GE(c2, 0);
-  const int fd2 = ::accept4(listener.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  const int fd2 = pair.server;
   ASSERT_GE(fd2, 0);
   TimedSocket other = TimedSocket::adopt(io.get_executor(), fd2, asio::ip::tcp::v4(), time);
   std::optional<Result> got2;
@@ -408,10 +421,10 @@ struct Echo : std::enable_shared_from_this<Echo> {
 };
 
 TEST_F(PollerLoop, AnEchoRunsManyExchangesOnOneConnection) {
-  asio::ip::tcp::acceptor listener(io, {asio::ip::make_address("127.0.0.1"), 0});
-  const int client = testing::connectLoopback(listener.local_endpoint().port());
+  const LoopbackPair pair = loopbackPair(io);
+  const int client = pair.client;
   ASSERT_GE(client, 0);
-  const int fd = ::accept4(listener.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  const int fd = pair.server;
   ASSERT_GE(fd, 0);
   asio::post(io, [this, fd] { std::make_shared<Echo>(TimedSocket::adopt(io.get_executor(), fd, asio::ip::tcp::v4(), time))->read(); });
   // Every exchange's read finds the socket drained by the previous one's short read.
