@@ -29,6 +29,7 @@
 #include <boost/smart_ptr/intrusive_ref_counter.hpp>
 #include <cerrno>
 #include <memory>
+#include <optional>
 #include <tuple>
 #include <utility>
 
@@ -45,12 +46,13 @@ namespace timed_socket_detail {
 // any, is in the loop's EdgePoller until it passes, is cleared, or the state goes.
 struct State : boost::intrusive_ref_counter<State, boost::thread_unsafe_counter>, DeadlineEntry {
   State(const LoopExecutor& ex, const TimeSource& t, DeadlineEntry::Callback on_deadline)
-      : DeadlineEntry(on_deadline), executor(ex), socket(ex), time(t) {}
+      : DeadlineEntry(on_deadline), executor(ex), time(t) {}
   ~State() {
     if (poller) poller->clearDeadline(*this);
   }
   LoopExecutor executor;
-  boost::asio::ip::tcp::socket socket;
+  // Made only when asked for (TLS): constructing one takes a lock in Asio's service registry.
+  std::optional<boost::asio::ip::tcp::socket> socket;
   int raw = -1;  // our descriptor (adopted or connected), unless handed to `socket`; closed by TimedSocket's close
   Waiter waiter;  // its readiness, once registered with the loop's EdgePoller
   EdgePoller* poller = nullptr;  // the loop's, once looked up
@@ -120,12 +122,12 @@ class TimedSocket {
   // The Asio socket (registering an adopted descriptor first).
   boost::asio::ip::tcp::socket& socket() {
     registerRaw(*impl_);
-    return impl_->socket;
+    return asioSocket(*impl_);
   }
   lowest_layer_type& lowest_layer() { return socket(); }
   void shutdown(boost::asio::socket_base::shutdown_type how, boost::system::error_code& ec) {
     if (impl_->raw < 0) {
-      impl_->socket.shutdown(how, ec);
+      if (impl_->socket) impl_->socket->shutdown(how, ec); else ec = boost::asio::error::bad_descriptor;
     } else if (::shutdown(impl_->raw, static_cast<int>(how)) != 0) {
       ec.assign(errno, boost::system::system_category());
     }
@@ -146,7 +148,7 @@ class TimedSocket {
   void cancel() {
     if (EdgePoller* p = impl_->waiter.poller()) p->abort(impl_->waiter, boost::asio::error::operation_aborted);
     boost::system::error_code ignored;
-    impl_->socket.cancel(ignored);
+    if (impl_->socket) impl_->socket->cancel(ignored);
   }
 
   template <class MutableBuffers, class Token>
@@ -205,10 +207,11 @@ class TimedSocket {
             i.waiter.poller()->park(i.waiter, kWrite ? Direction::kWrite : Direction::kRead, std::make_unique<Op>(i, b, std::move(h)));
             return;
           }
+          if (!i.socket) return post(i, std::move(h), boost::system::error_code(boost::asio::error::bad_descriptor), std::size_t{0});
           if constexpr (kWrite) {
-            i.socket.async_write_some(b, std::move(h));
+            i.socket->async_write_some(b, std::move(h));
           } else {
-            i.socket.async_read_some(b, std::move(h));
+            i.socket->async_read_some(b, std::move(h));
           }
         },
         buffers);
@@ -288,7 +291,7 @@ class TimedSocket {
   template <class Handler>
   static void startConnect(Impl& i, const boost::asio::ip::tcp::endpoint& e, Handler h) {
     auto finish = [&i, &h](int err) { post(i, std::move(h), boost::system::error_code(err, boost::system::system_category())); };
-    if (i.raw >= 0 || i.socket.is_open()) return finish(EISCONN);
+    if (i.raw >= 0 || (i.socket && i.socket->is_open())) return finish(EISCONN);
     const int fd = ::socket(e.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
     if (fd < 0) return finish(errno);
     i.raw = fd;
@@ -311,7 +314,7 @@ class TimedSocket {
     if (i.raw < 0) return;
     if (EdgePoller* p = i.waiter.poller()) p->remove(i.waiter);
     boost::system::error_code ec;
-    i.socket.assign(i.protocol, i.raw, ec);
+    asioSocket(i).assign(i.protocol, i.raw, ec);
     if (ec) {
       ::close(i.raw);  // the operation that follows fails with bad_descriptor
     }
@@ -324,7 +327,11 @@ class TimedSocket {
       i.raw = -1;
     }
     boost::system::error_code ignored;
-    i.socket.close(ignored);
+    if (i.socket) i.socket->close(ignored);
+  }
+  static boost::asio::ip::tcp::socket& asioSocket(Impl& i) {
+    if (!i.socket) i.socket.emplace(i.executor);
+    return *i.socket;
   }
   // Starts `op(socket, arg, handler)` with the handler wrapped. The argument is stored with the
   // operation (use_awaitable starts it later, at the co_await).

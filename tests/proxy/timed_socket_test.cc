@@ -287,6 +287,37 @@ AbandonedRead readThenDestroyTheLoop(bool byte_there) {
   return r;
 }
 
+TEST(TimedSocketTest, AReadOrWriteOnASocketNeverConnectedFailsWithBadDescriptor) {
+  asio::io_context io;
+  RealTimeSource time;
+  TimedSocket never(io.get_executor(), time);
+  char b[8];
+  std::optional<boost::system::error_code> read_ec, write_ec, shutdown_ec;
+  never.async_read_some(asio::buffer(b), [&](boost::system::error_code ec, std::size_t) { read_ec = ec; });
+  never.async_write_some(asio::buffer(b), [&](boost::system::error_code ec, std::size_t) { write_ec = ec; });
+  boost::system::error_code ec;
+  never.shutdown(asio::socket_base::shutdown_both, ec);
+  EXPECT_EQ(ec, asio::error::bad_descriptor);
+  EXPECT_FALSE(read_ec) << "a completion must not run inside the initiating call";
+  io.poll();
+  ASSERT_TRUE(read_ec);
+  ASSERT_TRUE(write_ec);
+  EXPECT_EQ(*read_ec, asio::error::bad_descriptor);
+  EXPECT_EQ(*write_ec, asio::error::bad_descriptor);
+}
+
+TEST_F(AdoptedSocket, TheAsioSocketAskedForTakesTheDescriptorAndStillReads) {
+  asio::ip::tcp::socket& s = server->socket();  // what a TLS stream's lowest_layer() is
+  EXPECT_EQ(s.native_handle(), server_fd);
+  send("xyz");
+  std::optional<Result> got;
+  read(got);
+  for (int i = 0; i < 500 && !got; ++i) io.run_one_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(got->ec) << got->ec.message();
+  EXPECT_EQ(got->data, "xyz");
+}
+
 TEST(EdgePollerTest, DestroyingTheLoopReleasesAWaitingReadWithoutRunningIt) {
   const AbandonedRead r = readThenDestroyTheLoop(false);
   EXPECT_TRUE(r.held_before) << "the read is waiting and holds its socket";
