@@ -59,7 +59,7 @@ void EdgePoller::run(asio::io_context& io) {
   while (!io.stopped()) {
     // This set's events and the completions they queue, run here rather than through Asio's
     // queue: Asio's poll() looks at its own epoll set (an epoll_wait) each time it comes round,
-    // and its set (listeners, timers, TLS sockets) rarely has anything while this one is busy.
+    // and its set (timers, the runtime socket) rarely has anything while this one is busy.
     p.now_source_ = nullptr;
     size_t mine = p.runDeferred();
     if (p.parked_ > 0 || p.woken_) {

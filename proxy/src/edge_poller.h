@@ -13,7 +13,8 @@
 // (epoll_wait, timeout 0) and runs the completions they queue itself, lets Asio run its ready
 // handlers once every few turns while this set stays busy (each io_context::poll is an
 // epoll_wait on Asio's set too), and blocks in Asio only when neither had work, with a wait on
-// this set's descriptor armed in Asio's epoll so either wakes it. A context not driven by `run`
+// this set's descriptor armed in Asio's epoll so either wakes it; before it blocks it yields
+// the processor once and looks again. A context not driven by `run`
 // (tests, tools) still works: parking an operation arms that wait, and the completions run
 // from an Asio handler.
 //
@@ -29,6 +30,8 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "greenlight/common/time_source.h"
@@ -83,6 +86,21 @@ class Deferred {
   Deferred* next_ = nullptr;
 };
 
+// A completion in a poller's queue: the handler and what it is called with.
+template <class Handler, class... Args>
+struct DeferredCall final : Deferred {
+  DeferredCall(Handler&& h, Args... a) : handler(std::move(h)), args(a...) {}
+  void run() override {
+    Handler h = std::move(handler);
+    std::tuple<Args...> a = std::move(args);
+    delete this;
+    std::apply([&h](Args... x) { std::move(h)(x...); }, a);
+  }
+  void discard() override { delete this; }
+  Handler handler;
+  std::tuple<Args...> args;
+};
+
 // A descriptor in a poller's set: its readiness as last learnt, and its parked operations (one
 // per direction, as a stream has at most one read and one write in progress).
 class Waiter {
@@ -102,6 +120,9 @@ class Waiter {
   Waiter* next_ = nullptr;
   bool listed_ = false;
 };
+
+template <class Handler>
+class ParkedWait;
 
 class EdgePoller : public boost::asio::execution_context::service {
  public:
@@ -148,6 +169,27 @@ class EdgePoller : public boost::asio::execution_context::service {
   // done, write done, next read done …) cost an epoll_wait per link: about one per proxied
   // keep-alive request, where HAProxy makes 0.13. Here one Asio handler runs the whole chain.
   void defer(Deferred* d);
+  // Completes `token` (signature void(error_code)) once `w`'s descriptor is readable again, which
+  // the caller has just learnt it is not (accept4 said EAGAIN): a listener, registered with add.
+  // Ends with operation_aborted when `w` is removed first. In the loop's own set, so a listener
+  // costs neither Asio's re-arming epoll_ctl per wait nor a turn through Asio's queue.
+  template <class Token>
+  auto asyncWaitReadable(Waiter& w, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+        [this, &w](auto handler) {
+          using Op = ParkedWait<decltype(handler)>;
+          w.markBlocked(Direction::kRead);
+          park(w, Direction::kRead, std::make_unique<Op>(*this, std::move(handler)));
+        },
+        token);
+  }
+  // Completes `token` (signature void()) from this poller's queue, after the completions queued
+  // before it: a loop's long-running coroutine lets the others have their turn.
+  template <class Token>
+  auto asyncYield(Token&& token) {
+    return boost::asio::async_initiate<Token, void()>(
+        [this](auto handler) { defer(new DeferredCall<decltype(handler)>(std::move(handler))); }, token);
+  }
 
  private:
   void shutdown() override;
@@ -187,6 +229,24 @@ class EdgePoller : public boost::asio::execution_context::service {
   Deferred* deferred_head_ = nullptr;  // completions to run, oldest first
   Deferred* deferred_tail_ = nullptr;
   bool drain_posted_ = false;  // a drain() is queued in Asio or running
+};
+
+// A wait for readiness alone (asyncWaitReadable): done as soon as the direction is ready.
+template <class Handler>
+class ParkedWait final : public ParkedOp {
+ public:
+  ParkedWait(EdgePoller& p, Handler&& h) : poller_(p), handler_(std::move(h)) {}
+  bool retry() override {
+    abort({});
+    return true;
+  }
+  void abort(boost::system::error_code ec) override {
+    poller_.defer(new DeferredCall<Handler, boost::system::error_code>(std::move(handler_), ec));
+  }
+
+ private:
+  EdgePoller& poller_;
+  Handler handler_;
 };
 
 }  // namespace greenlight::proxy

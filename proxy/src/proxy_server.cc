@@ -190,7 +190,28 @@ struct ProxyServer::Impl {
   // Every event loop accepts on every listener (loop 0 on the socket itself, the others on a
   // duplicate of it): a connection is served by the loop that accepted it, with no hand-off
   // between threads. acceptor_of names the original socket, the one handed over on takeover.
-  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  // A listening socket on one event loop, as a bare descriptor waited on in that loop's
+  // EdgePoller: in Asio's set as well, every connection would also wake Asio's reactor, and
+  // Asio's wait re-arms with an epoll_ctl each time and runs only when the loop next lets Asio
+  // look at its own set.
+  struct Listening {
+    Listening(asio::io_context& l, int descriptor) : loop(l), fd(descriptor) {}
+    Listening(const Listening&) = delete;
+    Listening& operator=(const Listening&) = delete;
+    ~Listening() { close(); }
+    // On its loop's thread (or once the loops are gone). Out of the poller's set before the
+    // descriptor closes (a duplicate on another loop keeps the socket, and so the
+    // registration, alive); a waiting accept loop ends.
+    void close() {
+      if (EdgePoller* p = ready.poller()) p->remove(ready);
+      if (fd >= 0) ::close(fd);
+      fd = -1;
+    }
+    asio::io_context& loop;
+    int fd;  // non-blocking
+    Waiter ready;
+  };
+  std::vector<std::unique_ptr<Listening>> acceptors;
   std::map<std::string, size_t> acceptor_of;  // service -> index in acceptors
   std::map<std::string, int> ports;
   // TLS listeners: what each presents (replaceable while running). Contexts call back into it
@@ -830,19 +851,18 @@ struct ProxyServer::Impl {
   // Connections accepted before the loop lets its other work run. One per turn cost an extra
   // trip through Asio's queue, and an epoll_wait, per connection.
   static constexpr int kAcceptsPerTurn = 4;
-  Task<void> acceptLoop(tcp::acceptor& acceptor, std::string service, size_t loop,
+  Task<void> acceptLoop(Listening& listening, std::string service, size_t loop,
                         std::shared_ptr<asio::ssl::context> tls) {
     // accept4 directly: the connection arrives non-blocking and unregistered (TimedSocket::adopt);
     // Asio's accept would register it with epoll and set it non-blocking with system calls of its
     // own. Every few connections the loop yields, so both event loops take their share.
-    boost::system::error_code ec;
-    acceptor.non_blocking(true, ec);
+    EdgePoller& poller = EdgePoller::of(*loops[loop]);
     int in_a_row = 0;
     for (;;) {
-      if (stopping || handed_over || !acceptor.is_open()) co_return;
+      if (stopping || handed_over || listening.fd < 0) co_return;
       tcp::endpoint peer;  // from accept itself: no getpeername per connection
       socklen_t len = static_cast<socklen_t>(peer.capacity());
-      const int fd = ::accept4(acceptor.native_handle(), peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      const int fd = ::accept4(listening.fd, peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) {
         peer.resize(len);
         // Owned by the coroutine from here: closed with it even if the loop stops before it runs.
@@ -850,14 +870,19 @@ struct ProxyServer::Impl {
         asio::co_spawn(*loops[loop], serve(std::move(socket), peer, service, loop, tls), asio::detached);
         if (++in_a_row == kAcceptsPerTurn) {
           in_a_row = 0;
-          co_await asio::post(acceptor.get_executor(), kAwait);
+          co_await poller.asyncYield(kAwait);
         }
         continue;
       }
       const int err = errno;
+      boost::system::error_code ec;
       if (err == EAGAIN || err == EWOULDBLOCK) {
         in_a_row = 0;
-        co_await acceptor.async_wait(tcp::acceptor::wait_read, ecOut(ec));
+        if (!listening.ready.registered() && !poller.add(listening.ready, listening.fd, ec)) {
+          spdlog::error("proxy: cannot wait for connections on {}: {}", service, ec.message());
+          co_return;
+        }
+        co_await poller.asyncWaitReadable(listening.ready, ecOut(ec));
         if (ec) co_return;  // closed (stop, hand-over)
         continue;
       }
@@ -865,19 +890,14 @@ struct ProxyServer::Impl {
       if (err == EBADF || err == EINVAL) co_return;
       // Out of descriptors or memory: say so, and try again in a moment rather than spin.
       spdlog::warn("proxy: accept on {} failed: {}", service, std::strerror(err));
-      asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(100));
+      asio::steady_timer pause(*loops[loop], std::chrono::milliseconds(100));
       co_await pause.async_wait(ecOut(ec));
     }
   }
 
   // Closes every acceptor on its own event loop (an acceptor is not to be touched from another).
   void closeAcceptors() {
-    for (auto& a : acceptors) {
-      asio::post(a->get_executor(), [acceptor = a.get()] {
-        boost::system::error_code ec;
-        acceptor->close(ec);
-      });
-    }
+    for (auto& a : acceptors) asio::post(a->loop, [listening = a.get()] { listening->close(); });
   }
 
   Task<void> runtimeSession(asio::local::stream_protocol::socket socket) {
@@ -904,7 +924,7 @@ struct ProxyServer::Impl {
   // connections queued on them, live on in the successor), and let the owner stop this proxy.
   void handOver(int unix_fd, const std::string& who) {
     std::vector<std::pair<std::string, int>> listeners;
-    for (const auto& [service, index] : acceptor_of) listeners.emplace_back(service, acceptors[index]->native_handle());
+    for (const auto& [service, index] : acceptor_of) listeners.emplace_back(service, acceptors[index]->fd);
     if (Status s = sendListeners(unix_fd, listeners); !s.ok()) {
       spdlog::error("proxy: takeover asked by {} failed: {}", who, s.message());
       return;
@@ -969,6 +989,7 @@ StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::start(const ProxyConfig& con
   });
   for (const auto& l : config.listeners) {
     boost::system::error_code ec;
+    // Set up with Asio's acceptor, then released to a bare descriptor (see Impl::Listening).
     auto acceptor = std::make_unique<tcp::acceptor>(im.io);
     tcp::endpoint at(asio::ip::make_address(l.host, ec), l.port);
     if (ec) return InvalidArgument("proxy: bad listen address " + l.host);
@@ -1008,21 +1029,22 @@ StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::start(const ProxyConfig& con
       spdlog::info("proxy: service {} certificate: {}", l.service, identity.value()->describe());
       im.tls_of[l.service] = std::move(identity.value());
     }
-    asio::co_spawn(im.io, im.acceptLoop(*acceptor, l.service, 0, tls), asio::detached);
+    acceptor->non_blocking(true, ec);
+    if (ec) return Unavailable("proxy: cannot make the listener of " + l.service + " non-blocking: " + ec.message());
+    const int fd = acceptor->release(ec);
+    if (ec) return Unavailable("proxy: cannot take the listener of " + l.service + " from Asio: " + ec.message());
+    const size_t first = im.acceptors.size();
+    im.acceptor_of[l.service] = first;
+    im.acceptors.push_back(std::make_unique<Impl::Listening>(im.io, fd));
     for (size_t i = 1; i < im.loops.size(); ++i) {
-      auto extra = std::make_unique<tcp::acceptor>(*im.loops[i]);
-      const int fd = ::dup(acceptor->native_handle());
-      extra->assign(at.protocol(), fd, ec);
-      if (ec) {
-        ::close(fd);
-        return Unavailable("proxy: cannot share the listener of " + l.service + ": " + ec.message());
-      }
-      asio::co_spawn(*im.loops[i], im.acceptLoop(*extra, l.service, i, tls), asio::detached);
-      im.acceptors.push_back(std::move(extra));
+      const int copy = ::dup(fd);
+      if (copy < 0) return Unavailable("proxy: cannot share the listener of " + l.service + ": " + std::strerror(errno));
+      im.acceptors.push_back(std::make_unique<Impl::Listening>(*im.loops[i], copy));
+    }
+    for (size_t i = 0; i < im.loops.size(); ++i) {
+      asio::co_spawn(*im.loops[i], im.acceptLoop(*im.acceptors[first + i], l.service, i, tls), asio::detached);
     }
     spdlog::info("proxy: service {} listening on {}://{}:{}", l.service, tls ? "https" : "http", l.host, im.ports[l.service]);
-    im.acceptor_of[l.service] = im.acceptors.size();
-    im.acceptors.push_back(std::move(acceptor));
   }
   for (const auto& [service, fd] : handover.inherited) {
     if (!im.acceptor_of.count(service)) ::close(fd);  // a service no longer in the config

@@ -264,20 +264,6 @@ class TimedSocket {
     post(i, std::move(handler), ec, n > 0 ? static_cast<std::size_t>(n) : 0);
     return false;
   }
-  // A completion in the loop's EdgePoller queue: the handler and what it is called with.
-  template <class Handler, class... Args>
-  struct DeferredCall final : Deferred {
-    DeferredCall(Handler&& h, Args... a) : handler(std::move(h)), args(a...) {}
-    void run() override {
-      Handler h = std::move(handler);
-      std::tuple<Args...> a = std::move(args);
-      delete this;
-      std::apply([&h](Args... x) { std::move(h)(x...); }, a);
-    }
-    void discard() override { delete this; }
-    Handler handler;
-    std::tuple<Args...> args;
-  };
   static EdgePoller& pollerOf(Impl& i) {
     if (!i.poller) i.poller = &EdgePoller::of(i.executor.context());
     return *i.poller;

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <functional>
 #include <future>
 #include <thread>
 
@@ -368,6 +369,59 @@ TEST(EdgePollerTest, QueuedCompletionsRunInOrderAndAChainInOneAsioHandler) {
 // EdgePoller::of remembers the last loop it was asked about per thread; a loop destroyed and
 // another made (here at the same address, as the allocator tends to do) must get its own poller,
 // never the destroyed one.
+// A listener waits in the set for its next connection (the accept loop's wait), and a wait
+// whose listener leaves the set ends with operation_aborted.
+TEST(EdgePollerTest, AListenerWaitEndsWhenAConnectionArrivesAndIsAbortedWhenRemoved) {
+  asio::io_context io;
+  EdgePoller& poller = EdgePoller::of(io);
+  asio::ip::tcp::acceptor listener(io, {asio::ip::make_address("127.0.0.1"), 0});
+  listener.non_blocking(true);
+  Waiter ready;
+  boost::system::error_code ec;
+  ASSERT_TRUE(poller.add(ready, listener.native_handle(), ec)) << ec.message();
+  std::optional<boost::system::error_code> woke;
+  poller.asyncWaitReadable(ready, [&](boost::system::error_code e) { woke = e; });
+  io.poll();
+  EXPECT_FALSE(woke) << "no connection yet";
+  const int client = testing::connectLoopback(listener.local_endpoint().port());
+  ASSERT_GE(client, 0);
+  for (int i = 0; i < 500 && !woke; ++i) io.run_one_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(woke);
+  EXPECT_FALSE(*woke) << woke->message();
+  const int accepted = ::accept4(listener.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  EXPECT_GE(accepted, 0);
+  // Drained again: the next wait parks, and ends when the listener leaves the set.
+  EXPECT_LT(::accept4(listener.native_handle(), nullptr, nullptr, SOCK_NONBLOCK), 0);
+  std::optional<boost::system::error_code> ended;
+  poller.asyncWaitReadable(ready, [&](boost::system::error_code e) { ended = e; });
+  io.restart();  // it ran out of work after the first wait's completion
+  io.poll();
+  EXPECT_FALSE(ended);
+  poller.remove(ready);
+  io.poll();
+  ASSERT_TRUE(ended);
+  EXPECT_EQ(*ended, asio::error::operation_aborted);
+  if (accepted >= 0) ::close(accepted);
+  ::close(client);
+}
+
+// asyncYield resumes from the loop's queue, after what was queued there before it (a
+// completion another connection's read queued), not at once.
+TEST(EdgePollerTest, AYieldResumesAfterTheCompletionsQueuedBeforeIt) {
+  asio::io_context io;
+  EdgePoller& poller = EdgePoller::of(io);
+  std::vector<std::string> log;
+  auto routine = [&]() -> Task<void> {
+    log.push_back("before");
+    poller.defer(new DeferredCall<std::function<void()>>([&] { log.push_back("queued"); }));
+    co_await poller.asyncYield(kAwait);
+    log.push_back("after");
+  };
+  asio::co_spawn(io, routine(), asio::detached);
+  io.run();
+  EXPECT_EQ(log, (std::vector<std::string>{"before", "queued", "after"}));
+}
+
 TEST(EdgePollerTest, ALoopMadeAfterAnotherIsDestroyedGetsItsOwnPoller) {
   std::optional<asio::io_context> io;
   io.emplace();
