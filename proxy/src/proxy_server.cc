@@ -18,6 +18,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -862,7 +864,8 @@ struct ProxyServer::Impl {
       if (stopping || handed_over || listening.fd < 0) co_return;
       tcp::endpoint peer;  // from accept itself: no getpeername per connection
       socklen_t len = static_cast<socklen_t>(peer.capacity());
-      const int fd = ::accept4(listening.fd, peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      // A direct system call: glibc's accept4 is a thread-cancellation point (see TimedSocket).
+      const int fd = static_cast<int>(::syscall(SYS_accept4, listening.fd, peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
       if (fd >= 0) {
         peer.resize(len);
         // Owned by the coroutine from here: closed with it even if the loop stops before it runs.

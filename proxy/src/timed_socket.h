@@ -309,7 +309,7 @@ class TimedSocket {
   static void close(Impl& i) {
     if (i.raw >= 0) {
       if (EdgePoller* p = i.waiter.poller()) p->remove(i.waiter);
-      ::close(i.raw);
+      ::syscall(SYS_close, i.raw);  // direct, as the reads and writes (no cancellation switching)
       i.raw = -1;
     }
     boost::system::error_code ignored;
