@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <charconv>
 #include <csignal>
 #include <cstring>
 #include <cstdlib>
@@ -21,6 +22,7 @@
 #include "greenlight/app/admin_client.h"
 #include "greenlight/app/app_config.h"
 #include "greenlight/controller/audit_log.h"
+#include "greenlight/controller/controller.h"
 #include "greenlight/app/proxy_service.h"
 #include "greenlight/app/secrets_command.h"
 #include "greenlight/dashboards/grafana_export.h"
@@ -220,6 +222,39 @@ std::string stateEncryptionOf(const std::string& run_config) {
   }
 }
 
+// What the demo suggests for its sample service, from the rollout's state: on a first run v1
+// is stable on blue and green idle; the state directory is kept between runs, so a later run
+// may find another colour or release stable, or a rollout under way.
+struct DemoRolloutHint {
+  std::string now;      // what runs where
+  std::string next;     // the heading of the suggested command
+  std::string release;  // the release to roll out
+  std::string idle;     // the colour a rollout deploys to, whose faults trigger a rollback
+};
+DemoRolloutHint demoRolloutHint(app::Service& svc) {
+  DemoRolloutHint h{"blue runs v1, green is idle", "Roll out v2 of the sample service to green, in steps, with analysis:", "v2", "green"};
+  controller::Controller* c = svc.controller();
+  if (!c) return h;
+  for (const auto& view : c->services()) {
+    if (view.service != "vehicles") continue;
+    const controller::RolloutState& st = view.state;
+    const std::string stable = controller::colorName(st.stable);
+    h.idle = controller::colorName(st.candidate());
+    const std::string current = st.stable_release.empty() ? "v1" : st.stable_release;
+    int n = 0;
+    if (current.size() > 1 && current[0] == 'v' && std::from_chars(current.data() + 1, current.data() + current.size(), n).ec == std::errc{}) {
+      h.release = "v" + std::to_string(n + 1);
+    }
+    h.now = stable + " runs " + current + ", " + h.idle + " is idle";
+    h.next = "Roll out " + h.release + " of the sample service to " + h.idle + ", in steps, with analysis:";
+    if (st.active()) {
+      h.now = "a rollout of " + st.candidate_release + " to " + h.idle + " is under way";
+      h.next = "Follow the rollout under way, or start the next one when it is done:";
+    }
+  }
+  return h;
+}
+
 // `self`: how this binary was invoked (e.g. ./build/app/greenlight), for lines to copy and paste.
 int demo(const std::string& self, const std::string& config, int admin_port, int sim_port, int sim_admin_port,
          int proxy_port, int proxy_admin_port) {
@@ -273,6 +308,7 @@ int demo(const std::string& self, const std::string& config, int admin_port, int
     traffic.join();
     return 1;
   }
+  const DemoRolloutHint rollout = demoRolloutHint(**svc);
   const std::string admin = "http://127.0.0.1:" + std::to_string((*svc)->adminPort());
   const std::string faults = "http://127.0.0.1:" + std::to_string((*sim)->adminPort());
   const std::string proxy_admin = "http://127.0.0.1:" + std::to_string((*proxy)->adminPort());
@@ -286,12 +322,12 @@ int demo(const std::string& self, const std::string& config, int admin_port, int
             << "  fault injection      " << faults << "/faults\n"
             << "  alerts (JSON)        " << admin << "/api/v1/alerts   (or: " << self << " alerts --url " << admin << ")\n"
             << "  demo alert receiver  " << faults << "/receiver  (what the webhook received)\n"
-            << "  sample service       " << proxy_url << "  (greenlight proxy: blue runs v1, green is idle)\n\n"
-            << "Roll out v2 of the sample service to green, in steps, with analysis:\n"
-            << "  " << self << " rollout start vehicles --release v2 --url " << admin << "\n"
+            << "  sample service       " << proxy_url << "  (greenlight proxy: " << rollout.now << ")\n\n"
+            << rollout.next << "\n"
+            << "  " << self << " rollout start vehicles --release " << rollout.release << " --url " << admin << "\n"
             << "  " << self << " rollout status --url " << admin << "\n"
-            << "  (break green meanwhile to see an automatic rollback:\n"
-            << "   curl -X PUT -d '{\"error_rate\":0.3,\"status\":500}' " << faults << "/faults/release-green)\n\n"
+            << "  (break " << rollout.idle << " meanwhile to see an automatic rollback:\n"
+            << "   curl -X PUT -d '{\"error_rate\":0.3,\"status\":500}' " << faults << "/faults/release-" << rollout.idle << ")\n\n"
             << "Break the BMW integration, then heal it:\n"
             << "  curl -X PUT -d '{\"error_rate\":1,\"status\":503}' " << faults << "/faults/bmw\n"
             << "  curl " << admin << "/api/v1/probes | python3 -m json.tool | less\n"

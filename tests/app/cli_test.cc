@@ -148,6 +148,10 @@ TEST(Cli, DemoProbesTheSimulatorAndStopsEverythingOnSigterm) {
   const std::string out = testing::readFile(dir.path() + "/demo.txt");
   EXPECT_NE(out.find("Greenlight demo is running"), std::string::npos) << out;
   EXPECT_NE(out.find("/faults/bmw"), std::string::npos) << out;
+  // A fresh state: it suggests the first rollout, to green, and breaking green to see a rollback.
+  EXPECT_NE(out.find("(greenlight proxy: blue runs v1, green is idle)"), std::string::npos) << out;
+  EXPECT_NE(out.find("rollout start vehicles --release v2 --url"), std::string::npos) << out;
+  EXPECT_NE(out.find("/faults/release-green)"), std::string::npos) << out;
   // Alerting runs with the demo's rules and keeps its state where it was told to.
   const auto alerts = testing::httpGet(admin, "/api/v1/alerts");
   EXPECT_EQ(alerts.status, 200) << alerts.body;
