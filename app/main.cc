@@ -232,25 +232,28 @@ struct DemoRolloutHint {
   std::string idle;     // the colour a rollout deploys to, whose faults trigger a rollback
 };
 DemoRolloutHint demoRolloutHint(app::Service& svc) {
-  DemoRolloutHint h{"blue runs v1, green is idle", "Roll out v2 of the sample service to green, in steps, with analysis:", "v2", "green"};
-  controller::Controller* c = svc.controller();
-  if (!c) return h;
-  for (const auto& view : c->services()) {
-    if (view.service != "vehicles") continue;
-    const controller::RolloutState& st = view.state;
-    const std::string stable = controller::colorName(st.stable);
-    h.idle = controller::colorName(st.candidate());
-    const std::string current = st.stable_release.empty() ? "v1" : st.stable_release;
-    int n = 0;
-    if (current.size() > 1 && current[0] == 'v' && std::from_chars(current.data() + 1, current.data() + current.size(), n).ec == std::errc{}) {
-      h.release = "v" + std::to_string(n + 1);
+  std::string stable = "blue", idle = "green", current = "v1", under_way;
+  if (controller::Controller* c = svc.controller()) {
+    for (const auto& view : c->services()) {
+      if (view.service != "vehicles") continue;
+      stable = controller::colorName(view.state.stable);
+      idle = controller::colorName(view.state.candidate());
+      if (!view.state.stable_release.empty()) current = view.state.stable_release;
+      if (view.state.active()) under_way = view.state.candidate_release;
     }
-    h.now = stable + " runs " + current + ", " + h.idle + " is idle";
-    h.next = "Roll out " + h.release + " of the sample service to " + h.idle + ", in steps, with analysis:";
-    if (st.active()) {
-      h.now = "a rollout of " + st.candidate_release + " to " + h.idle + " is under way";
-      h.next = "Follow the rollout under way, or start the next one when it is done:";
-    }
+  }
+  int n = 1;
+  if (current.size() > 1 && current[0] == 'v') {
+    (void)std::from_chars(current.data() + 1, current.data() + current.size(), n);
+  }
+  DemoRolloutHint h;
+  h.idle = idle;
+  h.release = "v" + std::to_string(n + 1);
+  h.now = stable + " runs " + current + ", " + idle + " is idle";
+  h.next = "Roll out " + h.release + " of the sample service to " + idle + ", in steps, with analysis:";
+  if (!under_way.empty()) {
+    h.now = "a rollout of " + under_way + " to " + idle + " is under way";
+    h.next = "Follow the rollout under way, or start the next one when it is done:";
   }
   return h;
 }

@@ -850,8 +850,8 @@ struct ProxyServer::Impl {
     }
   }
 
-  // Connections accepted before the loop lets its other work run. One per turn cost an extra
-  // trip through Asio's queue, and an epoll_wait, per connection.
+  // Connections accepted before the accept loop lets the loop's other work run (a turn through
+  // the loop's queue). One per turn cost that turn per connection.
   static constexpr int kAcceptsPerTurn = 4;
   Task<void> acceptLoop(Listening& listening, std::string service, size_t loop,
                         std::shared_ptr<asio::ssl::context> tls) {

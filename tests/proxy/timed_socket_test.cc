@@ -12,9 +12,9 @@
 #include <array>
 #include <memory>
 #include <optional>
-#include <string>
 #include <functional>
 #include <future>
+#include <string>
 #include <thread>
 
 #include "../../proxy/src/timed_socket.h"
@@ -293,7 +293,7 @@ TEST(TimedSocketTest, AReadOrWriteOnASocketNeverConnectedFailsWithBadDescriptor)
   RealTimeSource time;
   TimedSocket never(io.get_executor(), time);
   char b[8];
-  std::optional<boost::system::error_code> read_ec, write_ec, shutdown_ec;
+  std::optional<boost::system::error_code> read_ec, write_ec;
   never.async_read_some(asio::buffer(b), [&](boost::system::error_code ec, std::size_t) { read_ec = ec; });
   never.async_write_some(asio::buffer(b), [&](boost::system::error_code ec, std::size_t) { write_ec = ec; });
   boost::system::error_code ec;
@@ -366,9 +366,6 @@ TEST(EdgePollerTest, QueuedCompletionsRunInOrderAndAChainInOneAsioHandler) {
   EXPECT_EQ(handlers, 1u) << "the chain ran inside one Asio handler";
 }
 
-// EdgePoller::of remembers the last loop it was asked about per thread; a loop destroyed and
-// another made (here at the same address, as the allocator tends to do) must get its own poller,
-// never the destroyed one.
 // A listener waits in the set for its next connection (the accept loop's wait), and a wait
 // whose listener leaves the set ends with operation_aborted.
 TEST(EdgePollerTest, AListenerWaitEndsWhenAConnectionArrivesAndIsAbortedWhenRemoved) {
@@ -422,6 +419,9 @@ TEST(EdgePollerTest, AYieldResumesAfterTheCompletionsQueuedBeforeIt) {
   EXPECT_EQ(log, (std::vector<std::string>{"before", "queued", "after"}));
 }
 
+// EdgePoller::of remembers the last loop it was asked about per thread; a loop destroyed and
+// another made (here at the same address, as the allocator tends to do) must get its own poller,
+// never the destroyed one.
 TEST(EdgePollerTest, ALoopMadeAfterAnotherIsDestroyedGetsItsOwnPoller) {
   std::optional<asio::io_context> io;
   io.emplace();
