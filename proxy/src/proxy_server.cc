@@ -493,7 +493,8 @@ struct ProxyServer::Impl {
     relay::Result result;
     if (!p.chunked() && !p.need_eof()) {
       // The common case, a known length: our head and the body as it comes, no re-framing.
-      result = co_await relay::relaySized(conn->stream, conn->buffer, p, client, scratch.head(), scratch.get(), cfg.timeouts.request);
+      result = co_await relay::relaySized(conn->stream, conn->buffer, p, client, scratch.head(), scratch.get(), cfg.timeouts.request,
+                                          nullptr, !how.keep);
     } else {
       result = co_await relay::relayUnsized(conn->stream, conn->buffer, p, client, scratch.head(), scratch.get(), how.chunked,
                                             cfg.timeouts.request);
@@ -834,11 +835,10 @@ struct ProxyServer::Impl {
         break;
       }
     }
-    // Closing sends our FIN after what we wrote. Only when the client may still be sending (an
-    // error answered before its request was read to the end) is the FIN sent first, on its own:
-    // the answer and the end of our side are then on their way before the close, which resets
-    // a connection with unread bytes. For a request read whole the extra system call bought
-    // nothing (one per connection with Connection: close).
+    // Closing sends our FIN after what we wrote (after a relayed answer, in its last packet:
+    // TimedSocket::lastWrite). When the client may still be sending (an error answered before
+    // its request was read to the end) the FIN is sent first: the answer and the end of our
+    // side are then on their way before the close, which resets a connection with unread bytes.
     if (unread) lowest(client).shutdown(tcp::socket::shutdown_send, ignored);
     m.active->Decrement();
     if (self.prev) self.prev->next = self.next; else mine.head = self.next;

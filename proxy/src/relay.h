@@ -64,16 +64,19 @@ inline Result failed(Result r, boost::system::error_code ec, boost::system::erro
 // from `src`, to `dst`: `head` (written by writeRequestHead or writeResponseHead) goes out with
 // the first piece of the body in one write when that piece has already arrived, then the body
 // one buffer at a time. A small first piece is appended to `head` (the copy costs less than a
-// scatter write). On failure `error` (if given) says why.
+// scatter write). On failure `error` (if given) says why. `dst_ends`: the connection to `dst`
+// closes after this message, so its last write is one (TimedSocket::lastWrite) whose tail
+// leaves with the FIN.
 constexpr size_t kCoalesce = 4096;
 template <class Parser, class Src, class Dst>
 Task<Result> relaySized(Src& src, beast::flat_buffer& src_buffer, Parser& p, Dst& dst, std::string& head,
                         char* buf, std::chrono::steady_clock::duration timeout,
-                        boost::system::error_code* error = nullptr) {
+                        boost::system::error_code* error = nullptr, bool dst_ends = false) {
   boost::system::error_code ec;
   bool head_sent = false;
   if (p.is_done() || src_buffer.size() == 0) {
     beast::get_lowest_layer(dst).expires_after(timeout);
+    if (dst_ends && p.is_done()) beast::get_lowest_layer(dst).lastWrite();
     co_await asio::async_write(dst, asio::buffer(head), ecOut(ec));
     if (ec) co_return failed(Result::kDestinationFailed, ec, error);
     head_sent = true;
@@ -91,6 +94,7 @@ Task<Result> relaySized(Src& src, beast::flat_buffer& src_buffer, Parser& p, Dst
     const size_t n = kChunk - p.bodyRoom();
     if (n == 0 && head_sent) continue;
     beast::get_lowest_layer(dst).expires_after(timeout);
+    if (dst_ends && p.is_done()) beast::get_lowest_layer(dst).lastWrite();
     if (!head_sent && n <= kCoalesce) {  // one buffer: send, not sendmsg with a two-entry vector
       head.append(buf, n);
       co_await asio::async_write(dst, asio::buffer(head), ecOut(ec));

@@ -50,6 +50,24 @@ TEST_F(ProxyTest, AConnectionCloseRequestIsAnsweredAndThenTheConnectionEnds) {
   EXPECT_TRUE(c.closedWithin(2s)) << "the answer is followed by the end of the stream";
 }
 
+// The answer's last segment waits in the kernel for the FIN (MSG_MORE) so that both leave in
+// one packet. A client that sends more after `Connection: close` leaves unread bytes, and a close
+// with unread bytes resets the connection, dropping whatever still waits: the answer must be out
+// (with the FIN) before that.
+TEST_F(ProxyTest, AClosingClientThatSendsMoreStillGetsItsWholeAnswer) {
+  start(blue_.address(), green_.address());
+  RawConnection c(port_);
+  ASSERT_TRUE(c.send("GET /hold HTTP/1.1\r\nHost: v\r\nConnection: close\r\n\r\n"));
+  // The backend has the request, so the proxy has read it; what follows stays unread.
+  ASSERT_TRUE(testing::waitUntil([&] { return blue_.holding(); }));
+  ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: v\r\n\r\n"));
+  blue_.release();
+  auto r = c.read();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "blue-held");
+  EXPECT_TRUE(c.closedWithin(2s));
+}
+
 TEST_F(ProxyTest, PreviewHeaderOrCookieReachesTheIdleColour) {
   start(blue_.address(), green_.address());
   RawConnection c(port_);

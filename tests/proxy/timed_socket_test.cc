@@ -4,8 +4,10 @@
 // end-of-stream behaving as for an Asio socket, whether or not EdgePoller::run drives the loop.
 // Real loopback TCP.
 #include <gtest/gtest.h>
+#include <linux/sockios.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -195,6 +197,27 @@ TEST_F(AdoptedSocket, AWriteReachesThePeerAndOneToAResetPeerFailsWithoutSigpipe)
     failed = *wrote;
   }
   EXPECT_TRUE(failed == asio::error::connection_reset || failed == asio::error::broken_pipe) << failed.message();
+}
+
+TEST_F(AdoptedSocket, ALastWriteWaitsInTheKernelForTheCloseAndLeavesWithTheFin) {
+  server->lastWrite();
+  std::optional<boost::system::error_code> wrote;
+  const std::string bye = "bye";
+  server->async_write_some(asio::buffer(bye), [&](boost::system::error_code ec, std::size_t n) {
+    wrote = ec;
+    EXPECT_EQ(n, bye.size());
+  });
+  io.run_for(5s);
+  ASSERT_TRUE(wrote);
+  EXPECT_FALSE(*wrote) << wrote->message();
+  int unsent = -1;
+  ASSERT_EQ(::ioctl(server_fd, SIOCOUTQNSD, &unsent), 0);
+  EXPECT_EQ(unsent, int(bye.size())) << "a short last segment waits for the FIN";
+  server.reset();  // the close: the bytes and the FIN go out
+  char in[16];
+  ASSERT_EQ(::recv(client, in, sizeof in, 0), ssize_t(bye.size()));
+  EXPECT_EQ(std::string(in, bye.size()), bye);
+  EXPECT_EQ(::recv(client, in, sizeof in, 0), 0) << "then the end of the stream";
 }
 
 TEST_F(AdoptedSocket, AReadAfterAShortReadWaitsForTheNextBytes) {
