@@ -468,6 +468,7 @@ struct ProxyServer::Impl {
     res.keep_alive(keep);
     res.prepare_payload();
     lowest(client).expires_after(cfg.timeouts.request);
+    if (!keep) lowest(client).lastWrite();  // the answer's end leaves with the FIN
     boost::system::error_code ec;
     co_await http::async_write(client, res, ecOut(ec));
     co_return Outcome{static_cast<unsigned>(status), keep && !ec};

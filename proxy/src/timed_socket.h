@@ -127,6 +127,7 @@ class TimedSocket {
   }
   lowest_layer_type& lowest_layer() { return socket(); }
   void shutdown(boost::asio::socket_base::shutdown_type how, boost::system::error_code& ec) {
+    if (how != boost::asio::socket_base::shutdown_receive) impl_->last_write = false;  // the FIN is out
     if (impl_->raw < 0) {
       if (impl_->socket) impl_->socket->shutdown(how, ec); else ec = boost::asio::error::bad_descriptor;
     } else if (::shutdown(impl_->raw, static_cast<int>(how)) != 0) {
