@@ -70,6 +70,17 @@ class AdoptedSocket : public ::testing::Test {
     pollfd p{server_fd, POLLIN, 0};
     ASSERT_EQ(::poll(&p, 1, 5000), 1);
   }
+  // Writes `s` from the server side and runs the loop until the write is done; all of it must go.
+  void writeWhole(const std::string& s) {
+    std::optional<boost::system::error_code> wrote;
+    server->async_write_some(asio::buffer(s), [&](boost::system::error_code ec, std::size_t n) {
+      wrote = ec;
+      EXPECT_EQ(n, s.size());
+    });
+    io.run_for(5s);
+    ASSERT_TRUE(wrote);
+    EXPECT_FALSE(*wrote) << wrote->message();
+  }
   void read(std::optional<Result>& out) {
     server->async_read_some(asio::buffer(buf), [this, &out](boost::system::error_code ec, std::size_t n) {
       out = Result{ec, std::string(buf, n)};
@@ -170,15 +181,8 @@ TEST_F(AdoptedSocket, AClearedDeadlineLeavesTheLoopNothingToWaitFor) {
 }
 
 TEST_F(AdoptedSocket, AWriteReachesThePeerAndOneToAResetPeerFailsWithoutSigpipe) {
-  std::optional<boost::system::error_code> wrote;
   const std::string hello = "hello";
-  server->async_write_some(asio::buffer(hello), [&](boost::system::error_code ec, std::size_t n) {
-    wrote = ec;
-    EXPECT_EQ(n, hello.size());
-  });
-  io.run_for(5s);
-  ASSERT_TRUE(wrote);
-  EXPECT_FALSE(*wrote) << wrote->message();
+  ASSERT_NO_FATAL_FAILURE(writeWhole(hello));
   char in[16];
   ASSERT_EQ(::recv(client, in, sizeof in, 0), ssize_t(hello.size()));
   EXPECT_EQ(std::string(in, hello.size()), hello);
@@ -188,6 +192,7 @@ TEST_F(AdoptedSocket, AWriteReachesThePeerAndOneToAResetPeerFailsWithoutSigpipe)
   ::close(client);
   client = -1;
   boost::system::error_code failed;
+  std::optional<boost::system::error_code> wrote;
   for (int attempt = 0; attempt < 3 && !failed; ++attempt) {  // the first write may only draw the RST
     wrote.reset();
     server->async_write_some(asio::buffer(hello), [&](boost::system::error_code ec, std::size_t) { wrote = ec; });
@@ -201,15 +206,8 @@ TEST_F(AdoptedSocket, AWriteReachesThePeerAndOneToAResetPeerFailsWithoutSigpipe)
 
 TEST_F(AdoptedSocket, ALastWriteWaitsInTheKernelForTheCloseAndLeavesWithTheFin) {
   server->lastWrite();
-  std::optional<boost::system::error_code> wrote;
   const std::string bye = "bye";
-  server->async_write_some(asio::buffer(bye), [&](boost::system::error_code ec, std::size_t n) {
-    wrote = ec;
-    EXPECT_EQ(n, bye.size());
-  });
-  io.run_for(5s);
-  ASSERT_TRUE(wrote);
-  EXPECT_FALSE(*wrote) << wrote->message();
+  ASSERT_NO_FATAL_FAILURE(writeWhole(bye));
   int unsent = -1;
   ASSERT_EQ(::ioctl(server_fd, SIOCOUTQNSD, &unsent), 0);
   EXPECT_EQ(unsent, int(bye.size())) << "a short last segment waits for the FIN";
