@@ -836,9 +836,10 @@ struct ProxyServer::Impl {
         break;
       }
     }
-    // Closing sends our FIN after what we wrote (after a relayed answer, in its last packet:
-    // TimedSocket::lastWrite). When the client may still be sending (an error answered before
-    // its request was read to the end) the FIN is sent first: the answer and the end of our
+    // Closing sends our FIN after what we wrote (after an answer that ends the connection, relayed
+    // or our own, in its last packet: TimedSocket::lastWrite, whose close shuts down first). When
+    // the client may still be sending (its request not read to the end) and the answer did not go
+    // that way (a relay cut short), the FIN is sent first here: what we wrote and the end of our
     // side are then on their way before the close, which resets a connection with unread bytes.
     if (unread) lowest(client).shutdown(tcp::socket::shutdown_send, ignored);
     m.active->Decrement();
