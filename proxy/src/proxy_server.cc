@@ -27,6 +27,7 @@
 #include <boost/container/small_vector.hpp>
 #include <boost/beast.hpp>
 #include <boost/beast/ssl.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cerrno>
 #include <charconv>
@@ -274,6 +275,7 @@ struct ProxyServer::Impl {
   std::atomic<bool> handed_over{false};  // the listeners (and the runtime socket path) now belong to a successor
 
   static std::vector<std::unique_ptr<asio::io_context>> makeLoops(int n) {
+    if (n <= 0) n = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 64);
     std::vector<std::unique_ptr<asio::io_context>> v;
     for (int i = 0; i < std::max(1, n); ++i) v.push_back(std::make_unique<asio::io_context>(1));
     return v;

@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
@@ -413,6 +414,15 @@ TEST_F(ProxyTest, ConnectionsAreSpreadOverTheEventLoops) {
   EXPECT_TRUE(testing::waitUntil([&] {
     return threadConnections(svc_->adminPort(), 0) == 0 && threadConnections(svc_->adminPort(), 1) == 0;
   }, 5s)) << "each loop's count given back as its connections close";
+}
+
+// As HAProxy's nbthread: without `threads` in the config, one event loop per processor.
+TEST_F(ProxyTest, WithoutAThreadCountTheProxyRunsOneEventLoopPerProcessor) {
+  start(blue_.address(), green_.address());
+  const int processors = std::min(static_cast<int>(std::thread::hardware_concurrency()), 64);
+  ASSERT_GT(processors, 0);
+  EXPECT_EQ(threadConnections(svc_->adminPort(), processors - 1), 0) << "the last loop's series";
+  EXPECT_EQ(threadConnections(svc_->adminPort(), processors), -1) << "no loop beyond";
 }
 
 }  // namespace greenlight::proxy

@@ -54,7 +54,7 @@ struct ProxyConfig {
   std::string runtime_socket;  // Unix socket of the runtime API; empty: none
   std::string state_file;      // persisted routing table; empty: none
   std::optional<AesKey> state_key;  // from the top-level state_encryption: seals state_file
-  int threads = 1;
+  int threads = 0;  // event loops; 0 (not set): one per processor, as HAProxy's nbthread
   // TCP_DEFER_ACCEPT on the listeners: the kernel hands over a connection once its first bytes
   // have arrived (or after about a second), so the first read never waits (nginx's `deferred`,
   // HAProxy's `defer-accept`). Off for clients that connect and wait for the server to speak.
