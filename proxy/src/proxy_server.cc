@@ -277,7 +277,7 @@ struct ProxyServer::Impl {
   static std::vector<std::unique_ptr<asio::io_context>> makeLoops(int n) {
     if (n <= 0) n = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 64);
     std::vector<std::unique_ptr<asio::io_context>> v;
-    for (int i = 0; i < std::max(1, n); ++i) v.push_back(std::make_unique<asio::io_context>(1));
+    for (int i = 0; i < n; ++i) v.push_back(std::make_unique<asio::io_context>(1));
     return v;
   }
   Impl(const ProxyConfig& c, RoutingStore& s, std::shared_ptr<prometheus::Registry> r, const TimeSource& t)
