@@ -17,18 +17,39 @@ def free_port():
     return port
 
 
-def cpu_seconds(pid):
-    """User + system CPU seconds of one process."""
+def cpu_split(pid):
+    """(user, system) CPU seconds of one process."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of one process."""
+    return sum(cpu_split(pid))
+
+
+def tree_cpu_split(pid):
+    """(user, system) CPU seconds of a process and its children (nginx workers, haproxy's worker)."""
+    user, system = cpu_split(pid)
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    for c in children:
+        u, s = tree_cpu_split(int(c))
+        user, system = user + u, system + s
+    return user, system
 
 
 def tree_cpu_seconds(pid):
     """CPU of a process and its children (nginx workers, haproxy's worker)."""
-    total = cpu_seconds(pid)
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    return total + sum(tree_cpu_seconds(int(c)) for c in children)
+    return sum(tree_cpu_split(pid))
+
+
+def machine_busy_seconds():
+    """CPU seconds all processors have spent running something since boot: user, nice, system,
+    interrupts (not idle, I/O wait or time the hypervisor gave to other machines)."""
+    with open("/proc/stat") as f:
+        user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in f.readline().split()[1:8])
+    return (user + nice + system + irq + softirq) / TICKS
 
 
 def peak_rss_mib(pid):

@@ -14,6 +14,12 @@ target in a fixed order lets that drift decide a ratio of a few percent.
 --compare-build DIR adds a second greenlight proxy, from another build directory (e.g. one made
 from an earlier commit with `git worktree`), measured in the same rounds: how a change is judged
 before it is kept. --flips 0 skips the switch test.
+
+Each proxy's CPU per request is split into user space and kernel; 'vs direct at zero user CPU'
+is the rate the same run would have reached had the proxy's user-space part cost nothing. It
+rests on the rate following the machine's CPU per request (wrk, backend and proxy share the
+processors, which stay busy): adding a busy loop of 4 and 9 µs per request to greenlight moved
+its rate to within 0.5% of what that predicts (bench/RESULTS.md, thirteenth session).
 """
 import argparse
 import os
@@ -25,7 +31,7 @@ import subprocess
 import tempfile
 import time
 
-from benchlib import free_port, tree_cpu_seconds, wait_http
+from benchlib import free_port, machine_busy_seconds, tree_cpu_split, wait_http
 
 
 def wait_port(port):
@@ -130,9 +136,19 @@ def wrk(port, seconds, connections, close=False):
 
 
 def measure(name, pid, port, args, close):
-    c0 = tree_cpu_seconds(pid) if pid else 0
+    c0, m0 = tree_cpu_split(pid) if pid else (0, 0), machine_busy_seconds()
     r = wrk(port, args.seconds, args.connections, close)
-    r["cpu_us_per_req"] = (tree_cpu_seconds(pid) - c0) / r["requests"] * 1e6 if pid else None
+    c1, m1 = tree_cpu_split(pid) if pid else (0, 0), machine_busy_seconds()
+    per_req = 1e6 / r["requests"]
+    r["user_us_per_req"] = (c1[0] - c0[0]) * per_req if pid else None
+    r["kernel_us_per_req"] = (c1[1] - c0[1]) * per_req if pid else None
+    r["cpu_us_per_req"] = r["user_us_per_req"] + r["kernel_us_per_req"] if pid else None
+    # Everything the machine ran per request (wrk, backend, proxy). All on the same processors
+    # and busy throughout, the rate is set by this sum: without the proxy's user-space part, the
+    # same run would have made rps * machine / (machine - user). What is left, the kernel's work
+    # for one more TCP hop (two sends, two receives), is the same for any proxy using sockets.
+    machine = (m1 - m0) * per_req
+    r["rps_at_zero_user"] = r["rps"] * machine / (machine - r["user_us_per_req"]) if pid else None
     r["name"] = name
     return r
 
@@ -140,7 +156,7 @@ def measure(name, pid, port, args, close):
 def median_round(rounds):
     """One target's rounds as one row: the median of each figure, the errors of all rounds."""
     row = dict(rounds[0])
-    for key in ("rps", "p50_ms", "cpu_us_per_req"):
+    for key in ("rps", "p50_ms", "cpu_us_per_req", "user_us_per_req", "kernel_us_per_req", "rps_at_zero_user"):
         if row[key] is not None:
             row[key] = statistics.median(r[key] for r in rounds)
     for key in ("non2xx", "socket_errors", "requests"):
@@ -213,13 +229,21 @@ def main():
         rows = results[close]
         direct, hp = rows[0], next(r for r in rows if r["name"] == "haproxy")
         print(f"{'Connection: close' if close else 'keep-alive'}\n")
-        print("| target | req/s | vs direct | vs HAProxy | p50 ms | proxy CPU µs/req | non-2xx | socket errors |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        print("| target | req/s | vs direct | vs HAProxy | p50 ms | proxy CPU µs/req | of it user / kernel "
+              "| vs direct at zero user CPU | non-2xx | socket errors |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for r in rows:
-            cpu_col = "-" if r["cpu_us_per_req"] is None else f"{r['cpu_us_per_req']:.1f}"
+            if r["cpu_us_per_req"] is None:
+                cpu_cols = "- | - | -"
+            else:
+                cpu_cols = (f"{r['cpu_us_per_req']:.1f} | {r['user_us_per_req']:.1f} / {r['kernel_us_per_req']:.1f} | "
+                            f"{r['rps_at_zero_user'] / direct['rps']:.2f}x")
             print(f"| {r['name']} | {r['rps']:.0f} | {r['rps'] / direct['rps']:.2f}x | {r['rps'] / hp['rps']:.2f}x | "
-                  f"{r['p50_ms']:.3f} | {cpu_col} | {r['non2xx']} | {r['socket_errors']} |")
+                  f"{r['p50_ms']:.3f} | {cpu_cols} | {r['non2xx']} | {r['socket_errors']} |")
         print()
+    print("'vs direct at zero user CPU': the rate the same run would have reached had the proxy's "
+          "user-space part cost nothing\n(all processes share the processors, so the rate follows "
+          "the machine's CPU per request); what remains is the\nkernel's work for the extra TCP hop.\n")
     if not flips:
         return
     print(f"Switch test: {args.flips} weight flips (blue->green->blue...) under wrk load\n")
