@@ -39,11 +39,6 @@ def tree_cpu_split(pid):
     return user, system
 
 
-def tree_cpu_seconds(pid):
-    """CPU of a process and its children (nginx workers, haproxy's worker)."""
-    return sum(tree_cpu_split(pid))
-
-
 def machine_busy_seconds():
     """CPU seconds all processors have spent running something since boot: user, nice, system,
     interrupts (not idle, I/O wait or time the hypervisor gave to other machines)."""
