@@ -136,9 +136,10 @@ def wrk(port, seconds, connections, close=False):
 
 
 def measure(name, pid, port, args, close):
-    c0, m0 = tree_cpu_split(pid) if pid else (0, 0), machine_busy_seconds()
+    c0, m0, t0 = tree_cpu_split(pid) if pid else (0, 0), machine_busy_seconds(), time.monotonic()
     r = wrk(port, args.seconds, args.connections, close)
-    c1, m1 = tree_cpu_split(pid) if pid else (0, 0), machine_busy_seconds()
+    c1, m1, t1 = tree_cpu_split(pid) if pid else (0, 0), machine_busy_seconds(), time.monotonic()
+    r["busy"] = (m1 - m0) / ((t1 - t0) * os.cpu_count())  # the processors' busy share over the run
     per_req = 1e6 / r["requests"]
     r["user_us_per_req"] = (c1[0] - c0[0]) * per_req if pid else None
     r["kernel_us_per_req"] = (c1[1] - c0[1]) * per_req if pid else None
@@ -156,7 +157,7 @@ def measure(name, pid, port, args, close):
 def median_round(rounds):
     """One target's rounds as one row: the median of each figure, the errors of all rounds."""
     row = dict(rounds[0])
-    for key in ("rps", "p50_ms", "cpu_us_per_req", "user_us_per_req", "kernel_us_per_req", "rps_at_zero_user"):
+    for key in ("rps", "p50_ms", "cpu_us_per_req", "user_us_per_req", "kernel_us_per_req", "rps_at_zero_user", "busy"):
         if row[key] is not None:
             row[key] = statistics.median(r[key] for r in rounds)
     for key in ("non2xx", "socket_errors", "requests"):
@@ -230,8 +231,8 @@ def main():
         direct, hp = rows[0], next(r for r in rows if r["name"] == "haproxy")
         print(f"{'Connection: close' if close else 'keep-alive'}\n")
         print("| target | req/s | vs direct | vs HAProxy | p50 ms | proxy CPU µs/req | of it user / kernel "
-              "| vs direct at zero user CPU | non-2xx | socket errors |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+              "| vs direct at zero user CPU | processors busy | non-2xx | socket errors |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for r in rows:
             if r["cpu_us_per_req"] is None:
                 cpu_cols = "- | - | -"
@@ -239,11 +240,13 @@ def main():
                 cpu_cols = (f"{r['cpu_us_per_req']:.1f} | {r['user_us_per_req']:.1f} / {r['kernel_us_per_req']:.1f} | "
                             f"{r['rps_at_zero_user'] / direct['rps']:.2f}x")
             print(f"| {r['name']} | {r['rps']:.0f} | {r['rps'] / direct['rps']:.2f}x | {r['rps'] / hp['rps']:.2f}x | "
-                  f"{r['p50_ms']:.3f} | {cpu_cols} | {r['non2xx']} | {r['socket_errors']} |")
+                  f"{r['p50_ms']:.3f} | {cpu_cols} | {r['busy']:.0%} | {r['non2xx']} | {r['socket_errors']} |")
         print()
     print("'vs direct at zero user CPU': the rate the same run would have reached had the proxy's "
           "user-space part cost nothing\n(all processes share the processors, so the rate follows "
-          "the machine's CPU per request); what remains is the\nkernel's work for the extra TCP hop.\n")
+          "the machine's CPU per request); what remains is the\nkernel's work for the extra TCP hop. "
+          "It holds where the processors stay busy: a run that left them idle\n(direct, in short "
+          "runs or with Connection: close) was limited by something else, and the figure overstates.\n")
     if not flips:
         return
     print(f"Switch test: {args.flips} weight flips (blue->green->blue...) under wrk load\n")
