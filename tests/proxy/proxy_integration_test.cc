@@ -419,8 +419,8 @@ TEST_F(ProxyTest, ConnectionsAreSpreadOverTheEventLoops) {
 // As HAProxy's nbthread: without `threads` in the config, one event loop per processor.
 TEST_F(ProxyTest, WithoutAThreadCountTheProxyRunsOneEventLoopPerProcessor) {
   start(blue_.address(), green_.address());
-  const int processors = std::min(static_cast<int>(std::thread::hardware_concurrency()), 64);
-  ASSERT_GT(processors, 0);
+  // hardware_concurrency may say 0 (unknown): the proxy then runs one loop.
+  const int processors = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 64);
   EXPECT_EQ(threadConnections(svc_->adminPort(), processors - 1), 0) << "the last loop's series";
   EXPECT_EQ(threadConnections(svc_->adminPort(), processors), -1) << "no loop beyond";
 }
