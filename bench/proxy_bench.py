@@ -139,18 +139,20 @@ def measure(name, pid, port, args, close):
     c0, m0, t0 = tree_cpu_split(pid) if pid else (0, 0), machine_busy_seconds(), time.monotonic()
     r = wrk(port, args.seconds, args.connections, close)
     c1, m1, t1 = tree_cpu_split(pid) if pid else (0, 0), machine_busy_seconds(), time.monotonic()
-    r["busy"] = (m1 - m0) / ((t1 - t0) * os.cpu_count())  # the processors' busy share over the run
-    per_req = 1e6 / r["requests"]
-    r["user_us_per_req"] = (c1[0] - c0[0]) * per_req if pid else None
-    r["kernel_us_per_req"] = (c1[1] - c0[1]) * per_req if pid else None
-    r["cpu_us_per_req"] = r["user_us_per_req"] + r["kernel_us_per_req"] if pid else None
-    # Everything the machine ran per request (wrk, backend, proxy). All on the same processors
-    # and busy throughout, the rate is set by this sum: without the proxy's user-space part, the
-    # same run would have made rps * machine / (machine - user). What is left, the kernel's work
-    # for one more TCP hop (two sends, two receives), is the same for any proxy using sockets.
-    machine = (m1 - m0) * per_req
-    r["rps_at_zero_user"] = r["rps"] * machine / (machine - r["user_us_per_req"]) if pid else None
     r["name"] = name
+    r["busy"] = (m1 - m0) / ((t1 - t0) * os.cpu_count())  # the processors' busy share over the run
+    r["user_us_per_req"] = r["kernel_us_per_req"] = r["cpu_us_per_req"] = r["rps_at_zero_user"] = None
+    if pid:  # a proxy in the path (not direct)
+        per_req = 1e6 / r["requests"]
+        r["user_us_per_req"] = (c1[0] - c0[0]) * per_req
+        r["kernel_us_per_req"] = (c1[1] - c0[1]) * per_req
+        r["cpu_us_per_req"] = r["user_us_per_req"] + r["kernel_us_per_req"]
+        # Everything the machine ran per request (wrk, backend, proxy). All on the same processors
+        # and busy throughout, the rate is set by this sum: without the proxy's user-space part, the
+        # same run would have made rps * machine / (machine - user). What is left, the kernel's work
+        # for one more TCP hop (two sends, two receives), is the same for any proxy using sockets.
+        machine = (m1 - m0) * per_req
+        r["rps_at_zero_user"] = r["rps"] * machine / (machine - r["user_us_per_req"])
     return r
 
 
