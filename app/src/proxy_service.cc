@@ -98,6 +98,7 @@ Status ProxyService::reload() {
   Status s = config ? Status::Ok() : InvalidArgument(errors.format());
   if (s.ok()) s = admin_->checkReload(config->admin);
   if (s.ok()) s = proxy_->reloadTls(config->proxy.listeners, /*check_only=*/true);
+  if (s.ok()) s = proxy_->reopenAccessLog();  // logrotate moved it: a new file at the path
   if (s.ok()) s = admin_->reload(config->admin);
   if (s.ok()) s = proxy_->reloadTls(config->proxy.listeners);
   if (!s.ok()) {
@@ -105,7 +106,7 @@ Status ProxyService::reload() {
     spdlog::warn("keeping the running config");
     return s;
   }
-  spdlog::info("config reloaded: certificates and admin tokens (routes change through the runtime API; other "
+  spdlog::info("config reloaded: certificates, admin tokens and the access-log file (routes change through the runtime API; other "
                "changes need `greenlight proxy --takeover`)");
   return Status::Ok();
 }

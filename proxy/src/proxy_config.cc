@@ -30,7 +30,7 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
   }
   if (!r.expectMap(node, field, {"services", "timeouts", "runtime_api", "state_file", "threads",
                                   "max_header_bytes", "max_body_bytes", "max_idle_upstream_per_endpoint",
-                                  "passive_health", "buffer_request_bytes", "long_lived", "defer_accept"})) {
+                                  "passive_health", "buffer_request_bytes", "long_lived", "defer_accept", "access_log"})) {
     return c;
   }
   if (auto v = r.getString(node, field, "state_file")) c.state_file = *v;
@@ -45,6 +45,23 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
     if (r.expectMap(ll, lf, {"grace", "spread"})) {
       if (auto v = r.getDuration(ll, lf, "grace")) c.long_lived.grace = *v;
       if (auto v = r.getDuration(ll, lf, "spread")) c.long_lived.spread = *v;
+    }
+  }
+  if (const YAML::Node al = node["access_log"]; al.IsDefined() && !al.IsNull()) {
+    const std::string af = R::join(field, "access_log");
+    if (r.expectMap(al, af, {"path", "client"})) {
+      c.access_log.path = r.getString(al, af, "path", true).value_or("");
+      if (auto v = r.getString(al, af, "client")) {
+        if (*v == "truncated") {
+          c.access_log.client = AccessLogClient::kTruncated;
+        } else if (*v == "full") {
+          c.access_log.client = AccessLogClient::kFull;
+        } else if (*v == "none") {
+          c.access_log.client = AccessLogClient::kNone;
+        } else {
+          r.error(al["client"], R::join(af, "client"), "expected truncated, full or none, got \"" + *v + "\"");
+        }
+      }
     }
   }
   if (const YAML::Node t = node["timeouts"]; t.IsDefined() && !t.IsNull()) {

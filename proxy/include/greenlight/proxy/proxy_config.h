@@ -46,6 +46,13 @@ struct LongLivedDrain {
   Duration spread{30s};
 };
 
+// How the access log writes the client's address (see access_log.h).
+enum class AccessLogClient { kTruncated, kFull, kNone };
+struct AccessLogConfig {
+  std::string path;  // empty: no access log
+  AccessLogClient client = AccessLogClient::kTruncated;
+};
+
 struct ProxyConfig {
   std::vector<ListenerConfig> listeners;
   RoutingTable routes;  // from config: weights and endpoints
@@ -66,6 +73,7 @@ struct ProxyConfig {
   size_t buffer_request_bytes = 64 << 10;
   size_t max_idle_upstream_per_endpoint = 64;
   LongLivedDrain long_lived;
+  AccessLogConfig access_log;
 };
 
 ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std::string& field);

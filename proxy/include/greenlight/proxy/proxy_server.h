@@ -46,6 +46,9 @@ class ProxyServer {
   // theirs. All or nothing: if any file is bad, no listener changes. `check_only`: read and
   // check, apply nothing.
   Status reloadTls(const std::vector<ListenerConfig>& listeners, bool check_only = false);
+  // Starts a new access-log file at the configured path (after logrotate moved the old one); on
+  // failure the old file stays in use. Nothing to do without an access log.
+  Status reopenAccessLog();
 
  private:
   struct Impl;
