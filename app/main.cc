@@ -273,10 +273,12 @@ int demo(const std::string& self, const std::string& config, int admin_port, int
   std::filesystem::create_directories(state);
   const std::string proxy_socket = state + "/proxy.sock";
   const std::string proxy_config = state + "/proxy.yaml";
+  const std::string proxy_access_log = state + "/proxy-access.log";
   {
     std::ofstream out(proxy_config);
     out << "log: {level: warn}\nadmin: {listen: 127.0.0.1:0}\n" << stateEncryptionOf(config) << "proxy:\n"
         << "  state_file: " << state << "/routes.json\n  runtime_api: {socket: " << proxy_socket << "}\n"
+        << "  access_log: {path: " << proxy_access_log << "}\n"
         << "  services:\n    - name: vehicles\n      listen: 127.0.0.1:" << proxy_port << "\n"
         << "      blue: [" << std::getenv("SIM_RELEASE_BLUE_ADDR") << "]\n"
         << "      green: [" << std::getenv("SIM_RELEASE_GREEN_ADDR") << "]\n"
@@ -325,7 +327,8 @@ int demo(const std::string& self, const std::string& config, int admin_port, int
             << "  fault injection      " << faults << "/faults\n"
             << "  alerts (JSON)        " << admin << "/api/v1/alerts   (or: " << self << " alerts --url " << admin << ")\n"
             << "  demo alert receiver  " << faults << "/receiver  (what the webhook received)\n"
-            << "  sample service       " << proxy_url << "  (greenlight proxy: " << rollout.now << ")\n\n"
+            << "  sample service       " << proxy_url << "  (greenlight proxy: " << rollout.now << ")\n"
+            << "  its access log       tail -f " << proxy_access_log << "\n\n"
             << rollout.next << "\n"
             << "  " << self << " rollout start vehicles --release " << rollout.release << " --url " << admin << "\n"
             << "  " << self << " rollout status --url " << admin << "\n"
