@@ -57,7 +57,7 @@ class AccessLog {
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
   const std::string& path() const { return path_; }
 
-  static constexpr size_t kMaxBuffered = 4 << 20;  // bytes waiting for the writer, at most
+  static constexpr size_t kMaxBuffered = 4 << 20;  // bytes waiting for the writer (besides the batch it writes), at most
   // The writer writes when this much waits, or this long after the first line of a batch.
   static constexpr size_t kFlushBytes = 64 << 10;
   static constexpr std::chrono::milliseconds kFlushEvery{100};
