@@ -84,7 +84,12 @@ std::string clientForLog(const std::string& ip, AccessLogClient mode) {
     bytes[3] = 0;
     if (::inet_ntop(AF_INET, bytes, text, sizeof text)) return text;
   } else if (::inet_pton(AF_INET6, ip.c_str(), bytes) == 1) {
-    std::memset(bytes + 6, 0, 10);
+    static const unsigned char kV4Mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(bytes, kV4Mapped, sizeof kV4Mapped) == 0) {
+      bytes[15] = 0;  // an IPv4 client on a dual-stack listener: its /24, as above
+    } else {
+      std::memset(bytes + 6, 0, 10);
+    }
     if (::inet_ntop(AF_INET6, bytes, text, sizeof text)) return text;
   }
   return {};  // not an address: nothing rather than something unexpected

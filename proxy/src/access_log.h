@@ -32,8 +32,8 @@ namespace greenlight::proxy {
 // each segment that looks like an identifier replaced by ":id": all digits, or 8 characters or
 // more with at least two digits (a VIN, a UUID, a token; not "v1" or "oauth2").
 std::string redactPath(std::string_view target);
-// A client address as the log writes it: whole, truncated (IPv4 to its /24, IPv6 to its /48,
-// the rest zero), or not at all (empty).
+// A client address as the log writes it: whole, truncated (IPv4 to its /24, also when mapped
+// into IPv6 by a dual-stack listener; IPv6 to its /48; the rest zero), or not at all (empty).
 std::string clientForLog(const std::string& ip, AccessLogClient mode);
 // Appends `s` to `out` as a JSON string: quoted, escaped (nlohmann's serializer for anything but
 // printable ASCII; bytes that are not UTF-8 become U+FFFD).

@@ -51,6 +51,8 @@ TEST(AccessLogFormat, QueryStringsAndIdentifiersNeverReachTheLog) {
 TEST(AccessLogFormat, ClientAddressesAreTruncatedUnlessAskedOtherwise) {
   EXPECT_EQ(clientForLog("203.0.113.77", AccessLogClient::kTruncated), "203.0.113.0");
   EXPECT_EQ(clientForLog("2001:db8:1234:5678::1", AccessLogClient::kTruncated), "2001:db8:1234::");
+  EXPECT_EQ(clientForLog("::ffff:203.0.113.77", AccessLogClient::kTruncated), "::ffff:203.0.113.0")
+      << "an IPv4 client on a dual-stack listener keeps its /24, not nothing";
   EXPECT_EQ(clientForLog("203.0.113.77", AccessLogClient::kFull), "203.0.113.77");
   EXPECT_EQ(clientForLog("203.0.113.77", AccessLogClient::kNone), "");
   EXPECT_EQ(clientForLog("not an address", AccessLogClient::kTruncated), "");
