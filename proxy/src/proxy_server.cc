@@ -766,7 +766,6 @@ struct ProxyServer::Impl {
     std::optional<Color> color;
   };
   static constexpr size_t kLoggedTargetBytes = 1024;
-  static constexpr unsigned kClientGone = 499;  // nothing could be sent: the client went away (as nginx logs it)
   void logAccess(const std::string& service, const std::string& client, bool tls, const AccessRecord& r, unsigned status,
                  const Upstream* up = nullptr) {
     if (!access_log) return;
@@ -932,7 +931,7 @@ struct ProxyServer::Impl {
         if (outcome.status != 101) cm.latency->Observe(toSeconds(time.monotonicNow() - started));
         cm.by_class[statusClass(outcome.status)]->Increment();
       }
-      logAccess(service, log_client, tls, record, outcome.status != 0 ? outcome.status : kClientGone, outcome.upstream);
+      if (outcome.status != 0) logAccess(service, log_client, tls, record, outcome.status, outcome.upstream);
       if (!outcome.keep_client) {
         unread = !head.is_done();  // a streamed body the upstream's failure cut short
         break;
