@@ -8,9 +8,10 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <ctime>
 
 #include <nlohmann/json.hpp>
+
+#include "greenlight/common/time_format.h"
 
 namespace greenlight::proxy {
 
@@ -56,16 +57,15 @@ void appendJsonString(std::string& out, std::string_view s) {
 }
 
 void appendLogTime(std::string& out, WallTime t) {
-  // The date and time of day change once a second: formatted once per second per thread.
+  // The date and time of day change once a second: formatted (formatRfc3339, whole seconds,
+  // without its "Z") once per second per thread; the milliseconds always, in fixed width.
   thread_local int64_t cached_second = -1;
-  thread_local char cached[24];
+  thread_local std::string cached;
   const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
   const int64_t second = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
   if (second != cached_second) {
-    const std::time_t tt = static_cast<std::time_t>(second);
-    std::tm tm{};
-    ::gmtime_r(&tt, &tm);
-    std::strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+    cached = formatRfc3339(WallTime{} + std::chrono::seconds(second));
+    cached.pop_back();
     cached_second = second;
   }
   out.append(cached);
