@@ -141,7 +141,6 @@ struct ProxyServer::Impl {
   };
   struct Upstream {
     tcp::endpoint address;
-    std::string label;  // "host:port" as configured
     // Idle connections per event loop: a connection stays with the loop that opened it, and
     // idle[i] is touched only by loop i's thread, so no lock.
     std::vector<std::vector<std::unique_ptr<UpstreamConn>>> idle;
@@ -338,7 +337,6 @@ struct ProxyServer::Impl {
           if (!up) {
             up = std::make_unique<Upstream>();
             up->idle.resize(loops.size());
-            up->label = e.address;
           }
           up->requests = &ep_requests.Add({{"service", name}, {"color", colorName(c)}, {"endpoint", e.address}});
           up->errors = &ep_errors.Add({{"service", name}, {"color", colorName(c)}, {"endpoint", e.address}});
@@ -445,10 +443,12 @@ struct ProxyServer::Impl {
   struct Outcome {
     unsigned status = 0;      // what the client was answered (0: nothing could be sent)
     bool keep_client = true;  // the client connection can carry another request
-    const Upstream* upstream = nullptr;  // the endpoint that answered or failed last, if one was tried
+    // The endpoint that answered or failed last, if one was tried (in the routing table the
+    // request was routed with, which the session holds until the request is logged).
+    const Endpoint* endpoint = nullptr;
   };
-  static Outcome via(Outcome o, const Upstream* up) {
-    o.upstream = up;
+  static Outcome via(Outcome o, const Endpoint* ep) {
+    o.endpoint = ep;
     return o;
   }
 
@@ -541,27 +541,26 @@ struct ProxyServer::Impl {
     if (result != relay::Result::kDone) {
       // Mid-body: the head is out, so no error answer is possible; closing tells the client.
       if (result == relay::Result::kSourceFailed) up.errors->Increment();
-      co_return Outcome{status, false, &up};
+      co_return Outcome{status, false};
     }
     if (upstream_keep) giveBack(up, loop, std::move(conn));
-    co_return Outcome{status, how.keep, &up};
+    co_return Outcome{status, how.keep};
   }
 
   // The head of an Upgrade response was read: 101 opens a tunnel for the connection's life.
   template <class Stream>
-  Task<Outcome> openTunnel(Stream& client, beast::flat_buffer& client_buffer, const Upstream& up,
-                           std::unique_ptr<UpstreamConn> conn, ResponseParser& p,
+  Task<Outcome> openTunnel(Stream& client, beast::flat_buffer& client_buffer, std::unique_ptr<UpstreamConn> conn, ResponseParser& p,
                            const std::string& service, Color color, RelayBuffer& scratch) {
     writeResponseHeadAsIs(p, scratch.head());
     lowest(client).expires_after(cfg.timeouts.request);
     boost::system::error_code ec;
     co_await asio::async_write(client, asio::buffer(scratch.head()), ecOut(ec));
-    if (ec) co_return Outcome{101, false, &up};
+    if (ec) co_return Outcome{101, false};
     Tunnel t{service, color, &lowest(client), &conn->stream, asio::steady_timer(client.get_executor())};
     registerTunnel(t);
     co_await relay::tunnel(client, client_buffer, conn->stream, conn->buffer);
     unregisterTunnel(t);
-    co_return Outcome{101, false, &up};
+    co_return Outcome{101, false};
   }
 
   // Sends a request read whole to an endpoint of `color` and relays the answer. A failed connect
@@ -579,11 +578,11 @@ struct ProxyServer::Impl {
                             method == http::verb::put || method == http::verb::delete_;
     std::string last_error = "upstream failed";
     bool timed_out = false;
-    const Upstream* tried = nullptr;
+    const Endpoint* tried = nullptr;
     for (size_t attempt = 0; attempt < std::min<size_t>(2, ready.size()); ++attempt) {
       const Endpoint& ep = *ready[(start + attempt) % ready.size()].first;
       Upstream& up = *ready[(start + attempt) % ready.size()].second;
-      tried = &up;
+      tried = &ep;
       if (attempt > 0) m.retries->Increment();
       up.requests->Increment();
       std::unique_ptr<UpstreamConn> conn = upgrade ? nullptr : takeIdle(up, loop);
@@ -619,9 +618,10 @@ struct ProxyServer::Impl {
         if (!ec) {
           recordOutcome(up, ep.address, p.status() >= 500);
           if (upgrade && p.status() == 101) {
-            co_return co_await openTunnel(client, client_buffer, up, std::move(conn), p, svc.name, color, scratch);
+            co_return via(co_await openTunnel(client, client_buffer, std::move(conn), p, svc.name, color, scratch), &ep);
           }
-          co_return co_await relayResponse(client, up, std::move(conn), p, client_version, client_keep && !upgrade, loop, scratch);
+          co_return via(co_await relayResponse(client, up, std::move(conn), p, client_version, client_keep && !upgrade, loop, scratch),
+                        &ep);
         }
         conn.reset();
         // A pooled connection the upstream had closed: nothing was processed, try a new one.
@@ -636,10 +636,10 @@ struct ProxyServer::Impl {
         }
         if (ec == beast::error::timeout) {
           co_return via(co_await answer(client, http::status::gateway_timeout, "upstream " + ep.address + " timed out",
-                                        client_version, client_keep), &up);
+                                        client_version, client_keep), &ep);
         }
         co_return via(co_await answer(client, http::status::bad_gateway, "upstream " + ep.address + ": " + ec.message(),
-                                      client_version, client_keep), &up);
+                                      client_version, client_keep), &ep);
       }
     }
     co_return via(co_await answer(client, timed_out ? http::status::gateway_timeout : http::status::bad_gateway, last_error,
@@ -659,9 +659,10 @@ struct ProxyServer::Impl {
     const uint64_t start = local[loop].rr++;
     std::unique_ptr<UpstreamConn> conn;
     Upstream* up = nullptr;
-    std::string address, last_error = "upstream failed";
+    const Endpoint* ep = nullptr;
+    std::string last_error = "upstream failed";
     for (size_t attempt = 0; attempt < std::min<size_t>(2, ready.size()) && !conn; ++attempt) {
-      address = ready[(start + attempt) % ready.size()].first->address;
+      ep = ready[(start + attempt) % ready.size()].first;
       up = ready[(start + attempt) % ready.size()].second;
       if (attempt > 0) m.retries->Increment();
       up->requests->Increment();
@@ -669,11 +670,11 @@ struct ProxyServer::Impl {
       conn = co_await connect(*up, ec);  // fresh: a stale pooled one could not be retried
       if (ec) {
         up->errors->Increment();
-        recordOutcome(*up, address, true);
-        last_error = "connect to " + address + ": " + ec.message();
+        recordOutcome(*up, ep->address, true);
+        last_error = "connect to " + ep->address + ": " + ec.message();
       }
     }
-    if (!conn) co_return via(co_await answer(client, http::status::bad_gateway, last_error, client_version, false), up);
+    if (!conn) co_return via(co_await answer(client, http::status::bad_gateway, last_error, client_version, false), ep);
     // The head (writeRequestHead, in scratch.head()) goes out with the body's first piece.
     boost::system::error_code ec;
     const relay::Result sent =
@@ -688,22 +689,22 @@ struct ProxyServer::Impl {
     }
     if (sent == relay::Result::kDestinationFailed) {
       up->errors->Increment();
-      recordOutcome(*up, address, true);
-      co_return via(co_await answer(client, http::status::bad_gateway, "upstream " + address + ": " + ec.message(), client_version, false),
-                    up);
+      recordOutcome(*up, ep->address, true);
+      co_return via(co_await answer(client, http::status::bad_gateway, "upstream " + ep->address + ": " + ec.message(), client_version, false),
+                    ep);
     }
     ResponseParser p;
     p.body_limit(std::numeric_limits<std::uint64_t>::max());
     co_await relay::readHeader(conn->stream, conn->buffer, p, ec);
     if (ec) {
       up->errors->Increment();
-      recordOutcome(*up, address, true);
+      recordOutcome(*up, ep->address, true);
       co_return via(co_await answer(client, ec == beast::error::timeout ? http::status::gateway_timeout : http::status::bad_gateway,
-                                    "upstream " + address + ": " + ec.message(), client_version, false),
-                    up);
+                                    "upstream " + ep->address + ": " + ec.message(), client_version, false),
+                    ep);
     }
-    recordOutcome(*up, address, p.status() >= 500);
-    co_return co_await relayResponse(client, *up, std::move(conn), p, client_version, req.keep_alive(), loop, scratch);
+    recordOutcome(*up, ep->address, p.status() >= 500);
+    co_return via(co_await relayResponse(client, *up, std::move(conn), p, client_version, req.keep_alive(), loop, scratch), ep);
   }
 
   // Reads until the request head is complete, so its raw bytes can be checked before Beast
@@ -767,7 +768,7 @@ struct ProxyServer::Impl {
   };
   static constexpr size_t kLoggedTargetBytes = 1024;
   void logAccess(const std::string& service, const std::string& client, bool tls, const AccessRecord& r, unsigned status,
-                 const Upstream* up = nullptr) {
+                 const Endpoint* ep = nullptr) {
     if (!access_log) return;
     // Built by hand into one reused buffer: a JSON object per line cost 5 µs per request.
     thread_local std::string line;
@@ -790,7 +791,7 @@ struct ProxyServer::Impl {
     line += ",\"color\":";
     if (r.color) appendJsonString(line, colorName(*r.color)); else line += "null";
     line += ",\"endpoint\":";
-    if (up) appendJsonString(line, up->label); else line += "null";
+    if (ep) appendJsonString(line, ep->address); else line += "null";
     line += ",\"duration_ms\":";
     const double ms = std::round(toSeconds(time.monotonicNow() - r.began) * 1e6) / 1e3;
     line.append(num, std::to_chars(num, num + sizeof num, ms, std::chars_format::fixed, 3).ptr);
@@ -847,16 +848,15 @@ struct ProxyServer::Impl {
       const HeadField* expect = ec ? nullptr : findField(head.fields(), http::field::expect);
       if (expect && !beast::iequals(expect->value, "100-continue")) {
         m.bad_requests->Increment();
-        co_await answer(client, http::status::expectation_failed, "only 100-continue is supported", 11, false);
-        logAccess(service, log_client, tls, record, 417);
+        const Outcome refused = co_await answer(client, http::status::expectation_failed, "only 100-continue is supported", 11, false);
+        logAccess(service, log_client, tls, record, refused.status);
         unread = !head.is_done();
         break;
       }
       if (ec) {
         m.bad_requests->Increment();
-        const http::status status = rules::statusFor(ec, false);
-        co_await answer(client, status, ec.message(), 11, false);
-        logAccess(service, log_client, tls, record, static_cast<unsigned>(status));
+        const Outcome refused = co_await answer(client, rules::statusFor(ec, false), ec.message(), 11, false);
+        logAccess(service, log_client, tls, record, refused.status);
         unread = true;
         break;
       }
@@ -867,9 +867,9 @@ struct ProxyServer::Impl {
       const std::optional<Color> color = colorFor(svc, head.fields());
       if (!color) {
         m.unavailable->Increment();
-        co_await answer(client, http::status::service_unavailable, "no colour of " + service + " can serve",
-                        head.version(), false);
-        logAccess(service, log_client, tls, record, 503);
+        const Outcome refused = co_await answer(client, http::status::service_unavailable, "no colour of " + service + " can serve",
+                                                head.version(), false);
+        logAccess(service, log_client, tls, record, refused.status);
         unread = !head.is_done();
         break;
       }
@@ -913,17 +913,17 @@ struct ProxyServer::Impl {
         }
         if (ec) {
           m.bad_requests->Increment();
-          const http::status status = rules::statusFor(ec, false);
-          co_await answer(client, status, ec.message(), 11, false);
-          logAccess(service, log_client, tls, record, static_cast<unsigned>(status));
+          const Outcome refused = co_await answer(client, rules::statusFor(ec, false), ec.message(), 11, false);
+          logAccess(service, log_client, tls, record, refused.status);
           unread = true;
           break;
         }
-        started = time.monotonicNow();
+        // With no body read since the head, the exchange starts when the access log's record did.
+        started = access_log && body.empty() ? record.began : time.monotonicNow();
         outcome = co_await forwardBuffered(client, buffer, svc, *color, head.method(), body, head.version(),
                                            head.keep_alive(), upgrade, m, loop, scratch);
       } else {
-        started = time.monotonicNow();
+        started = access_log ? record.began : time.monotonicNow();
         outcome = co_await forwardStreamed(client, buffer, svc, *color, head, how.chunked, m, loop, scratch);
       }
       if (outcome.status != 0) {
@@ -931,7 +931,7 @@ struct ProxyServer::Impl {
         if (outcome.status != 101) cm.latency->Observe(toSeconds(time.monotonicNow() - started));
         cm.by_class[statusClass(outcome.status)]->Increment();
       }
-      if (outcome.status != 0) logAccess(service, log_client, tls, record, outcome.status, outcome.upstream);
+      if (outcome.status != 0) logAccess(service, log_client, tls, record, outcome.status, outcome.endpoint);
       if (!outcome.keep_client) {
         unread = !head.is_done();  // a streamed body the upstream's failure cut short
         break;
