@@ -1,5 +1,7 @@
 #include "greenlight/proxy/proxy_config.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <charconv>
 #include <set>
@@ -22,6 +24,15 @@ bool splitHostPort(const std::string& text, std::string* host, uint16_t* port) {
 
 }  // namespace
 
+int defaultMaxConnections() {
+  constexpr rlim_t kReserve = 100;  // listeners, the admin server, the runtime socket, logs, state files
+  rlimit limit{};
+  rlim_t files = 1024;
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) files = limit.rlim_cur;
+  files = std::min<rlim_t>(files, rlim_t{1} << 21);  // RLIM_INFINITY included
+  return files > kReserve + 2 ? static_cast<int>((files - kReserve) / 2) : 1;
+}
+
 ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std::string& field) {
   ProxyConfig c;
   if (!node.IsDefined() || node.IsNull()) {
@@ -30,7 +41,7 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
   }
   if (!r.expectMap(node, field, {"services", "timeouts", "runtime_api", "state_file", "threads",
                                   "max_header_bytes", "max_body_bytes", "max_idle_upstream_per_endpoint",
-                                  "passive_health", "buffer_request_bytes", "long_lived", "defer_accept", "access_log"})) {
+                                  "max_connections", "passive_health", "buffer_request_bytes", "long_lived", "defer_accept", "access_log"})) {
     return c;
   }
   if (auto v = r.getString(node, field, "state_file")) c.state_file = *v;
@@ -39,6 +50,7 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
   if (auto v = r.getInt(node, field, "max_header_bytes", 1024, 1 << 20)) c.max_header_bytes = size_t(*v);
   if (auto v = r.getInt(node, field, "max_body_bytes", 0, int64_t{1} << 32)) c.max_body_bytes = size_t(*v);
   if (auto v = r.getInt(node, field, "max_idle_upstream_per_endpoint", 0, 10000)) c.max_idle_upstream_per_endpoint = size_t(*v);
+  if (auto v = r.getInt(node, field, "max_connections", 1, 1 << 20)) c.max_connections = int(*v);
   if (auto v = r.getInt(node, field, "buffer_request_bytes", 0, 64 << 20)) c.buffer_request_bytes = size_t(*v);
   if (const YAML::Node ll = node["long_lived"]; ll.IsDefined() && !ll.IsNull()) {
     const std::string lf = R::join(field, "long_lived");

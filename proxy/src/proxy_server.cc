@@ -209,6 +209,7 @@ struct ProxyServer::Impl {
     // descriptor closes (a duplicate on another loop keeps the socket, and so the
     // registration, alive); a waiting accept loop ends.
     void close() {
+      if (room) room->cancel();  // a waiting accept loop sees the descriptor gone and ends
       if (EdgePoller* p = ready.poller()) p->remove(ready);
       if (fd >= 0) ::close(fd);
       fd = -1;
@@ -216,6 +217,7 @@ struct ProxyServer::Impl {
     asio::io_context& loop;
     int fd;  // non-blocking
     Waiter ready;
+    asio::steady_timer* room = nullptr;  // while its accept loop waits for a connection to close
   };
   std::vector<std::unique_ptr<Listening>> acceptors;
   std::map<std::string, size_t> acceptor_of;  // service -> index in acceptors
@@ -250,18 +252,35 @@ struct ProxyServer::Impl {
   // other idle for as long as the connections lived.
   std::vector<prometheus::Gauge*> loop_connections;
   static constexpr double kBalanceSlack = 2;  // measured: 2 and 4 alike, 8 lost 9% with 64 connections
-  // One connection's place in its loop's count: taken at accept, given back when the
-  // connection's coroutine ends (or is destroyed unstarted, with its loop).
+  // The connection limit (max_connections): client connections open on all loops together.
+  // At the limit the accept loops stop taking connections, which wait in the kernel's listen
+  // queue (as HAProxy's maxconn does) until one closes; the close wakes them.
+  int max_connections = 1;
+  std::atomic<int> open_connections{0};
+  std::atomic<int> waiting_acceptors{0};
+  std::atomic<int64_t> limit_logged_at{std::numeric_limits<int64_t>::min()};  // monotonic ns
+  prometheus::Counter* limit_waits = nullptr;
+  // One connection's place in its loop's count and in the limit: taken at accept, given back
+  // when the connection's coroutine ends (or is destroyed unstarted, with its loop).
   class LoopShare {
    public:
-    explicit LoopShare(prometheus::Gauge* g) : g_(g) { g_->Increment(); }
-    LoopShare(LoopShare&& o) noexcept : g_(std::exchange(o.g_, nullptr)) {}
+    LoopShare(Impl& im, size_t loop) : im_(&im), g_(im.loop_connections[loop]) {
+      g_->Increment();
+      im.open_connections.fetch_add(1);
+    }
+    LoopShare(LoopShare&& o) noexcept : im_(std::exchange(o.im_, nullptr)), g_(o.g_) {}
     LoopShare& operator=(LoopShare&&) = delete;
     ~LoopShare() {
-      if (g_) g_->Decrement();
+      if (!im_) return;
+      g_->Decrement();
+      // Sequentially consistent, as the accept loop's side (waitForRoom): either it sees this
+      // close, or this sees it waiting.
+      im_->open_connections.fetch_sub(1);
+      if (im_->waiting_acceptors.load() > 0 && !im_->stopping) im_->wakeAcceptors();
     }
 
    private:
+    Impl* im_;
     prometheus::Gauge* g_;
   };
   int openSessions() const {
@@ -284,7 +303,15 @@ struct ProxyServer::Impl {
   }
   Impl(const ProxyConfig& c, RoutingStore& s, std::shared_ptr<prometheus::Registry> r, const TimeSource& t)
       : cfg(c), store(s), registry(std::move(r)), time(t), loops(makeLoops(c.threads)), io(*loops[0]),
-        local(loops.size(), LoopLocal(s)), sessions(loops.size()) {}
+        local(loops.size(), LoopLocal(s)), sessions(loops.size()) {
+    const int allowed = defaultMaxConnections();
+    max_connections = c.max_connections > 0 ? c.max_connections : allowed;
+    if (c.max_connections > allowed) {
+      spdlog::warn("proxy: max_connections {} is more than the open-file limit allows ({} connections): raise it "
+                   "(ulimit -n, systemd LimitNOFILE) or connections may fail to open",
+                   c.max_connections, allowed);
+    }
+  }
 
   void buildMetrics() {
     auto& requests = prometheus::BuildCounter().Name("greenlight_proxy_requests_total")
@@ -319,6 +346,12 @@ struct ProxyServer::Impl {
                            .Help("Client connections held by each event-loop thread (new ones go to the thread holding the fewest)")
                            .Register(*registry);
     for (size_t i = 0; i < loops.size(); ++i) loop_connections.push_back(&per_thread.Add({{"thread", std::to_string(i)}}));
+    prometheus::BuildGauge().Name("greenlight_proxy_max_connections")
+        .Help("Client connections the proxy holds at most (max_connections); more wait in the listen queue")
+        .Register(*registry).Add({}).Set(max_connections);
+    limit_waits = &prometheus::BuildCounter().Name("greenlight_proxy_connection_limit_waits_total")
+                       .Help("Times an accept loop stopped taking connections at max_connections until one closed")
+                       .Register(*registry).Add({});
     const prometheus::Histogram::BucketBoundaries bounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                             0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
     auto table = store.current();
@@ -966,6 +999,10 @@ struct ProxyServer::Impl {
     int in_a_row = 0;
     for (;;) {
       if (stopping || handed_over || listening.fd < 0) co_return;
+      if (open_connections.load(std::memory_order_relaxed) >= max_connections) {
+        co_await waitForRoom(listening, service, loop);
+        continue;
+      }
       tcp::endpoint peer;  // from accept itself: no getpeername per connection
       socklen_t len = static_cast<socklen_t>(peer.capacity());
       // A direct system call: glibc's accept4 is a thread-cancellation point (see TimedSocket).
@@ -976,7 +1013,7 @@ struct ProxyServer::Impl {
                                        kBalanceSlack);  // usually this one
         // Owned by the coroutine from here: closed with it even if its loop stops before it runs.
         TimedSocket socket = TimedSocket::adopt(loops[to]->get_executor(), fd, peer.protocol(), time);
-        asio::co_spawn(*loops[to], serve(std::move(socket), peer, service, to, tls, LoopShare(loop_connections[to])),
+        asio::co_spawn(*loops[to], serve(std::move(socket), peer, service, to, tls, LoopShare(*this, to)),
                        asio::detached);
         if (++in_a_row == kAcceptsPerTurn) {
           in_a_row = 0;
@@ -1002,6 +1039,45 @@ struct ProxyServer::Impl {
       spdlog::warn("proxy: accept on {} failed: {}", service, std::strerror(err));
       asio::steady_timer pause(*loops[loop], std::chrono::milliseconds(100));
       co_await pause.async_wait(ecOut(ec));
+    }
+  }
+
+  // At max_connections: waits until a connection closes (woken by its LoopShare), or the
+  // listener closes. A wake-up that went astray costs at most a second: the wait re-checks.
+  Task<void> waitForRoom(Listening& listening, const std::string& service, size_t loop) {
+    waiting_acceptors.fetch_add(1);  // taken back by `waiting` below
+    limit_waits->Increment();
+    const int64_t now = nowNs();
+    int64_t last = limit_logged_at.load();
+    if (now - last >= std::chrono::nanoseconds(std::chrono::seconds(10)).count() &&
+        limit_logged_at.compare_exchange_strong(last, now)) {  // one line per 10 s, not per connection
+      spdlog::warn("proxy: {} client connections open, max_connections: new connections to {} wait in the listen queue",
+                   max_connections, service);
+    }
+    asio::steady_timer room(*loops[loop]);
+    // Undone however the wait ends, also when the loop is destroyed with this coroutine in it.
+    struct Waiting {
+      Listening& listening;
+      std::atomic<int>& count;
+      ~Waiting() {
+        listening.room = nullptr;
+        count.fetch_sub(1);
+      }
+    } waiting{listening, waiting_acceptors};
+    listening.room = &room;
+    while (!stopping && !handed_over && listening.fd >= 0 && open_connections.load() >= max_connections) {
+      room.expires_after(std::chrono::seconds(1));
+      boost::system::error_code ec;
+      co_await room.async_wait(ecOut(ec));
+    }
+  }
+
+  // Called by a closing connection while accept loops wait for room: each is woken on its loop.
+  void wakeAcceptors() {
+    for (auto& a : acceptors) {
+      asio::post(a->loop, [listening = a.get()] {
+        if (listening->room) listening->room->cancel();
+      });
     }
   }
 
@@ -1093,6 +1169,8 @@ StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::start(const ProxyConfig& con
   im.on_handed_over = std::move(handover.on_handed_over);
   im.buildMetrics();
   if (Status s = im.resolveUpstreams(); !s.ok()) return s;
+  spdlog::info("proxy: {} event loops, at most {} client connections{}", im.loops.size(), im.max_connections,
+               config.max_connections > 0 ? "" : " (max_connections: from the open-file limit)");
   if (!config.access_log.path.empty()) {
     auto& dropped = prometheus::BuildCounter().Name("greenlight_proxy_access_log_dropped_total")
                         .Help("Access-log lines lost: the disk fell behind by more than the buffer, or a write failed")

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -355,7 +356,7 @@ TEST_F(ProxyTest, AnUpstreamKilledUnderLoadCostsNoClientErrors) {
 // A series' value from the proxy's own /metrics (-1 when it is missing).
 int metricValue(int admin_port, const std::string& series) {
   const std::string metrics = testing::httpGet(admin_port, "/metrics").body;
-  const std::string key = series + " ";
+  const std::string key = "\n" + series + " ";  // a sample line, not its # HELP
   const size_t at = metrics.find(key);
   return at == std::string::npos ? -1 : std::stoi(metrics.substr(at + key.size()));
 }
@@ -423,6 +424,45 @@ TEST_F(ProxyTest, WithoutAThreadCountTheProxyRunsOneEventLoopPerProcessor) {
   const int processors = std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 64);
   EXPECT_EQ(threadConnections(svc_->adminPort(), processors - 1), 0) << "the last loop's series";
   EXPECT_EQ(threadConnections(svc_->adminPort(), processors), -1) << "no loop beyond";
+}
+
+// max_connections, as HAProxy's maxconn: at the limit no event loop accepts, so a new connection
+// waits in the kernel's listen queue — neither refused nor answered — until another closes.
+TEST_F(ProxyTest, AtMaxConnectionsANewConnectionWaitsInTheQueueUntilAnotherCloses) {
+  start(blue_.address(), green_.address(), "  threads: 2\n  max_connections: 2\n");
+  const int admin = svc_->adminPort();
+  EXPECT_EQ(metricValue(admin, "greenlight_proxy_max_connections"), 2);
+  auto first = std::make_unique<RawConnection>(port_);
+  RawConnection second(port_);
+  for (RawConnection* c : {first.get(), &second}) {
+    ASSERT_TRUE(c->send(get()));
+    EXPECT_EQ(c->read().body, "blue");
+  }
+  RawConnection third(port_);  // connected: the kernel completed the handshake and queued it
+  ASSERT_TRUE(third.send(get()));
+  // Both accept loops stopped at the limit: the one that accepted the second connection, and the
+  // other once the third's request made the listener readable.
+  ASSERT_TRUE(testing::waitUntil([&] { return metricValue(admin, "greenlight_proxy_connection_limit_waits_total") == 2; }, 5s))
+      << metricValue(admin, "greenlight_proxy_connection_limit_waits_total");
+  EXPECT_EQ(activeConnections(admin), 2);
+  EXPECT_TRUE(third.read(200ms).headers.empty()) << "answered past the limit";
+  ASSERT_TRUE(second.send(get()));  // the connections held are served as before
+  EXPECT_EQ(second.read().body, "blue");
+
+  first.reset();  // a connection closes: the third is accepted and answered
+  EXPECT_EQ(third.read().body, "blue");
+  EXPECT_EQ(activeConnections(admin), 2);
+}
+
+// Without max_connections, the limit follows the open-file limit: half of what it leaves after a
+// reserve, as each client connection may hold one to an upstream.
+TEST_F(ProxyTest, WithoutMaxConnectionsTheLimitFollowsTheOpenFileLimit) {
+  start(blue_.address(), green_.address());
+  rlimit files{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &files), 0);
+  const int expected = defaultMaxConnections();
+  EXPECT_EQ(metricValue(svc_->adminPort(), "greenlight_proxy_max_connections"), expected);
+  EXPECT_EQ(expected, static_cast<int>((std::min<rlim_t>(files.rlim_cur, rlim_t{1} << 21) - 100) / 2));
 }
 
 }  // namespace greenlight::proxy

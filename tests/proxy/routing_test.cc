@@ -163,6 +163,7 @@ TEST(ProxyConfig, ReadsServicesAndReportsEveryError) {
     - {name: vehicles, listen: "127.0.0.1:8080", blue: ["nowhere"], weights: {blue: 60, green: 60}}
     - {name: odd, listen: "8080", colour: blue}
   timeouts: {connect: 2}
+  max_connections: 0
 )");
   auto c = parseProxyConfig(r, (*root)["proxy"], "proxy");
   const std::string all = errors.format();
@@ -174,6 +175,7 @@ TEST(ProxyConfig, ReadsServicesAndReportsEveryError) {
            "proxy.services[2].colour: unknown key",
            "proxy.services[2].listen: expected host:port",
            "proxy.timeouts.connect: expected a duration",
+           "proxy.max_connections: expected a whole number from 1 to 1048576, got \"0\"",
        }) {
     EXPECT_NE(all.find(want), std::string::npos) << "missing " << want << "\n" << all;
   }

@@ -72,9 +72,16 @@ struct ProxyConfig {
   // on another endpoint; larger and chunked ones are streamed. Responses are always streamed.
   size_t buffer_request_bytes = 64 << 10;
   size_t max_idle_upstream_per_endpoint = 64;
+  // Client connections held at most (HAProxy's maxconn); more wait in the listen queue until
+  // one closes. 0 (not set): what the open-file limit allows (defaultMaxConnections).
+  int max_connections = 0;
   LongLivedDrain long_lived;
   AccessLogConfig access_log;
 };
+
+// max_connections when it is not set: half the descriptors the open-file limit leaves after a
+// reserve (each client connection may hold one to an upstream).
+int defaultMaxConnections();
 
 ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std::string& field);
 
