@@ -122,8 +122,10 @@ void writeRequestHead(const RequestParser& p, const RequestHeadOut& how, std::st
       continue;
     }
     if (boost::beast::iequals(f.name_string, "X-Forwarded-Proto")) continue;
+    if (!how.id.empty() && boost::beast::iequals(f.name_string, how.id_header)) continue;  // ours replaces it
     appendField(out, f.name_string, f.value);
   }
+  if (!how.id.empty()) appendField(out, how.id_header, how.id);
   append(out, "X-Forwarded-For: ");
   for (const auto& hop : forwarded_for) {
     append(out, hop);
@@ -159,8 +161,10 @@ void writeResponseHead(const ResponseParser& p, const ResponseHeadOut& how, std:
       te = f.value;  // written below, as the body goes out
       continue;
     }
+    if (!how.id.empty() && boost::beast::iequals(f.name_string, how.id_header)) continue;  // ours replaces it
     appendField(out, f.name_string, f.value);
   }
+  if (!how.id.empty()) appendField(out, how.id_header, how.id);
   appendCodings(out, te, how.chunked);
   if (how.version >= 11 && !how.keep) append(out, "Connection: close\r\n");
   if (how.version < 11 && how.keep) append(out, "Connection: keep-alive\r\n");

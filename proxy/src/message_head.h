@@ -123,6 +123,10 @@ struct RequestHeadOut {
   // for methods that expect a body).
   bool chunked = false;
   std::uint64_t length = 0;
+  // The request's id (proxy.request_id), in place of any field of that name the client sent.
+  // Empty: none.
+  boost::beast::string_view id_header;
+  boost::beast::string_view id;
 };
 
 // The protocol `fields` ask to switch to (`Upgrade: websocket` with `Connection: upgrade`), or
@@ -162,6 +166,9 @@ struct ResponseHeadOut {
   unsigned version = 11;   // the client's HTTP version: 10 or 11
   bool keep = true;        // the client connection stays open after this response
   bool chunked = false;    // the body goes out chunked (Transfer-Encoding says so)
+  // The request's id, in place of any field of that name the upstream sent. Empty: none.
+  boost::beast::string_view id_header;
+  boost::beast::string_view id;
 };
 
 // Writes `p`'s head for the client into `out`: the status line at `how.version`, the upstream's

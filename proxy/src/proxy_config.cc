@@ -6,6 +6,8 @@
 #include <charconv>
 #include <set>
 
+#include "request_id.h"
+
 namespace greenlight::proxy {
 namespace {
 
@@ -41,7 +43,8 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
   }
   if (!r.expectMap(node, field, {"services", "timeouts", "runtime_api", "state_file", "threads",
                                   "max_header_bytes", "max_body_bytes", "max_idle_upstream_per_endpoint",
-                                  "max_connections", "passive_health", "buffer_request_bytes", "long_lived", "defer_accept", "access_log"})) {
+                                  "max_connections", "passive_health", "buffer_request_bytes", "long_lived", "defer_accept", "access_log",
+                                  "request_id"})) {
     return c;
   }
   if (auto v = r.getString(node, field, "state_file")) c.state_file = *v;
@@ -73,6 +76,18 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
         } else {
           r.error(al["client"], R::join(af, "client"), "expected truncated, full or none, got \"" + *v + "\"");
         }
+      }
+    }
+  }
+  if (const YAML::Node id = node["request_id"]; id.IsDefined() && !id.IsNull()) {
+    const std::string idf = R::join(field, "request_id");
+    if (r.expectMap(id, idf, {"header"})) {
+      if (auto header = r.getString(id, idf, "header", true); header && usableRequestIdHeader(*header)) {
+        c.request_id_header = *header;
+      } else if (header) {
+        r.error(id["header"], R::join(idf, "header"),
+                "expected a header name (letters, digits, '-') that the proxy does not set itself and that carries no "
+                "credentials, got \"" + *header + "\"");
       }
     }
   }

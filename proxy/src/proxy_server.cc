@@ -7,6 +7,7 @@
 #include "greenlight/common/tls.h"
 #include "relay.h"
 #include "access_log.h"
+#include "request_id.h"
 #include "request_rules.h"
 #include "message_head.h"
 #include "edge_poller.h"
@@ -111,6 +112,12 @@ class RelayBuffer {
   char* get() const { return s_->buf.get(); }
   std::string& head() const { return s_->head; }
   beast::flat_buffer& in() const { return s_->in; }
+  // The id of the request in progress (proxy.request_id); empty when ids are off.
+  beast::string_view requestId() const { return has_id_ ? beast::string_view(id_, kRequestIdLength) : beast::string_view(); }
+  void newRequestId() {
+    proxy::newRequestId(id_);
+    has_id_ = true;
+  }
 
  private:
   struct Scratch {
@@ -118,6 +125,8 @@ class RelayBuffer {
     std::string head;
     beast::flat_buffer in;
   };
+  char id_[kRequestIdLength];
+  bool has_id_ = false;
   static std::vector<std::unique_ptr<Scratch>>& freeList() {
     thread_local std::vector<std::unique_ptr<Scratch>> spare;
     return spare;
@@ -533,8 +542,11 @@ struct ProxyServer::Impl {
 
   // Answers the client ourselves (502/503/504/400 …); `keep`: the connection stays usable.
   template <class Stream>
-  Task<Outcome> answer(Stream& client, http::status status, const std::string& why, unsigned version, bool keep) {
+  // `scratch`: the connection's, which holds the request's id (sent back with the answer).
+  Task<Outcome> answer(Stream& client, const RelayBuffer& scratch, http::status status, const std::string& why,
+                       unsigned version, bool keep) {
     auto res = errorResponse(status, why, version);
+    if (const beast::string_view id = scratch.requestId(); !id.empty()) res.set(cfg.request_id_header, id);
     keep = keep && !stopping;
     res.keep_alive(keep);
     res.prepare_payload();
@@ -553,7 +565,8 @@ struct ProxyServer::Impl {
                               unsigned client_version, bool client_keep, size_t loop, RelayBuffer& scratch) {
     const unsigned status = p.status();
     bool upstream_keep = p.keep_alive();
-    ResponseHeadOut how{client_version >= 11 ? 11u : 10u, client_keep && !stopping, false};
+    ResponseHeadOut how{client_version >= 11 ? 11u : 10u, client_keep && !stopping, false, cfg.request_id_header,
+                        scratch.requestId()};
     if (p.need_eof()) {
       upstream_keep = false;  // the body ends when the upstream closes
       if (how.version >= 11) how.chunked = true; else how.keep = false;
@@ -605,7 +618,10 @@ struct ProxyServer::Impl {
                                 bool client_keep, bool upgrade, ServiceMetrics& m, size_t loop, RelayBuffer& scratch) {
     const size_t head_size = scratch.head().size();  // the upstream head (writeRequestHead), body appended per try
     const Candidates ready = candidates(svc, color);
-    if (ready.empty()) co_return co_await answer(client, http::status::service_unavailable, "no ready endpoint", client_version, client_keep);
+    if (ready.empty()) {
+      co_return co_await answer(client, scratch, http::status::service_unavailable, "no ready endpoint", client_version,
+                                client_keep);
+    }
     const uint64_t start = local[loop].rr++;
     const bool idempotent = method == http::verb::get || method == http::verb::head || method == http::verb::options ||
                             method == http::verb::put || method == http::verb::delete_;
@@ -668,15 +684,16 @@ struct ProxyServer::Impl {
           break;  // next endpoint
         }
         if (ec == beast::error::timeout) {
-          co_return via(co_await answer(client, http::status::gateway_timeout, "upstream " + ep.address + " timed out",
+          co_return via(co_await answer(client, scratch, http::status::gateway_timeout, "upstream " + ep.address + " timed out",
                                         client_version, client_keep), &ep);
         }
-        co_return via(co_await answer(client, http::status::bad_gateway, "upstream " + ep.address + ": " + ec.message(),
+        co_return via(co_await answer(client, scratch, http::status::bad_gateway, "upstream " + ep.address + ": " + ec.message(),
                                       client_version, client_keep), &ep);
       }
     }
-    co_return via(co_await answer(client, timed_out ? http::status::gateway_timeout : http::status::bad_gateway, last_error,
-                                  client_version, client_keep), tried);
+    co_return via(co_await answer(client, scratch, timed_out ? http::status::gateway_timeout : http::status::bad_gateway,
+                                  last_error, client_version, client_keep),
+                  tried);
   }
 
   // Streams a large or chunked request body to an endpoint of `color` as it arrives. Only the
@@ -688,7 +705,9 @@ struct ProxyServer::Impl {
                                 RelayBuffer& scratch) {
     const unsigned client_version = req.version();
     const Candidates ready = candidates(svc, color);
-    if (ready.empty()) co_return co_await answer(client, http::status::service_unavailable, "no ready endpoint", client_version, false);
+    if (ready.empty()) {
+      co_return co_await answer(client, scratch, http::status::service_unavailable, "no ready endpoint", client_version, false);
+    }
     const uint64_t start = local[loop].rr++;
     std::unique_ptr<UpstreamConn> conn;
     Upstream* up = nullptr;
@@ -707,7 +726,7 @@ struct ProxyServer::Impl {
         last_error = "connect to " + ep->address + ": " + ec.message();
       }
     }
-    if (!conn) co_return via(co_await answer(client, http::status::bad_gateway, last_error, client_version, false), ep);
+    if (!conn) co_return via(co_await answer(client, scratch, http::status::bad_gateway, last_error, client_version, false), ep);
     // The head (writeRequestHead, in scratch.head()) goes out with the body's first piece.
     boost::system::error_code ec;
     const relay::Result sent =
@@ -718,12 +737,13 @@ struct ProxyServer::Impl {
     if (sent == relay::Result::kSourceFailed) {
       // The client's body broke off or was malformed (bad chunk, over the limit).
       m.bad_requests->Increment();
-      co_return co_await answer(client, rules::statusFor(ec, false), "request body: " + ec.message(), client_version, false);
+      co_return co_await answer(client, scratch, rules::statusFor(ec, false), "request body: " + ec.message(), client_version, false);
     }
     if (sent == relay::Result::kDestinationFailed) {
       up->errors->Increment();
       recordOutcome(*up, ep->address, true);
-      co_return via(co_await answer(client, http::status::bad_gateway, "upstream " + ep->address + ": " + ec.message(), client_version, false),
+      co_return via(co_await answer(client, scratch, http::status::bad_gateway, "upstream " + ep->address + ": " + ec.message(),
+                                    client_version, false),
                     ep);
     }
     ResponseParser p;
@@ -732,8 +752,8 @@ struct ProxyServer::Impl {
     if (ec) {
       up->errors->Increment();
       recordOutcome(*up, ep->address, true);
-      co_return via(co_await answer(client, ec == beast::error::timeout ? http::status::gateway_timeout : http::status::bad_gateway,
-                                    "upstream " + ep->address + ": " + ec.message(), client_version, false),
+      const http::status status = ec == beast::error::timeout ? http::status::gateway_timeout : http::status::bad_gateway;
+      co_return via(co_await answer(client, scratch, status, "upstream " + ep->address + ": " + ec.message(), client_version, false),
                     ep);
     }
     recordOutcome(*up, ep->address, p.status() >= 500);
@@ -798,6 +818,7 @@ struct ProxyServer::Impl {
     std::string method;
     std::string path;  // redacted (redactPath)
     std::optional<Color> color;
+    beast::string_view id;  // the request's id (proxy.request_id); empty: none
   };
   static constexpr size_t kLoggedTargetBytes = 1024;
   void logAccess(const std::string& service, const std::string& client, bool tls, const AccessRecord& r, unsigned status,
@@ -828,7 +849,13 @@ struct ProxyServer::Impl {
     line += ",\"duration_ms\":";
     const double ms = std::round(toSeconds(time.monotonicNow() - r.began) * 1e6) / 1e3;
     line.append(num, std::to_chars(num, num + sizeof num, ms, std::chars_format::fixed, 3).ptr);
-    line += tls ? ",\"tls\":true}" : ",\"tls\":false}";
+    line += tls ? ",\"tls\":true" : ",\"tls\":false";
+    if (!r.id.empty()) {
+      line += ",\"request_id\":\"";  // 36 characters of hex and '-': nothing to escape
+      line.append(r.id.data(), r.id.size());
+      line += '"';
+    }
+    line += '}';
     access_log->add(line);
   }
 
@@ -870,9 +897,11 @@ struct ProxyServer::Impl {
           ec == asio::error::operation_aborted || ec == asio::error::connection_reset) {
         break;
       }
+      if (!cfg.request_id_header.empty()) scratch.newRequestId();  // also for a request refused below
       // For the access log, what the request asked for (views into `buffer`, consumed below).
       AccessRecord record;
       if (access_log) {
+        record.id = scratch.requestId();
         record.began = time.monotonicNow();
         record.method = std::string(head.methodString());
         const auto target = head.target();
@@ -881,14 +910,15 @@ struct ProxyServer::Impl {
       const HeadField* expect = ec ? nullptr : findField(head.fields(), http::field::expect);
       if (expect && !beast::iequals(expect->value, "100-continue")) {
         m.bad_requests->Increment();
-        const Outcome refused = co_await answer(client, http::status::expectation_failed, "only 100-continue is supported", 11, false);
+        const Outcome refused =
+            co_await answer(client, scratch, http::status::expectation_failed, "only 100-continue is supported", 11, false);
         logAccess(service, log_client, tls, record, refused.status);
         unread = !head.is_done();
         break;
       }
       if (ec) {
         m.bad_requests->Increment();
-        const Outcome refused = co_await answer(client, rules::statusFor(ec, false), ec.message(), 11, false);
+        const Outcome refused = co_await answer(client, scratch, rules::statusFor(ec, false), ec.message(), 11, false);
         logAccess(service, log_client, tls, record, refused.status);
         unread = true;
         break;
@@ -900,8 +930,8 @@ struct ProxyServer::Impl {
       const std::optional<Color> color = colorFor(svc, head.fields());
       if (!color) {
         m.unavailable->Increment();
-        const Outcome refused = co_await answer(client, http::status::service_unavailable, "no colour of " + service + " can serve",
-                                                head.version(), false);
+        const Outcome refused = co_await answer(client, scratch, http::status::service_unavailable,
+                                                "no colour of " + service + " can serve", head.version(), false);
         logAccess(service, log_client, tls, record, refused.status);
         unread = !head.is_done();
         break;
@@ -923,7 +953,8 @@ struct ProxyServer::Impl {
       // again for the body).
       const beast::string_view protocol = head.method() == http::verb::get ? upgradeOf(head.fields()) : beast::string_view();
       const bool upgrade = !protocol.empty();
-      const RequestHeadOut how{client_ip, tls, protocol, stream_body && head.chunked(), head.content_length().value_or(0)};
+      const RequestHeadOut how{client_ip, tls, protocol, stream_body && head.chunked(), head.content_length().value_or(0),
+                               cfg.request_id_header, scratch.requestId()};
       writeRequestHead(head, how, scratch.head());
       buffer.consume(head_bytes);
       Outcome outcome;
@@ -946,7 +977,7 @@ struct ProxyServer::Impl {
         }
         if (ec) {
           m.bad_requests->Increment();
-          const Outcome refused = co_await answer(client, rules::statusFor(ec, false), ec.message(), 11, false);
+          const Outcome refused = co_await answer(client, scratch, rules::statusFor(ec, false), ec.message(), 11, false);
           logAccess(service, log_client, tls, record, refused.status);
           unread = true;
           break;

@@ -25,7 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // As the server does for a body read whole (its length is known).
   const auto protocol = req.method() == http::verb::get ? upgradeOf(req.fields()) : boost::beast::string_view();
   std::string upstream;
-  writeRequestHead(req, RequestHeadOut{"127.0.0.1", false, protocol, false, parsed.body.size()}, upstream);
+  writeRequestHead(req, RequestHeadOut{"127.0.0.1", false, protocol, false, parsed.body.size(), "X-Request-Id", "0"}, upstream);
   upstream += parsed.body;
   // What goes upstream parses, with one framing only and no hop-by-hop header but the
   // Upgrade pair asked for, and carries the same body.

@@ -214,6 +214,20 @@ TEST_F(ProxyTest, TheAccessLogHasALinePerRequestAndNoQueryStringIdentifierOrWhol
   EXPECT_EQ(jsonLines(log + ".1").size(), 3u);
 }
 
+TEST_F(ProxyTest, WithRequestIdsEachLineCarriesTheIdTheClientWasSent) {
+  const std::string log = dir_.path() + "/access.log";
+  start(blue_.address(), green_.address(), "  access_log: {path: " + log + "}\n  request_id: {header: X-Request-Id}\n");
+  RawConnection c(port_);
+  ASSERT_TRUE(c.send(get("/v1/health")));
+  const auto r = c.read();
+  EXPECT_EQ(r.body, "blue");
+  const size_t at = r.headers.find("\r\nX-Request-Id: ");
+  ASSERT_NE(at, std::string::npos) << r.headers;
+  const std::string id = r.headers.substr(at + 16, 36);
+  ASSERT_TRUE(testing::waitUntil([&] { return jsonLines(log).size() == 1; })) << readFile(log);
+  EXPECT_EQ(jsonLines(log)[0]["request_id"], id);
+}
+
 TEST_F(ProxyTest, ClientAddressesCanBeLeftOutAndAFailedEndpointIsNamed) {
   const std::string log = dir_.path() + "/access.log";
   const std::string dead = "127.0.0.1:" + std::to_string(testing::freePort());  // nobody listens

@@ -3,9 +3,12 @@
 // (the relaying over sockets is covered by the integration and streaming tests).
 #include <gtest/gtest.h>
 
+#include <regex>
+#include <set>
 #include <string>
 
 #include "../../proxy/src/message_head.h"
+#include "../../proxy/src/request_id.h"
 
 namespace greenlight::proxy {
 namespace {
@@ -25,7 +28,7 @@ size_t parse(Parser& p, const std::string& bytes) {
 
 std::string head(const ResponseParser& p, unsigned version, bool keep, bool chunked) {
   std::string out;
-  writeResponseHead(p, ResponseHeadOut{version, keep, chunked}, out);
+  writeResponseHead(p, ResponseHeadOut{version, keep, chunked, {}, {}}, out);
   return out;
 }
 
@@ -129,11 +132,49 @@ TEST(RequestHead, ForwardingHeadersAddedHopByHopAndFramingReplaced) {
   RequestParser p;
   parse(p, in);
   std::string out;
-  writeRequestHead(p, RequestHeadOut{"127.0.0.1", false, {}, false, 2}, out);
+  writeRequestHead(p, RequestHeadOut{"127.0.0.1", false, {}, false, 2, {}, {}}, out);
   EXPECT_EQ(out,
             "POST /v1/cars?x=1 HTTP/1.1\r\nHost: v\r\nAuthorization: Bearer t\r\n"
             "X-Forwarded-For: 10.1.2.3, 10.9.9.9, 127.0.0.1\r\nX-Forwarded-Proto: http\r\nVia: 1.1 greenlight\r\n"
             "Content-Length: 2\r\n\r\n");
+}
+
+// proxy.request_id: the proxy's id replaces any of that name, in whatever case it came, both ways.
+TEST(RequestId, TheProxysIdReplacesAnyOfThatNameBothWays) {
+  const std::string req = "GET / HTTP/1.1\r\nHost: v\r\nx-request-id: from-client\r\nX-Request-Id: again\r\n\r\n";
+  RequestParser p;
+  parse(p, req);
+  std::string out;
+  writeRequestHead(p, RequestHeadOut{"10.0.0.1", false, {}, false, 0, "X-Request-Id", "id-1"}, out);
+  EXPECT_EQ(out,
+            "GET / HTTP/1.1\r\nHost: v\r\nX-Request-Id: id-1\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: http\r\n"
+            "Via: 1.1 greenlight\r\n\r\n");
+  const std::string res = "HTTP/1.1 200 OK\r\nX-REQUEST-ID: upstream\r\nContent-Length: 0\r\n\r\n";
+  ResponseParser r;
+  parse(r, res);
+  writeResponseHead(r, ResponseHeadOut{11, true, false, "X-Request-Id", "id-1"}, out);
+  EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Request-Id: id-1\r\n\r\n");
+}
+
+TEST(RequestId, IdsAreUuidVersion4TextAndDiffer) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    char id[kRequestIdLength];
+    newRequestId(id);
+    const std::string s(id, sizeof id);
+    EXPECT_TRUE(std::regex_match(s, std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"))) << s;
+    seen.insert(s);
+  }
+  EXPECT_EQ(seen.size(), 1000u);
+}
+
+TEST(RequestId, OnlyHeaderNamesTheProxyDoesNotManageAreUsable) {
+  EXPECT_TRUE(usableRequestIdHeader("X-Request-Id"));
+  EXPECT_TRUE(usableRequestIdHeader("X-Correlation-ID"));
+  for (const char* bad : {"", "X Request", "X-Request-Id:", "Host", "content-length", "X-Forwarded-For", "Via", "Cookie",
+                          "Authorization", "Connection"}) {
+    EXPECT_FALSE(usableRequestIdHeader(bad)) << bad;
+  }
 }
 
 TEST(RequestHead, ABodylessGetHasNoLengthAPostAZeroOne) {
@@ -143,9 +184,9 @@ TEST(RequestHead, ABodylessGetHasNoLengthAPostAZeroOne) {
   parse(g, get);
   parse(p, post);
   std::string out;
-  writeRequestHead(g, RequestHeadOut{"10.0.0.1", true, {}, false, 0}, out);
+  writeRequestHead(g, RequestHeadOut{"10.0.0.1", true, {}, false, 0, {}, {}}, out);
   EXPECT_EQ(out, "GET / HTTP/1.1\r\nHost: v\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nVia: 1.1 greenlight\r\n\r\n");
-  writeRequestHead(p, RequestHeadOut{"10.0.0.1", false, {}, false, 0}, out);
+  writeRequestHead(p, RequestHeadOut{"10.0.0.1", false, {}, false, 0, {}, {}}, out);
   EXPECT_NE(out.find("\r\nContent-Length: 0\r\n\r\n"), std::string::npos) << out;
 }
 
@@ -154,7 +195,7 @@ TEST(RequestHead, AStreamedChunkedBodyKeepsItsOtherCodingsAndAnUpgradeItsPair) {
   RequestParser c;
   parse(c, chunked);
   std::string out;
-  writeRequestHead(c, RequestHeadOut{"10.0.0.1", false, {}, true, 0}, out);
+  writeRequestHead(c, RequestHeadOut{"10.0.0.1", false, {}, true, 0, {}, {}}, out);
   EXPECT_NE(out.find("\r\nTransfer-Encoding: gzip, chunked\r\n"), std::string::npos) << out;
   EXPECT_EQ(out.find("Content-Length"), std::string::npos) << out;
 
@@ -162,7 +203,7 @@ TEST(RequestHead, AStreamedChunkedBodyKeepsItsOtherCodingsAndAnUpgradeItsPair) {
   RequestParser u;
   parse(u, ws);
   ASSERT_EQ(upgradeOf(u.fields()), "websocket");
-  writeRequestHead(u, RequestHeadOut{"10.0.0.1", false, upgradeOf(u.fields()), false, 0}, out);
+  writeRequestHead(u, RequestHeadOut{"10.0.0.1", false, upgradeOf(u.fields()), false, 0, {}, {}}, out);
   EXPECT_EQ(out,
             "GET /ws HTTP/1.1\r\nHost: v\r\nSec-WebSocket-Key: k\r\nX-Forwarded-For: 10.0.0.1\r\n"
             "X-Forwarded-Proto: http\r\nVia: 1.1 greenlight\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <regex>
 #include <thread>
 #include <vector>
 
@@ -42,6 +43,56 @@ TEST_F(ProxyTest, ForwardingHeadersAreSetAndHopByHopOnesRemoved) {
   EXPECT_EQ(r.status, 200);
   EXPECT_NE(r.headers.find("X-Seen-Forwarded-For: 10.1.2.3, 127.0.0.1"), std::string::npos) << r.headers;
   EXPECT_NE(r.headers.find("X-Seen-Via: 1.1 greenlight"), std::string::npos) << r.headers;
+}
+
+// A header's value in a raw head ("" when absent).
+std::string headerValue(const std::string& head, const std::string& name) {
+  const size_t at = head.find("\r\n" + name + ": ");
+  if (at == std::string::npos) return "";
+  const size_t from = at + 4 + name.size();
+  return head.substr(from, head.find("\r\n", from) - from);
+}
+
+bool isUuidV4(const std::string& s) {
+  static const std::regex kUuid("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+  return std::regex_match(s, kUuid);
+}
+
+// proxy.request_id: every request gets a new id, sent to the upstream and back to the client in
+// place of whatever id the client or the upstream sent (an edge proxy does not take a client's
+// word, and a client's value could carry an identifier into the access log).
+TEST_F(ProxyTest, EachRequestGetsAnIdTheUpstreamAndTheClientBothSee) {
+  const std::string dead = "127.0.0.1:" + std::to_string(testing::freePort());  // nobody listens
+  start(blue_.address(), dead, "  request_id: {header: X-Request-Id}\n");
+  RawConnection c(port_);
+  ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: v\r\nX-Request-Id: WBA3A5C51CF256985\r\n\r\n"));
+  const auto first = c.read();
+  EXPECT_EQ(first.body, "blue");
+  const std::string id = headerValue(first.headers, "X-Request-Id");
+  EXPECT_TRUE(isUuidV4(id)) << first.headers;
+  EXPECT_EQ(headerValue(first.headers, "X-Seen-Request-Id"), id) << "the upstream saw the same id";
+  EXPECT_EQ(first.headers.find("WBA3A5C51CF256985"), std::string::npos) << first.headers;
+  EXPECT_EQ(first.headers.find("blue-own"), std::string::npos) << first.headers;
+
+  ASSERT_TRUE(c.send(get()));
+  const auto second = c.read();
+  EXPECT_TRUE(isUuidV4(headerValue(second.headers, "X-Request-Id"))) << second.headers;
+  EXPECT_NE(headerValue(second.headers, "X-Request-Id"), id) << "one id per request, not per connection";
+
+  // The proxy's own answers carry the id too: a client reporting a 502 can quote it.
+  ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: v\r\nX-Greenlight-Color: green\r\n\r\n"));
+  const auto failed = c.read();
+  EXPECT_EQ(failed.status, 502);
+  EXPECT_TRUE(isUuidV4(headerValue(failed.headers, "X-Request-Id"))) << failed.headers;
+}
+
+TEST_F(ProxyTest, WithoutRequestIdsHeadersPassAsTheyAre) {
+  start(blue_.address(), green_.address());
+  RawConnection c(port_);
+  ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: v\r\nX-Request-Id: abc-123\r\n\r\n"));
+  const auto r = c.read();
+  EXPECT_EQ(headerValue(r.headers, "X-Seen-Request-Id"), "abc-123");
+  EXPECT_EQ(headerValue(r.headers, "X-Request-Id"), "blue-own");
 }
 
 TEST_F(ProxyTest, AConnectionCloseRequestIsAnsweredAndThenTheConnectionEnds) {

@@ -164,6 +164,7 @@ TEST(ProxyConfig, ReadsServicesAndReportsEveryError) {
     - {name: odd, listen: "8080", colour: blue}
   timeouts: {connect: 2}
   max_connections: 0
+  request_id: {header: X-Forwarded-For}
 )");
   auto c = parseProxyConfig(r, (*root)["proxy"], "proxy");
   const std::string all = errors.format();
@@ -176,6 +177,7 @@ TEST(ProxyConfig, ReadsServicesAndReportsEveryError) {
            "proxy.services[2].listen: expected host:port",
            "proxy.timeouts.connect: expected a duration",
            "proxy.max_connections: expected a whole number from 1 to 1048576, got \"0\"",
+           "proxy.request_id.header: expected a header name (letters, digits, '-') that the proxy does not set itself",
        }) {
     EXPECT_NE(all.find(want), std::string::npos) << "missing " << want << "\n" << all;
   }

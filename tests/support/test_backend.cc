@@ -38,6 +38,8 @@ TestBackend::TestBackend(std::string name) : name_(std::move(name)), server_(std
     res.set_header("X-Seen-Forwarded-For", req.get_header_value("X-Forwarded-For"));
     res.set_header("X-Seen-Via", req.get_header_value("Via"));
     res.set_header("X-Seen-Forwarded-Proto", req.get_header_value("X-Forwarded-Proto"));
+    res.set_header("X-Seen-Request-Id", req.get_header_value("X-Request-Id"));
+    res.set_header("X-Request-Id", name_ + "-own");  // an upstream's id of its own (the proxy's replaces it)
     res.set_content(name_, "text/plain");
   });
   server_->Post(".*", [this](const httplib::Request& req, httplib::Response& res) {

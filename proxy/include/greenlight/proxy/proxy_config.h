@@ -77,6 +77,9 @@ struct ProxyConfig {
   int max_connections = 0;
   LongLivedDrain long_lived;
   AccessLogConfig access_log;
+  // The header a request's id travels in (proxy.request_id.header), to the upstream and back to
+  // the client; empty: no request ids.
+  std::string request_id_header;
 };
 
 // max_connections when it is not set: half the descriptors the open-file limit leaves after a
