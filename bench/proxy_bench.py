@@ -4,7 +4,7 @@ same backends, same run, keep-alive and `Connection: close`; then the switch tes
 blue->green->blue under wrk load, for greenlight (runtime socket) and HAProxy (runtime API).
 
   python3 bench/proxy_bench.py [--seconds 10] [--connections 64] [--flips 1000] [--build build]
-                               [--rounds 1] [--compare-build DIR] [--access-log]
+                               [--rounds 1] [--compare-build DIR] [--access-log] [--request-id]
 
 With --rounds N each mode measures every target N times, round after round, each round in a
 different order, and reports the median of each target's rates, p50s and CPU figures with the
@@ -14,8 +14,8 @@ target in a fixed order lets that drift decide a ratio of a few percent.
 --compare-build DIR adds a second greenlight proxy, from another build directory (e.g. one made
 from an earlier commit with `git worktree`), measured in the same rounds: how a change is judged
 before it is kept. --access-log adds a greenlight proxy with its access log on (written to the
-temporary directory), measured in the same rounds: what the log costs. --flips 0 skips the
-switch test.
+temporary directory), measured in the same rounds: what the log costs; --request-id likewise a
+greenlight proxy with request ids on (proxy.request_id). --flips 0 skips the switch test.
 
 Each proxy's CPU per request is split into user space and kernel; 'vs direct at zero user CPU'
 is the rate the same run would have reached had the proxy's user-space part cost nothing. It
@@ -94,7 +94,7 @@ backend be
     return subprocess.Popen(["haproxy", "-f", conf], stderr=subprocess.DEVNULL), port, sock
 
 
-def greenlight(tmp, build, blue_port, green_port, threads, name="greenlight", access_log=False):
+def greenlight(tmp, build, blue_port, green_port, threads, name="greenlight", access_log=False, request_id=False):
     port, admin, d = free_port(), free_port(), os.path.join(tmp, name)
     os.makedirs(d, exist_ok=True)
     sock = os.path.join(d, "proxy.sock")
@@ -108,6 +108,7 @@ proxy:
   state_file: {d}/routes.json
   runtime_api: {{socket: {sock}}}
 {f"  access_log: {{path: {d}/access.log}}" if access_log else ""}
+{"  request_id: {header: X-Request-Id}" if request_id else ""}
   services:
     - {{name: bench, listen: 127.0.0.1:{port}, blue: [127.0.0.1:{blue_port}], green: [127.0.0.1:{green_port}]}}
 """)
@@ -180,6 +181,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds per mode (medians reported)")
     ap.add_argument("--compare-build", help="another build directory, measured as a second greenlight target")
     ap.add_argument("--access-log", action="store_true", help="also measure greenlight with its access log on")
+    ap.add_argument("--request-id", action="store_true", help="also measure greenlight with request ids on")
     args = ap.parse_args()
     procs = []
     with tempfile.TemporaryDirectory(prefix="greenlight-proxy-bench-") as tmp:
@@ -206,6 +208,11 @@ def main():
                 procs.append(logged)
                 wait_port(logged_port)
                 targets.insert(2, ("greenlight (access log)", logged.pid, logged_port))
+            if args.request_id:
+                ided, ided_port, _ = greenlight(tmp, args.build, blue_port, green_port, args.threads, "ids", request_id=True)
+                procs.append(ided)
+                wait_port(ided_port)
+                targets.insert(2, ("greenlight (request ids)", ided.pid, ided_port))
             for close in (False, True):
                 runs = {name: [] for name, _, _ in targets}
                 for r in range(args.rounds):
