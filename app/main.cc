@@ -279,6 +279,7 @@ int demo(const std::string& self, const std::string& config, int admin_port, int
     out << "log: {level: warn}\nadmin: {listen: 127.0.0.1:0}\n" << stateEncryptionOf(config) << "proxy:\n"
         << "  state_file: " << state << "/routes.json\n  runtime_api: {socket: " << proxy_socket << "}\n"
         << "  access_log: {path: " << proxy_access_log << "}\n"
+        << "  request_id: {header: X-Request-Id}\n"
         << "  services:\n    - name: vehicles\n      listen: 127.0.0.1:" << proxy_port << "\n"
         << "      blue: [" << std::getenv("SIM_RELEASE_BLUE_ADDR") << "]\n"
         << "      green: [" << std::getenv("SIM_RELEASE_GREEN_ADDR") << "]\n"
