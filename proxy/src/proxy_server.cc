@@ -219,6 +219,7 @@ struct ProxyServer::Impl {
     // registration, alive); a waiting accept loop ends.
     void close() {
       if (room) room->cancel();  // a waiting accept loop sees the descriptor gone and ends
+      room = nullptr;
       if (EdgePoller* p = ready.poller()) p->remove(ready);
       if (fd >= 0) ::close(fd);
       fd = -1;
@@ -1076,7 +1077,7 @@ struct ProxyServer::Impl {
   // At max_connections: waits until a connection closes (woken by its LoopShare), or the
   // listener closes. A wake-up that went astray costs at most a second: the wait re-checks.
   Task<void> waitForRoom(Listening& listening, const std::string& service, size_t loop) {
-    waiting_acceptors.fetch_add(1);  // taken back by `waiting` below
+    waiting_acceptors.fetch_add(1);
     limit_waits->Increment();
     const int64_t now = nowNs();
     int64_t last = limit_logged_at.load();
@@ -1085,22 +1086,17 @@ struct ProxyServer::Impl {
       spdlog::warn("proxy: {} client connections open, max_connections: new connections to {} wait in the listen queue",
                    max_connections, service);
     }
+    // Known to the listener, whose close() cancels the wait and forgets the timer: a coroutine
+    // left waiting when the loops stop is destroyed with its loop, after the listeners.
     asio::steady_timer room(*loops[loop]);
-    // Undone however the wait ends, also when the loop is destroyed with this coroutine in it.
-    struct Waiting {
-      Listening& listening;
-      std::atomic<int>& count;
-      ~Waiting() {
-        listening.room = nullptr;
-        count.fetch_sub(1);
-      }
-    } waiting{listening, waiting_acceptors};
     listening.room = &room;
     while (!stopping && !handed_over && listening.fd >= 0 && open_connections.load() >= max_connections) {
       room.expires_after(std::chrono::seconds(1));
       boost::system::error_code ec;
       co_await room.async_wait(ecOut(ec));
     }
+    listening.room = nullptr;
+    waiting_acceptors.fetch_sub(1);
   }
 
   // Called by a closing connection while accept loops wait for room: each is woken on its loop.

@@ -1,5 +1,7 @@
 #include "request_id.h"
 
+#include <boost/beast/core/string.hpp>
+
 #include <array>
 #include <cctype>
 #include <cstdint>
@@ -22,14 +24,6 @@ struct IdGenerator {
     return z ^ (z >> 31);
   }
 };
-
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -64,7 +58,7 @@ bool usableRequestIdHeader(std::string_view name) {
       "upgrade", "expect", "via", "x-forwarded-for", "x-forwarded-proto", "forwarded", "cookie", "set-cookie",
       "authorization", "proxy-authorization"};
   for (std::string_view m : kManaged) {
-    if (iequal(name, m)) return false;
+    if (boost::beast::iequals({name.data(), name.size()}, {m.data(), m.size()})) return false;
   }
   return true;
 }
