@@ -268,7 +268,8 @@ struct ProxyServer::Impl {
   int max_connections = 1;
   std::atomic<int> open_connections{0};
   std::atomic<int> waiting_acceptors{0};
-  std::atomic<int64_t> limit_logged_at{std::numeric_limits<int64_t>::min()};  // monotonic ns
+  static constexpr int64_t kNeverLogged = std::numeric_limits<int64_t>::min();
+  std::atomic<int64_t> limit_logged_at{kNeverLogged};  // monotonic ns
   prometheus::Counter* limit_waits = nullptr;
   // One connection's place in its loop's count and in the limit: taken at accept, given back
   // when the connection's coroutine ends (or is destroyed unstarted, with its loop).
@@ -1081,8 +1082,8 @@ struct ProxyServer::Impl {
     limit_waits->Increment();
     const int64_t now = nowNs();
     int64_t last = limit_logged_at.load();
-    if (now - last >= std::chrono::nanoseconds(std::chrono::seconds(10)).count() &&
-        limit_logged_at.compare_exchange_strong(last, now)) {  // one line per 10 s, not per connection
+    const bool due = last == kNeverLogged || now - last >= std::chrono::nanoseconds(std::chrono::seconds(10)).count();
+    if (due && limit_logged_at.compare_exchange_strong(last, now)) {  // one line per 10 s, not per connection
       spdlog::warn("proxy: {} client connections open, max_connections: new connections to {} wait in the listen queue",
                    max_connections, service);
     }

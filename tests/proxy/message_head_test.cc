@@ -157,12 +157,13 @@ TEST(RequestId, TheProxysIdReplacesAnyOfThatNameBothWays) {
 }
 
 TEST(RequestId, IdsAreUuidVersion4TextAndDiffer) {
+  const std::regex uuid_v4("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
   std::set<std::string> seen;
   for (int i = 0; i < 1000; ++i) {
     char id[kRequestIdLength];
     newRequestId(id);
     const std::string s(id, sizeof id);
-    EXPECT_TRUE(std::regex_match(s, std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"))) << s;
+    EXPECT_TRUE(std::regex_match(s, uuid_v4)) << s;
     seen.insert(s);
   }
   EXPECT_EQ(seen.size(), 1000u);
