@@ -266,8 +266,14 @@ struct ProxyServer::Impl {
   // At the limit the accept loops stop taking connections, which wait in the kernel's listen
   // queue (as HAProxy's maxconn does) until one closes; the close wakes them.
   int max_connections = 1;
-  std::atomic<int> open_connections{0};
   std::atomic<int> waiting_acceptors{0};
+  // Client connections open on all loops: the per-loop counts added up (a handful of loads,
+  // asked once per accepted connection).
+  int openConnections() const {
+    double n = 0;
+    for (const prometheus::Gauge* g : loop_connections) n += g->Value();
+    return static_cast<int>(n);
+  }
   static constexpr int64_t kNeverLogged = std::numeric_limits<int64_t>::min();
   std::atomic<int64_t> limit_logged_at{kNeverLogged};  // monotonic ns
   prometheus::Counter* limit_waits = nullptr;
@@ -275,18 +281,14 @@ struct ProxyServer::Impl {
   // when the connection's coroutine ends (or is destroyed unstarted, with its loop).
   class LoopShare {
    public:
-    LoopShare(Impl& im, size_t loop) : im_(&im), g_(im.loop_connections[loop]) {
-      g_->Increment();
-      im.open_connections.fetch_add(1);
-    }
+    LoopShare(Impl& im, size_t loop) : im_(&im), g_(im.loop_connections[loop]) { g_->Increment(); }
     LoopShare(LoopShare&& o) noexcept : im_(std::exchange(o.im_, nullptr)), g_(o.g_) {}
     LoopShare& operator=(LoopShare&&) = delete;
     ~LoopShare() {
       if (!im_) return;
+      // The gauge's change and the load below are sequentially consistent, as the accept loop's
+      // side (waitForRoom): either it sees this close, or this sees it waiting.
       g_->Decrement();
-      // Sequentially consistent, as the accept loop's side (waitForRoom): either it sees this
-      // close, or this sees it waiting.
-      im_->open_connections.fetch_sub(1);
       if (im_->waiting_acceptors.load() > 0 && !im_->stopping) im_->wakeAcceptors();
     }
 
@@ -1032,7 +1034,7 @@ struct ProxyServer::Impl {
     int in_a_row = 0;
     for (;;) {
       if (stopping || handed_over || listening.fd < 0) co_return;
-      if (open_connections.load(std::memory_order_relaxed) >= max_connections) {
+      if (openConnections() >= max_connections) {
         co_await waitForRoom(listening, service, loop);
         continue;
       }
@@ -1091,7 +1093,7 @@ struct ProxyServer::Impl {
     // left waiting when the loops stop is destroyed with its loop, after the listeners.
     asio::steady_timer room(*loops[loop]);
     listening.room = &room;
-    while (!stopping && !handed_over && listening.fd >= 0 && open_connections.load() >= max_connections) {
+    while (!stopping && !handed_over && listening.fd >= 0 && openConnections() >= max_connections) {
       room.expires_after(std::chrono::seconds(1));
       boost::system::error_code ec;
       co_await room.async_wait(ecOut(ec));
