@@ -1,5 +1,6 @@
 #include "greenlight/common/scheduler.h"
 
+#include <algorithm>
 #include <vector>
 
 namespace greenlight {
@@ -68,6 +69,13 @@ std::optional<MonoTime> TimerQueue::nextDeadline() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (timers_.empty()) return std::nullopt;
   return timers_.begin()->first.first;
+}
+
+Duration TimerQueue::waitFor(MonoTime now, Duration at_most) const {
+  const std::optional<MonoTime> next = nextDeadline();
+  if (!next) return at_most;
+  if (*next <= now) return Duration(0);
+  return std::min(at_most, *next - now);
 }
 
 size_t TimerQueue::size() const {

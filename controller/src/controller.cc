@@ -673,8 +673,7 @@ struct Controller::Impl {
         woken = false;
         continue;
       }
-      Duration wait = std::chrono::seconds(1);
-      if (auto next = timers.nextDeadline()) wait = std::min(wait, std::max(Duration(0), *next - time.monotonicNow()));
+      const Duration wait = timers.waitFor(time.monotonicNow(), std::chrono::seconds(1));
       cv.wait_for(lock, wait, [this] { return stopping || woken; });
     }
   }

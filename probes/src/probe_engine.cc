@@ -102,10 +102,7 @@ void ProbeEngine::loop() {
   while (!stopping_) {
     timers_.runDue();
     transport_.perform();
-    Duration wait = std::chrono::seconds(1);
-    if (auto next = timers_.nextDeadline()) {
-      wait = std::min(wait, std::max(Duration(0), *next - time_.monotonicNow()));
-    }
+    const Duration wait = timers_.waitFor(time_.monotonicNow(), std::chrono::seconds(1));
     // Round up to the millisecond poll() understands, so a timer 0.3 ms away is not a busy loop.
     if (wait > Duration(0)) transport_.poll(wait + std::chrono::microseconds(999));
   }

@@ -40,6 +40,9 @@ class TimerQueue final : public Scheduler {
   // now or earlier). Returns how many ran.
   int runDue();
   std::optional<MonoTime> nextDeadline() const;
+  // How long a loop may wait for the next timer: until it is due, at most `at_most`, zero when
+  // one is due already (also one posted at MonoTime::min(), where due - now would overflow).
+  Duration waitFor(MonoTime now, Duration at_most) const;
   size_t size() const;
   // Called (outside the lock) after a schedule from any thread, so a sleeping loop wakes up.
   void setWakeup(std::function<void()> wake) { wake_ = std::move(wake); }
