@@ -76,6 +76,36 @@ TEST(TimerQueue, WakeupHookIsCalledOnSchedule) {
   EXPECT_EQ(wakes, 1);
 }
 
+TEST(TimerQueue, WaitForIsTheTimeUntilTheNextTimerCappedAndNeverNegative) {
+  SimulatedTimeSource clock;
+  clock.advance(10s);
+  const MonoTime now = clock.monotonicNow();
+  TimerQueue q(clock);
+  EXPECT_EQ(q.waitFor(now, 1s), Duration(1s)) << "no timer: the cap";
+  TimerId later = q.scheduleAt(now + 300ms, [] {});
+  EXPECT_EQ(q.waitFor(now, 1s), Duration(300ms));
+  EXPECT_EQ(q.waitFor(now, 100ms), Duration(100ms)) << "further away than the cap";
+  TimerId past = q.scheduleAt(now - 2s, [] {});
+  EXPECT_EQ(q.waitFor(now, 1s), Duration(0)) << "overdue: run now";
+  q.cancel(past);
+  q.cancel(later);
+  // Work posted to run at once is scheduled at MonoTime::min(); min() - now would overflow.
+  q.scheduleAt(MonoTime::min(), [] {});
+  EXPECT_EQ(q.waitFor(now, 1s), Duration(0));
+  EXPECT_EQ(q.waitFor(MonoTime::max(), 1s), Duration(0));
+}
+
+TEST(SimulatedScheduler, WorkPostedForAtOnceRunsWithoutMovingTimeBack) {
+  SimulatedScheduler sim;
+  sim.advance(5s);
+  const MonoTime before = sim.clock().monotonicNow();
+  MonoTime seen{};
+  sim.scheduler().scheduleAt(MonoTime::min(), [&] { seen = sim.clock().monotonicNow(); });
+  sim.advance(0s);
+  EXPECT_EQ(seen, before);
+  EXPECT_EQ(sim.clock().monotonicNow(), before);
+}
+
 TEST(SimulatedTimeSource, WallTimeMovesWithMonotonic) {
   SimulatedTimeSource clock;
   auto w0 = clock.wallNow();
