@@ -156,8 +156,14 @@ struct ProxyServer::Impl {
     prometheus::Counter* requests = nullptr;
     prometheus::Counter* errors = nullptr;
     prometheus::Counter* ejections = nullptr;
+    // 1 while ejected, one series per service and colour that lists the address (the ejection
+    // is the address's, wherever it is listed).
+    std::vector<prometheus::Gauge*> ejected_gauges;
     std::atomic<int> consecutive_failures{0};
     std::atomic<int64_t> ejected_until{0};  // monotonic ns; 0: not ejected
+    void showEjected(bool on) const {
+      for (prometheus::Gauge* g : ejected_gauges) g->Set(on ? 1 : 0);
+    }
   };
   struct ColorMetrics {
     std::array<prometheus::Counter*, 6> by_class{};
@@ -347,6 +353,8 @@ struct ProxyServer::Impl {
                           .Help("Connect or exchange failures of an upstream endpoint").Register(*registry);
     auto& ep_ejections = prometheus::BuildCounter().Name("greenlight_proxy_endpoint_ejections_total")
                              .Help("Times an endpoint was ejected by passive health").Register(*registry);
+    auto& ep_ejected = prometheus::BuildGauge().Name("greenlight_proxy_endpoint_ejected")
+                           .Help("1 while passive health keeps the endpoint out of rotation").Register(*registry);
     auto& tunnel_gauge = prometheus::BuildGauge().Name("greenlight_proxy_upgraded_connections")
                              .Help("Open Upgrade (WebSocket) tunnels by service and colour").Register(*registry);
     auto& tls_failures = prometheus::BuildCounter().Name("greenlight_proxy_tls_handshake_failures_total")
@@ -387,6 +395,7 @@ struct ProxyServer::Impl {
           up->requests = &ep_requests.Add({{"service", name}, {"color", colorName(c)}, {"endpoint", e.address}});
           up->errors = &ep_errors.Add({{"service", name}, {"color", colorName(c)}, {"endpoint", e.address}});
           up->ejections = &ep_ejections.Add({{"service", name}, {"color", colorName(c)}, {"endpoint", e.address}});
+          up->ejected_gauges.push_back(&ep_ejected.Add({{"service", name}, {"color", colorName(c)}, {"endpoint", e.address}}));
         }
       }
       m.retries = &retries.Add({{"service", name}});
@@ -479,9 +488,34 @@ struct ProxyServer::Impl {
     if (up.consecutive_failures.fetch_add(1) + 1 >= threshold) {
       up.consecutive_failures = 0;
       up.ejected_until = nowNs() + cfg.passive_health.ejection.count();
+      up.showEjected(true);
       up.ejections->Increment();
       spdlog::warn("proxy: ejecting {} for {} s after {} consecutive failures", address,
                    toSeconds(cfg.passive_health.ejection), threshold);
+    }
+  }
+
+  // Routing reads the ejection's end time and needs nothing more; this only tells the outside
+  // that an ejection ended (the gauge back to 0, a log line), once a second, on loop 0.
+  Task<void> ejectionSweep() {
+    asio::steady_timer tick(io);
+    while (!stopping) {
+      tick.expires_after(std::chrono::seconds(1));
+      boost::system::error_code ec;
+      co_await tick.async_wait(ecOut(ec));
+      const int64_t now = nowNs();
+      for (auto& [address, up] : upstreams) {
+        int64_t until = up->ejected_until.load();
+        if (until == 0 || until > now) continue;
+        // Gauge first: an ejection that comes between this and the exchange makes the exchange
+        // fail, and the gauge is put back.
+        up->showEjected(false);
+        if (up->ejected_until.compare_exchange_strong(until, 0)) {
+          spdlog::info("proxy: {} back in rotation: its ejection ended", address);
+        } else {
+          up->showEjected(true);
+        }
+      }
     }
   }
 
@@ -1162,6 +1196,8 @@ struct ProxyServer::Impl {
 
   std::string statsJson() const {
     nlohmann::json out = nlohmann::json::object();
+    const auto table = store.current();
+    const int64_t now = nowNs();
     for (const auto& [name, m] : metrics) {
       nlohmann::json s;
       for (Color c : {Color::kBlue, Color::kGreen}) {
@@ -1177,6 +1213,24 @@ struct ProxyServer::Impl {
           counts.push_back(static_cast<int64_t>(b.cumulative_count));
         }
         cj["latency"] = {{"le", le}, {"cumulative", counts}};
+        // Each endpoint as routing sees it now: its state and whether passive health has it out.
+        nlohmann::json eps = nlohmann::json::array();
+        auto svc = table->services.find(name);
+        if (svc != table->services.end()) {
+          for (const auto& e : svc->second.endpoints[static_cast<int>(c)]) {
+            const Upstream& up = *upstreams.at(e.address);
+            const int64_t left = up.ejected_until.load() - now;
+            eps.push_back({{"address", e.address},
+                           {"state", endpointStateName(e.state)},
+                           {"requests", static_cast<int64_t>(up.requests->Value())},
+                           {"errors", static_cast<int64_t>(up.errors->Value())},
+                           {"ejections", static_cast<int64_t>(up.ejections->Value())},
+                           {"ejected", left > 0},
+                           {"ejected_seconds_left", left > 0 ? (left + 999'999'999) / 1'000'000'000 : int64_t{0}},
+                           {"consecutive_failures", up.consecutive_failures.load()}});
+          }
+        }
+        cj["endpoints"] = eps;
         s[colorName(c)] = cj;
       }
       s["retries"] = static_cast<int64_t>(m.retries->Value());
@@ -1288,6 +1342,7 @@ StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::start(const ProxyConfig& con
     im.runtime_acceptor->listen(16, ec);
     asio::co_spawn(im.io, im.runtimeLoop(), asio::detached);
   }
+  if (config.passive_health.failures > 0) asio::co_spawn(im.io, im.ejectionSweep(), asio::detached);
   for (auto& loop : im.loops) {
     im.threads.emplace_back([l = loop.get()] {
       auto guard = asio::make_work_guard(*l);

@@ -1,6 +1,7 @@
 // The data plane over real sockets: backends started by the test, the proxy in front.
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -367,7 +368,9 @@ TEST_F(ProxyTest, AnEndpointThatKeepsFailingIsEjected) {
   auto metrics = testing::httpGet(svc_->adminPort(), "/metrics").body;
   EXPECT_NE(metrics.find("greenlight_proxy_endpoint_ejections_total{color=\"blue\",endpoint=\"" + broken.address() +
                          "\",service=\"vehicles\"} 1"), std::string::npos) << metrics;
+  svc_.reset();  // its pooled connection closed before `broken` stops (which would wait 5 s for it)
 }
+
 
 TEST_F(ProxyTest, ADeadEndpointStopsCostingRetriesOnceEjected) {
   const std::string dead = "127.0.0.1:" + std::to_string(testing::freePort());
@@ -516,4 +519,60 @@ TEST_F(ProxyTest, WithoutMaxConnectionsTheLimitFollowsTheOpenFileLimit) {
   EXPECT_EQ(expected, static_cast<int>((std::min<rlim_t>(files.rlim_cur, rlim_t{1} << 21) - 100) / 2));
 }
 
+}  // namespace greenlight::proxy
+
+namespace greenlight::proxy {
+namespace {
+
+// An endpoint of the service's blue colour as `show stats` reports it (null when missing).
+nlohmann::json blueEndpoint(int admin_port, const std::string& address) {
+  const auto stats = nlohmann::json::parse(testing::httpGet(admin_port, "/api/v1/stats").body);
+  for (const auto& e : stats["vehicles"]["blue"]["endpoints"]) {
+    if (e["address"] == address) return e;
+  }
+  return nullptr;
+}
+
+TEST_F(ProxyTest, AnEjectionShowsInStatsAndMetricsUntilItEndsAndTheEndpointServesAgain) {
+  TestBackend broken("broken");
+  broken.failWith(500);
+  start(blue_.address() + ", " + broken.address(), green_.address(),
+        "  passive_health: {failures: 2, ejection: 1s}\n");
+  const std::string gauge = "greenlight_proxy_endpoint_ejected{color=\"blue\",endpoint=\"" + broken.address() +
+                            "\",service=\"vehicles\"}";
+  EXPECT_EQ(metricValue(svc_->adminPort(), gauge), 0);
+  nlohmann::json ep = blueEndpoint(svc_->adminPort(), broken.address());
+  ASSERT_FALSE(ep.is_null());
+  EXPECT_EQ(ep["state"], "ready");
+  EXPECT_EQ(ep["ejected"], false);
+  httplib::Client cli("127.0.0.1", port_);
+  for (int i = 0; i < 40 && broken.requests() < 2; ++i) ASSERT_TRUE(cli.Get("/"));  // endpoints in turn
+  ASSERT_EQ(broken.requests(), 2);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(cli.Get("/"));
+  EXPECT_EQ(broken.requests(), 2) << "ejected: no more requests";
+  EXPECT_EQ(metricValue(svc_->adminPort(), gauge), 1);
+  ep = blueEndpoint(svc_->adminPort(), broken.address());
+  EXPECT_EQ(ep["ejected"], true) << ep;
+  EXPECT_EQ(ep["ejected_seconds_left"], 1) << ep;
+  EXPECT_EQ(ep["ejections"], 1);
+  EXPECT_EQ(ep["requests"], 2);
+  EXPECT_EQ(blueEndpoint(svc_->adminPort(), blue_.address())["ejected"], false);
+
+  // The ejection ends: the gauge and the stats say so without any request, and the endpoint
+  // (mended meanwhile) gets requests again.
+  broken.failWith(0);
+  ASSERT_TRUE(testing::waitUntil([&] { return metricValue(svc_->adminPort(), gauge) == 0; }, 5s));
+  ep = blueEndpoint(svc_->adminPort(), broken.address());
+  EXPECT_EQ(ep["ejected"], false) << ep;
+  EXPECT_EQ(ep["ejected_seconds_left"], 0) << ep;
+  for (int i = 0; i < 40 && broken.requests() < 4; ++i) {
+    auto res = cli.Get("/");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+  }
+  EXPECT_EQ(broken.requests(), 4) << "back in rotation";
+  svc_.reset();  // as above: before `broken` stops
+}
+
+}  // namespace
 }  // namespace greenlight::proxy
