@@ -148,17 +148,31 @@ struct ProxyServer::Impl {
     TimedSocket stream;
     beast::flat_buffer buffer;
   };
+  struct ServiceMetrics;
+  // One endpoint's counters as one service's colour lists it: an address listed in two services
+  // (or in both colours) counts each one's requests in its own series.
+  struct EndpointMetrics {
+    const ServiceMetrics* service = nullptr;
+    Color color = Color::kBlue;
+    prometheus::Counter* requests = nullptr;
+    prometheus::Counter* errors = nullptr;
+    prometheus::Counter* ejections = nullptr;
+  };
   struct Upstream {
     tcp::endpoint address;
     // Idle connections per event loop: a connection stays with the loop that opened it, and
     // idle[i] is touched only by loop i's thread, so no lock.
     std::vector<std::vector<std::unique_ptr<UpstreamConn>>> idle;
-    prometheus::Counter* requests = nullptr;
-    prometheus::Counter* errors = nullptr;
-    prometheus::Counter* ejections = nullptr;
-    // 1 while ejected, one series per service and colour that lists the address (the ejection
-    // is the address's, wherever it is listed).
+    // Per service and colour that lists the address (rarely more than one). The ejection is the
+    // address's, so it is counted, and shown by the gauges (1 while ejected), in all of them.
+    boost::container::small_vector<EndpointMetrics, 1> listed;
     std::vector<prometheus::Gauge*> ejected_gauges;
+    const EndpointMetrics& metricsFor(const ServiceMetrics& m, Color c) const {
+      for (const EndpointMetrics& em : listed) {
+        if (em.service == &m && em.color == c) return em;
+      }
+      return listed.front();  // not reached: every (service, colour) listing the address has one
+    }
     std::atomic<int> consecutive_failures{0};
     std::atomic<int64_t> ejected_until{0};  // monotonic ns; 0: not ejected
     void showEjected(bool on) const {
@@ -392,9 +406,8 @@ struct ProxyServer::Impl {
             up = std::make_unique<Upstream>();
             up->idle.resize(loops.size());
           }
-          up->requests = &ep_requests.Add({{"service", name}, {"color", colorName(c)}, {"endpoint", e.address}});
-          up->errors = &ep_errors.Add({{"service", name}, {"color", colorName(c)}, {"endpoint", e.address}});
-          up->ejections = &ep_ejections.Add({{"service", name}, {"color", colorName(c)}, {"endpoint", e.address}});
+          const prometheus::Labels labels{{"service", name}, {"color", colorName(c)}, {"endpoint", e.address}};
+          up->listed.push_back({&m, c, &ep_requests.Add(labels), &ep_errors.Add(labels), &ep_ejections.Add(labels)});
           up->ejected_gauges.push_back(&ep_ejected.Add({{"service", name}, {"color", colorName(c)}, {"endpoint", e.address}}));
         }
       }
@@ -489,7 +502,7 @@ struct ProxyServer::Impl {
       up.consecutive_failures = 0;
       up.ejected_until = nowNs() + cfg.passive_health.ejection.count();
       up.showEjected(true);
-      up.ejections->Increment();
+      for (const EndpointMetrics& em : up.listed) em.ejections->Increment();
       spdlog::warn("proxy: ejecting {} for {} s after {} consecutive failures", address,
                    toSeconds(cfg.passive_health.ejection), threshold);
     }
@@ -533,16 +546,21 @@ struct ProxyServer::Impl {
   }
 
   // A colour rarely has more than a few endpoints: no heap allocation per request for them.
-  using Candidates = boost::container::small_vector<std::pair<const Endpoint*, Upstream*>, 8>;
+  struct Candidate {
+    const Endpoint* endpoint;
+    Upstream* upstream;
+    const EndpointMetrics* metrics;  // the endpoint's series for this service and colour
+  };
+  using Candidates = boost::container::small_vector<Candidate, 8>;
 
   // Ready endpoints of a colour in turn; ejected ones only when none is ready (a likely failure
   // beats a certain 503).
-  Candidates candidates(const ServiceRoutes& svc, Color color) {
+  Candidates candidates(const ServiceRoutes& svc, Color color, const ServiceMetrics& m) {
     Candidates ready, ejected_too;
     for (const auto& e : svc.endpoints[static_cast<int>(color)]) {
       if (e.state != EndpointState::kReady) continue;
       Upstream* up = upstreams.at(e.address).get();
-      (ejected(*up) ? ejected_too : ready).emplace_back(&e, up);
+      (ejected(*up) ? ejected_too : ready).push_back({&e, up, &up->metricsFor(m, color)});
     }
     return ready.empty() ? ejected_too : ready;
   }
@@ -599,7 +617,7 @@ struct ProxyServer::Impl {
   // streamed through one buffer. The upstream connection goes back to the pool when the
   // exchange ended cleanly and the upstream keeps it alive.
   template <class Stream>
-  Task<Outcome> relayResponse(Stream& client, Upstream& up, std::unique_ptr<UpstreamConn> conn, ResponseParser& p,
+  Task<Outcome> relayResponse(Stream& client, Upstream& up, const EndpointMetrics& em, std::unique_ptr<UpstreamConn> conn, ResponseParser& p,
                               unsigned client_version, bool client_keep, size_t loop, RelayBuffer& scratch) {
     const unsigned status = p.status();
     bool upstream_keep = p.keep_alive();
@@ -624,7 +642,7 @@ struct ProxyServer::Impl {
     }
     if (result != relay::Result::kDone) {
       // Mid-body: the head is out, so no error answer is possible; closing tells the client.
-      if (result == relay::Result::kSourceFailed) up.errors->Increment();
+      if (result == relay::Result::kSourceFailed) em.errors->Increment();
       co_return Outcome{status, false};
     }
     if (upstream_keep) giveBack(up, loop, std::move(conn));
@@ -655,7 +673,7 @@ struct ProxyServer::Impl {
                                 Color color, http::verb method, const std::string& body, unsigned client_version,
                                 bool client_keep, bool upgrade, ServiceMetrics& m, size_t loop, RelayBuffer& scratch) {
     const size_t head_size = scratch.head().size();  // the upstream head (writeRequestHead), body appended per try
-    const Candidates ready = candidates(svc, color);
+    const Candidates ready = candidates(svc, color, m);
     if (ready.empty()) {
       co_return co_await answer(client, scratch, http::status::service_unavailable, "no ready endpoint", client_version,
                                 client_keep);
@@ -667,11 +685,13 @@ struct ProxyServer::Impl {
     bool timed_out = false;
     const Endpoint* tried = nullptr;
     for (size_t attempt = 0; attempt < std::min<size_t>(2, ready.size()); ++attempt) {
-      const Endpoint& ep = *ready[(start + attempt) % ready.size()].first;
-      Upstream& up = *ready[(start + attempt) % ready.size()].second;
+      const Candidate& pick = ready[(start + attempt) % ready.size()];
+      const Endpoint& ep = *pick.endpoint;
+      Upstream& up = *pick.upstream;
+      const EndpointMetrics& em = *pick.metrics;
       tried = &ep;
       if (attempt > 0) m.retries->Increment();
-      up.requests->Increment();
+      em.requests->Increment();
       std::unique_ptr<UpstreamConn> conn = upgrade ? nullptr : takeIdle(up, loop);
       bool reused = conn != nullptr;
       for (int fresh_try = 0; fresh_try < 2; ++fresh_try) {
@@ -679,7 +699,7 @@ struct ProxyServer::Impl {
         if (!conn) {
           conn = co_await connect(up, ec);
           if (ec) {
-            up.errors->Increment();
+            em.errors->Increment();
             recordOutcome(up, ep.address, true);
             last_error = "connect to " + ep.address + ": " + ec.message();
             timed_out = ec == beast::error::timeout;
@@ -707,13 +727,14 @@ struct ProxyServer::Impl {
           if (upgrade && p.status() == 101) {
             co_return via(co_await openTunnel(client, client_buffer, std::move(conn), p, svc.name, color, scratch), &ep);
           }
-          co_return via(co_await relayResponse(client, up, std::move(conn), p, client_version, client_keep && !upgrade, loop, scratch),
+          co_return via(co_await relayResponse(client, up, em, std::move(conn), p, client_version, client_keep && !upgrade, loop,
+                                               scratch),
                         &ep);
         }
         conn.reset();
         // A pooled connection the upstream had closed: nothing was processed, try a new one.
         if (reused && closedByPeer(ec) && (idempotent || wec)) continue;
-        up.errors->Increment();
+        em.errors->Increment();
         recordOutcome(up, ep.address, true);
         // Closed or reset before a single response byte (e.g. an upstream shutting down with our
         // connection in its backlog): an idempotent request can go to another endpoint.
@@ -742,7 +763,7 @@ struct ProxyServer::Impl {
                                 Color color, RequestParser& req, bool chunked, ServiceMetrics& m, size_t loop,
                                 RelayBuffer& scratch) {
     const unsigned client_version = req.version();
-    const Candidates ready = candidates(svc, color);
+    const Candidates ready = candidates(svc, color, m);
     if (ready.empty()) {
       co_return co_await answer(client, scratch, http::status::service_unavailable, "no ready endpoint", client_version, false);
     }
@@ -750,16 +771,19 @@ struct ProxyServer::Impl {
     std::unique_ptr<UpstreamConn> conn;
     Upstream* up = nullptr;
     const Endpoint* ep = nullptr;
+    const EndpointMetrics* em = nullptr;
     std::string last_error = "upstream failed";
     for (size_t attempt = 0; attempt < std::min<size_t>(2, ready.size()) && !conn; ++attempt) {
-      ep = ready[(start + attempt) % ready.size()].first;
-      up = ready[(start + attempt) % ready.size()].second;
+      const Candidate& pick = ready[(start + attempt) % ready.size()];
+      ep = pick.endpoint;
+      up = pick.upstream;
+      em = pick.metrics;
       if (attempt > 0) m.retries->Increment();
-      up->requests->Increment();
+      em->requests->Increment();
       boost::system::error_code ec;
       conn = co_await connect(*up, ec);  // fresh: a stale pooled one could not be retried
       if (ec) {
-        up->errors->Increment();
+        em->errors->Increment();
         recordOutcome(*up, ep->address, true);
         last_error = "connect to " + ep->address + ": " + ec.message();
       }
@@ -778,7 +802,7 @@ struct ProxyServer::Impl {
       co_return co_await answer(client, scratch, rules::statusFor(ec, false), "request body: " + ec.message(), client_version, false);
     }
     if (sent == relay::Result::kDestinationFailed) {
-      up->errors->Increment();
+      em->errors->Increment();
       recordOutcome(*up, ep->address, true);
       co_return via(co_await answer(client, scratch, http::status::bad_gateway, "upstream " + ep->address + ": " + ec.message(),
                                     client_version, false),
@@ -788,14 +812,14 @@ struct ProxyServer::Impl {
     p.body_limit(std::numeric_limits<std::uint64_t>::max());
     co_await relay::readHeader(conn->stream, conn->buffer, p, ec);
     if (ec) {
-      up->errors->Increment();
+      em->errors->Increment();
       recordOutcome(*up, ep->address, true);
       const http::status status = ec == beast::error::timeout ? http::status::gateway_timeout : http::status::bad_gateway;
       co_return via(co_await answer(client, scratch, status, "upstream " + ep->address + ": " + ec.message(), client_version, false),
                     ep);
     }
     recordOutcome(*up, ep->address, p.status() >= 500);
-    co_return via(co_await relayResponse(client, *up, std::move(conn), p, client_version, req.keep_alive(), loop, scratch), ep);
+    co_return via(co_await relayResponse(client, *up, *em, std::move(conn), p, client_version, req.keep_alive(), loop, scratch), ep);
   }
 
   // Reads until the request head is complete, so its raw bytes can be checked before Beast
@@ -1219,12 +1243,13 @@ struct ProxyServer::Impl {
         if (svc != table->services.end()) {
           for (const auto& e : svc->second.endpoints[static_cast<int>(c)]) {
             const Upstream& up = *upstreams.at(e.address);
+            const EndpointMetrics& em = up.metricsFor(m, c);
             const int64_t left = up.ejected_until.load() - now;
             eps.push_back({{"address", e.address},
                            {"state", endpointStateName(e.state)},
-                           {"requests", static_cast<int64_t>(up.requests->Value())},
-                           {"errors", static_cast<int64_t>(up.errors->Value())},
-                           {"ejections", static_cast<int64_t>(up.ejections->Value())},
+                           {"requests", static_cast<int64_t>(em.requests->Value())},
+                           {"errors", static_cast<int64_t>(em.errors->Value())},
+                           {"ejections", static_cast<int64_t>(em.ejections->Value())},
                            {"ejected", left > 0},
                            {"ejected_seconds_left", left > 0 ? (left + 999'999'999) / 1'000'000'000 : int64_t{0}},
                            {"consecutive_failures", up.consecutive_failures.load()}});

@@ -576,3 +576,37 @@ TEST_F(ProxyTest, AnEjectionShowsInStatsAndMetricsUntilItEndsAndTheEndpointServe
 
 }  // namespace
 }  // namespace greenlight::proxy
+
+namespace greenlight::proxy {
+namespace {
+
+TEST_F(ProxyTest, AnAddressInBothColoursCountsEachColoursRequestsInItsOwnSeries) {
+  // One backend listed as blue and as green (a release deployed in place): each colour's requests
+  // are its own, in the metrics and in show stats.
+  start(blue_.address(), blue_.address(), "", "{blue: 50, green: 50}");
+  httplib::Client cli("127.0.0.1", port_);
+  for (int i = 0; i < 40; ++i) {
+    auto res = cli.Get("/");
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200);
+  }
+  auto series = [&](const char* color) {
+    return metricValue(svc_->adminPort(), std::string("greenlight_proxy_endpoint_requests_total{color=\"") + color +
+                                              "\",endpoint=\"" + blue_.address() + "\",service=\"vehicles\"}");
+  };
+  auto by_class = [&](const char* color) {
+    return metricValue(svc_->adminPort(), std::string("greenlight_proxy_requests_total{code=\"2xx\",color=\"") + color +
+                                              "\",service=\"vehicles\"}");
+  };
+  EXPECT_EQ(series("blue"), by_class("blue"));
+  EXPECT_EQ(series("green"), by_class("green"));
+  EXPECT_GT(series("blue"), 0);
+  EXPECT_GT(series("green"), 0);
+  EXPECT_EQ(series("blue") + series("green"), 40);
+  const auto stats = nlohmann::json::parse(testing::httpGet(svc_->adminPort(), "/api/v1/stats").body);
+  EXPECT_EQ(stats["vehicles"]["blue"]["endpoints"][0]["requests"], series("blue")) << stats;
+  EXPECT_EQ(stats["vehicles"]["green"]["endpoints"][0]["requests"], series("green")) << stats;
+}
+
+}  // namespace
+}  // namespace greenlight::proxy
