@@ -157,6 +157,7 @@ struct ProxyServer::Impl {
     prometheus::Counter* requests = nullptr;
     prometheus::Counter* errors = nullptr;
     prometheus::Counter* ejections = nullptr;
+    prometheus::Gauge* ejected = nullptr;  // 1 while the address is ejected
   };
   struct Upstream {
     tcp::endpoint address;
@@ -164,9 +165,8 @@ struct ProxyServer::Impl {
     // idle[i] is touched only by loop i's thread, so no lock.
     std::vector<std::vector<std::unique_ptr<UpstreamConn>>> idle;
     // Per service and colour that lists the address (rarely more than one). The ejection is the
-    // address's, so it is counted, and shown by the gauges (1 while ejected), in all of them.
+    // address's, so it is counted, and shown by the gauges, in all of them.
     boost::container::small_vector<EndpointMetrics, 1> listed;
-    std::vector<prometheus::Gauge*> ejected_gauges;
     const EndpointMetrics& metricsFor(const ServiceMetrics& m, Color c) const {
       for (const EndpointMetrics& em : listed) {
         if (em.service == &m && em.color == c) return em;
@@ -176,7 +176,7 @@ struct ProxyServer::Impl {
     std::atomic<int> consecutive_failures{0};
     std::atomic<int64_t> ejected_until{0};  // monotonic ns; 0: not ejected
     void showEjected(bool on) const {
-      for (prometheus::Gauge* g : ejected_gauges) g->Set(on ? 1 : 0);
+      for (const EndpointMetrics& em : listed) em.ejected->Set(on ? 1 : 0);
     }
   };
   struct ColorMetrics {
@@ -407,8 +407,8 @@ struct ProxyServer::Impl {
             up->idle.resize(loops.size());
           }
           const prometheus::Labels labels{{"service", name}, {"color", colorName(c)}, {"endpoint", e.address}};
-          up->listed.push_back({&m, c, &ep_requests.Add(labels), &ep_errors.Add(labels), &ep_ejections.Add(labels)});
-          up->ejected_gauges.push_back(&ep_ejected.Add({{"service", name}, {"color", colorName(c)}, {"endpoint", e.address}}));
+          up->listed.push_back({&m, c, &ep_requests.Add(labels), &ep_errors.Add(labels), &ep_ejections.Add(labels),
+                                &ep_ejected.Add(labels)});
         }
       }
       m.retries = &retries.Add({{"service", name}});
