@@ -283,7 +283,8 @@ int demo(const std::string& self, const std::string& config, int admin_port, int
         << "  services:\n    - name: vehicles\n      listen: 127.0.0.1:" << proxy_port << "\n"
         << "      blue: [" << std::getenv("SIM_RELEASE_BLUE_ADDR") << "]\n"
         << "      green: [" << std::getenv("SIM_RELEASE_GREEN_ADDR") << "]\n"
-        << "      weights: {blue: 100, green: 0}\n      preview: {header: X-Greenlight-Color}\n";
+        << "      weights: {blue: 100, green: 0}\n      preview: {header: X-Greenlight-Color}\n"
+        << "      health_check: {path: /health, interval: 2s, timeout: 1s}\n";
   }
   auto proxy = app::ProxyService::start(proxy_config, proxy_admin_port);
   if (!proxy.ok()) {

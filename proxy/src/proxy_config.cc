@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <optional>
 #include <set>
 
 #include "request_id.h"
@@ -34,6 +35,47 @@ int defaultMaxConnections() {
   files = std::min<rlim_t>(files, rlim_t{1} << 21);  // RLIM_INFINITY included
   return files > kReserve + 2 ? static_cast<int>((files - kReserve) / 2) : 1;
 }
+
+namespace {
+
+// A request target or Host value goes on the wire as it is: visible ASCII only, so nothing in
+// the config can add a header or split the request.
+bool visibleAscii(const std::string& v) {
+  return std::all_of(v.begin(), v.end(), [](char ch) { return ch > 0x20 && ch < 0x7f; });
+}
+
+std::optional<HealthCheck> parseHealthCheck(ConfigReader& r, const YAML::Node& h, const std::string& hf) {
+  const size_t before = r.errors().size();
+  if (!r.expectMap(h, hf, {"path", "host", "interval", "timeout", "rise", "fall"})) return std::nullopt;
+  HealthCheck hc;
+  if (auto v = r.getString(h, hf, "path")) {
+    if (v->empty() || v->front() != '/' || v->size() > 1024 || !visibleAscii(*v)) {
+      r.error(h["path"], R::join(hf, "path"),
+              "expected a path such as \"/healthz\" (starting with /, up to 1024 visible ASCII characters), got \"" + *v + "\"");
+    } else {
+      hc.path = *v;
+    }
+  }
+  if (auto v = r.getString(h, hf, "host")) {
+    if (v->empty() || v->size() > 255 || !visibleAscii(*v)) {
+      r.error(h["host"], R::join(hf, "host"), "expected a host name such as \"vehicles.internal\" (visible ASCII, no spaces)");
+    } else {
+      hc.host = *v;
+    }
+  }
+  if (auto v = r.getDuration(h, hf, "interval")) {
+    if (*v < 10ms || *v > 1h) r.error(h["interval"], R::join(hf, "interval"), "expected 10ms to 1h"); else hc.interval = *v;
+  }
+  if (auto v = r.getDuration(h, hf, "timeout")) {
+    if (*v < 1ms || *v > 1min) r.error(h["timeout"], R::join(hf, "timeout"), "expected 1ms to 1m"); else hc.timeout = *v;
+  }
+  if (auto v = r.getInt(h, hf, "rise", 1, 100)) hc.rise = int(*v);
+  if (auto v = r.getInt(h, hf, "fall", 1, 100)) hc.fall = int(*v);
+  if (r.errors().size() != before) return std::nullopt;
+  return hc;
+}
+
+}  // namespace
 
 ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std::string& field) {
   ProxyConfig c;
@@ -122,7 +164,7 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
   for (size_t i = 0; i < services.size(); ++i) {
     const YAML::Node s = services[i];
     const std::string f = R::index(sf, i);
-    if (!r.expectMap(s, f, {"name", "listen", "blue", "green", "weights", "preview", "tls"})) continue;
+    if (!r.expectMap(s, f, {"name", "listen", "blue", "green", "weights", "preview", "tls", "health_check"})) continue;
     ServiceRoutes routes;
     routes.name = r.getString(s, f, "name", true).value_or("");
     const bool duplicate = !routes.name.empty() && !names.insert(routes.name).second;
@@ -187,7 +229,10 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
         routes.preview_cookie = r.getString(p, pf, "cookie").value_or("");
       }
     }
+    std::optional<HealthCheck> check;
+    if (const YAML::Node h = s["health_check"]; h.IsDefined() && !h.IsNull()) check = parseHealthCheck(r, h, R::join(f, "health_check"));
     if (duplicate) continue;
+    if (check) c.health_checks[routes.name] = *check;
     c.listeners.push_back(l);
     c.routes.services[routes.name] = std::move(routes);
   }

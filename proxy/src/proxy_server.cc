@@ -4,6 +4,7 @@
 
 #include "greenlight/proxy/listener_handover.h"
 
+#include "greenlight/common/duration.h"
 #include "greenlight/common/tls.h"
 #include "relay.h"
 #include "access_log.h"
@@ -36,6 +37,7 @@
 #include <cmath>
 #include <cstring>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -149,6 +151,8 @@ struct ProxyServer::Impl {
     beast::flat_buffer buffer;
   };
   struct ServiceMetrics;
+  struct Upstream;
+  struct Health;
   // One endpoint's counters as one service's colour lists it: an address listed in two services
   // (or in both colours) counts each one's requests in its own series.
   struct EndpointMetrics {
@@ -158,6 +162,31 @@ struct ProxyServer::Impl {
     prometheus::Counter* errors = nullptr;
     prometheus::Counter* ejections = nullptr;
     prometheus::Gauge* ejected = nullptr;  // 1 while the address is ejected
+    Health* health = nullptr;              // its active health check; null: the service has none
+  };
+  // The active health check of one endpoint as one service's colour lists it (that service's
+  // health_check): run by its own coroutine on loop 0; routing reads `down`.
+  struct Health {
+    Health(const HealthCheck& c, std::string s, Color col, std::string a, Upstream& up)
+        : check(c), service(std::move(s)), color(col), address(std::move(a)), upstream(up),
+          request("GET " + c.path + " HTTP/1.1\r\nHost: " + (c.host.empty() ? address : c.host) +
+                  "\r\nUser-Agent: greenlight-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n") {}
+    const HealthCheck& check;
+    const std::string service;
+    const Color color;
+    const std::string address;
+    Upstream& upstream;
+    const std::string request;
+    std::atomic<bool> down{false};  // out of rotation: `fall` failed checks in a row, not yet `rise` passes
+    prometheus::Gauge* healthy = nullptr;  // 0 while down
+    prometheus::Counter* passed = nullptr;
+    prometheus::Counter* failed = nullptr;
+    // What show stats reports (read from the admin thread).
+    mutable std::mutex mu;
+    bool checked = false;
+    std::string last;  // the last check's outcome: "200", "connect: Connection refused", "timed out after 2s"
+    int passes = 0;    // in a row
+    int failures = 0;  // in a row
   };
   struct Upstream {
     tcp::endpoint address;
@@ -258,6 +287,7 @@ struct ProxyServer::Impl {
   std::unique_ptr<asio::local::stream_protocol::acceptor> runtime_acceptor;
   std::map<std::string, std::unique_ptr<Upstream>> upstreams;  // by "host:port"
   std::map<std::string, ServiceMetrics> metrics;
+  std::deque<Health> health;  // one per checked endpoint listing; never moved (routing points into it)
   std::atomic<bool> stopping{false};
   // What each event loop keeps to itself on the request path (a cache line each: nothing one
   // loop writes there is read by another).
@@ -369,6 +399,12 @@ struct ProxyServer::Impl {
                              .Help("Times an endpoint was ejected by passive health").Register(*registry);
     auto& ep_ejected = prometheus::BuildGauge().Name("greenlight_proxy_endpoint_ejected")
                            .Help("1 while passive health keeps the endpoint out of rotation").Register(*registry);
+    auto& ep_healthy = prometheus::BuildGauge().Name("greenlight_proxy_endpoint_healthy")
+                           .Help("Active health checks: 1 while the endpoint passes (or is not yet checked), 0 while its "
+                                 "failed checks keep it out of rotation")
+                           .Register(*registry);
+    auto& ep_checks = prometheus::BuildCounter().Name("greenlight_proxy_endpoint_health_checks_total")
+                          .Help("Active health checks of an endpoint, by result (pass, fail)").Register(*registry);
     auto& tunnel_gauge = prometheus::BuildGauge().Name("greenlight_proxy_upgraded_connections")
                              .Help("Open Upgrade (WebSocket) tunnels by service and colour").Register(*registry);
     auto& tls_failures = prometheus::BuildCounter().Name("greenlight_proxy_tls_handshake_failures_total")
@@ -406,9 +442,25 @@ struct ProxyServer::Impl {
             up = std::make_unique<Upstream>();
             up->idle.resize(loops.size());
           }
+          const bool again = std::any_of(up->listed.begin(), up->listed.end(),
+                                         [&](const EndpointMetrics& em) { return em.service == &m && em.color == c; });
+          if (again) continue;  // listed twice in one colour: one set of series
           const prometheus::Labels labels{{"service", name}, {"color", colorName(c)}, {"endpoint", e.address}};
+          Health* h = nullptr;
+          if (auto check = cfg.health_checks.find(name); check != cfg.health_checks.end()) {
+            h = &health.emplace_back(check->second, name, c, e.address, *up);
+            h->healthy = &ep_healthy.Add(labels);
+            h->healthy->Set(1);
+            auto with = [&](const char* result) {
+              prometheus::Labels l = labels;
+              l["result"] = result;
+              return &ep_checks.Add(l);
+            };
+            h->passed = with("pass");
+            h->failed = with("fail");
+          }
           up->listed.push_back({&m, c, &ep_requests.Add(labels), &ep_errors.Add(labels), &ep_ejections.Add(labels),
-                                &ep_ejected.Add(labels)});
+                                &ep_ejected.Add(labels), h});
         }
       }
       m.retries = &retries.Add({{"service", name}});
@@ -532,6 +584,93 @@ struct ProxyServer::Impl {
     }
   }
 
+  // Active health checks: one endpoint's, every interval while the proxy runs (on loop 0). An
+  // endpoint in maint is not checked (as HAProxy's maint); one draining is.
+  Task<void> healthLoop(Health& h) {
+    asio::steady_timer tick(io);
+    // The first check at a random moment within the interval: endpoints are not all checked at once.
+    Duration wait = std::chrono::duration_cast<Duration>(h.check.interval * uniform01());
+    while (!stopping) {
+      tick.expires_after(wait);
+      boost::system::error_code ec;
+      co_await tick.async_wait(ecOut(ec));
+      if (stopping) break;
+      wait = h.check.interval;
+      if (inMaint(h)) continue;
+      std::string outcome;
+      const bool passed = co_await checkOnce(h, outcome);
+      recordCheck(h, passed, std::move(outcome));
+    }
+  }
+
+  bool inMaint(const Health& h) {
+    auto table = store.current();
+    auto svc = table->services.find(h.service);
+    if (svc == table->services.end()) return false;
+    for (const Endpoint& e : svc->second.endpoints[static_cast<int>(h.color)]) {
+      if (e.address == h.address) return e.state == EndpointState::kMaint;
+    }
+    return false;
+  }
+
+  // One check: connect, `GET path`, read the answer's head, all within the check's timeout; a
+  // connection of its own (never a pooled one: the check is of the endpoint, not of a connection).
+  Task<bool> checkOnce(Health& h, std::string& outcome) {
+    TimedSocket s(co_await asio::this_coro::executor, time);
+    s.expires_after(h.check.timeout);
+    boost::system::error_code ec;
+    const char* step = "connect";
+    co_await s.async_connect(h.upstream.address, ecOut(ec));
+    if (!ec) {
+      step = "send";
+      co_await asio::async_write(s, asio::buffer(h.request), ecOut(ec));
+    }
+    ResponseParser p;
+    if (!ec) {
+      step = "answer";
+      p.skip(true);  // the head says it all; the body is not read
+      beast::flat_buffer buffer;
+      co_await relay::readHeader(s, buffer, p, ec);
+    }
+    if (ec == beast::error::timeout) {
+      outcome = "timed out after " + formatDuration(h.check.timeout);
+      co_return false;
+    }
+    if (ec) {
+      outcome = std::string(step) + ": " + ec.message();
+      co_return false;
+    }
+    outcome = std::to_string(p.status());
+    co_return p.status() >= 200 && p.status() < 400;
+  }
+
+  void recordCheck(Health& h, bool passed, std::string outcome) {
+    (passed ? h.passed : h.failed)->Increment();
+    int passes, failures;
+    {
+      std::lock_guard<std::mutex> lock(h.mu);
+      h.checked = true;
+      h.last = std::move(outcome);
+      h.passes = passed ? h.passes + 1 : 0;
+      h.failures = passed ? 0 : h.failures + 1;
+      passes = h.passes;
+      failures = h.failures;
+    }
+    const bool down = h.down.load();
+    if (!down && failures >= h.check.fall) {
+      h.down = true;
+      h.healthy->Set(0);
+      std::lock_guard<std::mutex> lock(h.mu);
+      spdlog::warn("proxy: {} {} endpoint {} out of rotation: its health check failed {} time{} in a row (GET {}: {})",
+                   h.service, colorName(h.color), h.address, failures, failures == 1 ? "" : "s", h.check.path, h.last);
+    } else if (down && passes >= h.check.rise) {
+      h.down = false;
+      h.healthy->Set(1);
+      spdlog::info("proxy: {} {} endpoint {} back in rotation: its health check passed {} time{} in a row", h.service,
+                   colorName(h.color), h.address, passes, passes == 1 ? "" : "s");
+    }
+  }
+
   // What one request came to, for the metrics and the session loop.
   struct Outcome {
     unsigned status = 0;      // what the client was answered (0: nothing could be sent)
@@ -553,14 +692,16 @@ struct ProxyServer::Impl {
   };
   using Candidates = boost::container::small_vector<Candidate, 8>;
 
-  // Ready endpoints of a colour in turn; ejected ones only when none is ready (a likely failure
-  // beats a certain 503).
+  // Ready endpoints of a colour in turn; ejected ones (or ones failing their health check) only
+  // when none is ready (a likely failure beats a certain 503).
   Candidates candidates(const ServiceRoutes& svc, Color color, const ServiceMetrics& m) {
     Candidates ready, ejected_too;
     for (const auto& e : svc.endpoints[static_cast<int>(color)]) {
       if (e.state != EndpointState::kReady) continue;
       Upstream* up = upstreams.at(e.address).get();
-      (ejected(*up) ? ejected_too : ready).push_back({&e, up, &up->metricsFor(m, color)});
+      const EndpointMetrics& em = up->metricsFor(m, color);
+      const bool out = ejected(*up) || (em.health && em.health->down.load(std::memory_order_relaxed));
+      (out ? ejected_too : ready).push_back({&e, up, &em});
     }
     return ready.empty() ? ejected_too : ready;
   }
@@ -1245,14 +1386,22 @@ struct ProxyServer::Impl {
             const Upstream& up = *upstreams.at(e.address);
             const EndpointMetrics& em = up.metricsFor(m, c);
             const int64_t left = up.ejected_until.load() - now;
-            eps.push_back({{"address", e.address},
+            nlohmann::json ej = {{"address", e.address},
                            {"state", endpointStateName(e.state)},
                            {"requests", static_cast<int64_t>(em.requests->Value())},
                            {"errors", static_cast<int64_t>(em.errors->Value())},
                            {"ejections", static_cast<int64_t>(em.ejections->Value())},
                            {"ejected", left > 0},
                            {"ejected_seconds_left", left > 0 ? (left + 999'999'999) / 1'000'000'000 : int64_t{0}},
-                           {"consecutive_failures", up.consecutive_failures.load()}});
+                           {"consecutive_failures", up.consecutive_failures.load()}};
+            if (const Health* h = em.health) {
+              std::lock_guard<std::mutex> lock(h->mu);
+              ej["health"] = {{"state", !h->checked ? "unchecked" : h->down ? "down" : "up"},
+                              {"last", h->last},
+                              {"passes_in_a_row", h->passes},
+                              {"failures_in_a_row", h->failures}};
+            }
+            eps.push_back(std::move(ej));
           }
         }
         cj["endpoints"] = eps;
@@ -1368,6 +1517,7 @@ StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::start(const ProxyConfig& con
     asio::co_spawn(im.io, im.runtimeLoop(), asio::detached);
   }
   if (config.passive_health.failures > 0) asio::co_spawn(im.io, im.ejectionSweep(), asio::detached);
+  for (Impl::Health& h : im.health) asio::co_spawn(im.io, im.healthLoop(h), asio::detached);
   for (auto& loop : im.loops) {
     im.threads.emplace_back([l = loop.get()] {
       auto guard = asio::make_work_guard(*l);

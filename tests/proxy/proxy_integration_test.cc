@@ -610,3 +610,110 @@ TEST_F(ProxyTest, AnAddressInBothColoursCountsEachColoursRequestsInItsOwnSeries)
 
 }  // namespace
 }  // namespace greenlight::proxy
+
+namespace greenlight::proxy {
+namespace {
+
+nlohmann::json endpointIn(int admin_port, const char* color, const std::string& address) {
+  const auto stats = nlohmann::json::parse(testing::httpGet(admin_port, "/api/v1/stats").body);
+  for (const auto& e : stats["vehicles"][color]["endpoints"]) {
+    if (e["address"] == address) return e;
+  }
+  return nullptr;
+}
+
+std::string healthySeries(const char* color, const std::string& address) {
+  return std::string("greenlight_proxy_endpoint_healthy{color=\"") + color + "\",endpoint=\"" + address +
+         "\",service=\"vehicles\"}";
+}
+
+TEST_F(ProxyTest, AFailingHealthCheckTakesAnEndpointOutBeforeAnyRequestReachesIt) {
+  TestBackend sick("sick");
+  sick.healthWith(503);
+  start(blue_.address() + ", " + sick.address(), green_.address(), "", "{blue: 100, green: 0}",
+        "      health_check: {path: /healthz, interval: 20ms, timeout: 1s, fall: 2, rise: 2}\n");
+  const int admin = svc_->adminPort();
+  ASSERT_TRUE(testing::waitUntil([&] { return metricValue(admin, healthySeries("blue", sick.address())) == 0; }, 5s));
+  nlohmann::json ep = endpointIn(admin, "blue", sick.address());
+  EXPECT_EQ(ep["health"]["state"], "down") << ep;
+  EXPECT_EQ(ep["health"]["last"], "503") << ep;
+  EXPECT_GE(ep["health"]["failures_in_a_row"].get<int>(), 2) << ep;
+  EXPECT_EQ(ep["state"], "ready") << "health is not the operator's state";
+  EXPECT_EQ(metricValue(admin, healthySeries("blue", blue_.address())), 1);
+  EXPECT_EQ(sick.lastHealthCheck().host, sick.address());
+  EXPECT_EQ(sick.lastHealthCheck().user_agent, "greenlight-health-check");
+  // The idle colour is checked too: a switch would not send traffic to a release that is down.
+  ASSERT_TRUE(testing::waitUntil([&] { return green_.healthChecks() >= 2; }, 5s));
+  EXPECT_EQ(endpointIn(admin, "green", green_.address())["health"]["state"], "up");
+  EXPECT_EQ(green_.requests(), 0) << "checks are not requests";
+
+  httplib::Client cli("127.0.0.1", port_);
+  for (int i = 0; i < 20; ++i) {
+    auto res = cli.Get("/");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    EXPECT_EQ(res->body, "blue");
+  }
+  EXPECT_EQ(sick.requests(), 0) << "no request reached the endpoint failing its check";
+  EXPECT_GT(metricValue(admin, "greenlight_proxy_endpoint_health_checks_total{color=\"blue\",endpoint=\"" +
+                                   sick.address() + "\",result=\"fail\",service=\"vehicles\"}"), 1);
+
+  // Mended: `rise` passes bring it back, and it serves again.
+  sick.healthWith(200);
+  ASSERT_TRUE(testing::waitUntil([&] { return metricValue(admin, healthySeries("blue", sick.address())) == 1; }, 5s));
+  ep = endpointIn(admin, "blue", sick.address());
+  EXPECT_EQ(ep["health"]["state"], "up") << ep;
+  EXPECT_EQ(ep["health"]["last"], "200") << ep;
+  for (int i = 0; i < 20 && sick.requests() == 0; ++i) ASSERT_TRUE(cli.Get("/"));
+  EXPECT_GT(sick.requests(), 0) << "back in rotation";
+  svc_.reset();  // before `sick` stops
+}
+
+TEST_F(ProxyTest, AnEndpointThatCannotBeReachedFailsItsCheckWithTheReason) {
+  const std::string dead = "127.0.0.1:" + std::to_string(testing::freePort());
+  start(blue_.address() + ", " + dead, green_.address(), "", "{blue: 100, green: 0}",
+        "      health_check: {interval: 20ms, timeout: 1s, fall: 1}\n");
+  const int admin = svc_->adminPort();
+  ASSERT_TRUE(testing::waitUntil([&] { return metricValue(admin, healthySeries("blue", dead)) == 0; }, 5s));
+  const nlohmann::json ep = endpointIn(admin, "blue", dead);
+  EXPECT_EQ(ep["health"]["state"], "down") << ep;
+  EXPECT_EQ(ep["health"]["last"], "connect: Connection refused") << ep;
+  // No request pays for the dead endpoint: no retry, no connect error.
+  httplib::Client cli("127.0.0.1", port_);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(cli.Get("/"));
+  const auto stats = nlohmann::json::parse(testing::httpGet(admin, "/api/v1/stats").body);
+  EXPECT_EQ(stats["vehicles"]["retries"], 0) << stats;
+  EXPECT_EQ(endpointIn(admin, "blue", dead)["requests"], 0);
+}
+
+TEST_F(ProxyTest, WhenEveryEndpointOfAColourFailsItsCheckRequestsStillGoThere) {
+  // A wrong check path (or a release whose health endpoint broke) must not turn into a 503 for
+  // every client: with nothing passing, the colour's endpoints are used anyway.
+  blue_.healthWith(404);
+  start(blue_.address(), green_.address(), "", "{blue: 100, green: 0}",
+        "      health_check: {interval: 20ms, timeout: 1s, fall: 1}\n");
+  ASSERT_TRUE(testing::waitUntil([&] { return metricValue(svc_->adminPort(), healthySeries("blue", blue_.address())) == 0; }, 5s));
+  httplib::Client cli("127.0.0.1", port_);
+  auto res = cli.Get("/");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->body, "blue");
+}
+
+TEST_F(ProxyTest, AnEndpointInMaintIsNotChecked) {
+  start(blue_.address(), green_.address(), "", "{blue: 100, green: 0}",
+        "      health_check: {interval: 20ms, timeout: 1s}\n");
+  ASSERT_TRUE(testing::waitUntil([&] { return green_.healthChecks() >= 1; }, 5s));
+  auto r = svc_->store().execute("set endpoint vehicles green " + green_.address() + " state maint", "test");
+  ASSERT_TRUE(r.ok) << r.output;
+  const int at_maint = green_.healthChecks();  // a check under way may still arrive: one more at most
+  const int blue_before = blue_.healthChecks();
+  ASSERT_TRUE(testing::waitUntil([&] { return blue_.healthChecks() >= blue_before + 10; }, 5s));
+  EXPECT_LE(green_.healthChecks(), at_maint + 1);
+  r = svc_->store().execute("set endpoint vehicles green " + green_.address() + " state ready", "test");
+  ASSERT_TRUE(r.ok) << r.output;
+  ASSERT_TRUE(testing::waitUntil([&] { return green_.healthChecks() >= at_maint + 2; }, 5s)) << "checked again";
+}
+
+}  // namespace
+}  // namespace greenlight::proxy

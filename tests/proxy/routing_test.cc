@@ -185,6 +185,62 @@ TEST(ProxyConfig, ReadsServicesAndReportsEveryError) {
   EXPECT_EQ(v.preview_header, "x-greenlight-color");
 }
 
+TEST(ProxyConfig, HealthChecksHaveDefaultsAndRefuseWhatCouldBreakTheRequest) {
+  ConfigErrors errors;
+  ConfigReader r("p.yaml", errors, testing::fakeEnv({}));
+  auto root = r.loadString(R"(proxy:
+  services:
+    - {name: vehicles, listen: "127.0.0.1:8080", blue: ["127.0.0.1:9001"], health_check: {}}
+    - {name: oem, listen: "127.0.0.1:8081", blue: ["127.0.0.1:9003"],
+       health_check: {path: /ready, host: oem.internal, interval: 500ms, timeout: 100ms, rise: 1, fall: 5}}
+    - {name: plain, listen: "127.0.0.1:8082", blue: ["127.0.0.1:9004"]}
+)");
+  auto c = parseProxyConfig(r, (*root)["proxy"], "proxy");
+  ASSERT_TRUE(errors.empty()) << errors.format();
+  ASSERT_EQ(c.health_checks.size(), 2u);
+  const HealthCheck& d = c.health_checks.at("vehicles");
+  EXPECT_EQ(d.path, "/healthz");
+  EXPECT_EQ(d.host, "");
+  EXPECT_EQ(d.interval, 5s);
+  EXPECT_EQ(d.timeout, 2s);
+  EXPECT_EQ(d.rise, 2);
+  EXPECT_EQ(d.fall, 3);
+  const HealthCheck& o = c.health_checks.at("oem");
+  EXPECT_EQ(o.path, "/ready");
+  EXPECT_EQ(o.host, "oem.internal");
+  EXPECT_EQ(o.interval, 500ms);
+  EXPECT_EQ(o.timeout, 100ms);
+  EXPECT_EQ(o.rise, 1);
+  EXPECT_EQ(o.fall, 5);
+  EXPECT_FALSE(c.health_checks.count("plain"));
+
+  ConfigErrors bad_errors;
+  ConfigReader bad("p.yaml", bad_errors, testing::fakeEnv({}));
+  auto bad_root = bad.loadString(R"(proxy:
+  services:
+    - {name: a, listen: "127.0.0.1:8080", blue: ["127.0.0.1:9001"], health_check: {path: "/x HTTP/1.1\r\nX-Evil: 1"}}
+    - {name: b, listen: "127.0.0.1:8081", blue: ["127.0.0.1:9001"], health_check: {path: healthz, host: "a b"}}
+    - {name: c, listen: "127.0.0.1:8082", blue: ["127.0.0.1:9001"], health_check: {interval: 1ms, timeout: 0s, rise: 0, fall: 101}}
+    - {name: d, listen: "127.0.0.1:8083", blue: ["127.0.0.1:9001"], health_check: {paht: /healthz}}
+)");
+  auto bc = parseProxyConfig(bad, (*bad_root)["proxy"], "proxy");
+  const std::string all = bad_errors.format();
+  for (const char* want : {
+           "p.yaml:3:",
+           "proxy.services[0].health_check.path: expected a path such as \"/healthz\"",
+           "proxy.services[1].health_check.path: expected a path",
+           "proxy.services[1].health_check.host: expected a host name",
+           "proxy.services[2].health_check.interval: expected 10ms to 1h",
+           "proxy.services[2].health_check.timeout: expected 1ms to 1m",
+           "proxy.services[2].health_check.rise: expected a whole number from 1 to 100",
+           "proxy.services[2].health_check.fall: expected a whole number from 1 to 100",
+           "proxy.services[3].health_check.paht: unknown key",
+       }) {
+    EXPECT_NE(all.find(want), std::string::npos) << "missing " << want << "\n" << all;
+  }
+  EXPECT_TRUE(bc.health_checks.empty()) << "a service with a bad check gets none rather than a guessed one";
+}
+
 TEST(Files, AtomicWriteReplacesWholeFiles) {
   testing::TempDir dir;
   const std::string f = dir.path() + "/state";

@@ -22,6 +22,15 @@ TestBackend::TestBackend(std::string name) : name_(std::move(name)), server_(std
     --holding_;
     res.set_content(name_ + "-held", "text/plain");
   });
+  server_->Get("/healthz", [this](const httplib::Request& req, httplib::Response& res) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      last_health_ = {req.get_header_value("Host"), req.get_header_value("User-Agent")};
+    }
+    ++health_checks_;
+    res.status = health_status_;
+    res.set_content(name_ + (res.status < 400 ? "-healthy" : "-sick"), "text/plain");
+  });
   server_->Get(".*", [this](const httplib::Request& req, httplib::Response& res) {
     const int n = ++requests_;
     if (slow_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(slow_ms_.load()));  // the release's own slowness

@@ -33,6 +33,16 @@ class TestBackend {
   // Answer every later request to "/" after this long (a release that got slow).
   void slowBy(std::chrono::milliseconds d) { slow_ms_ = static_cast<int>(d.count()); }
   bool holding() const { return holding_ > 0; }
+  // GET /healthz (a health check, not counted in requests()) answers this status; 200 at first.
+  void healthWith(int status) { health_status_ = status; }
+  int healthChecks() const { return health_checks_; }
+  struct HealthRequest {
+    std::string host, user_agent;
+  };
+  HealthRequest lastHealthCheck() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_health_;
+  }
   void stop();
 
  private:
@@ -45,7 +55,10 @@ class TestBackend {
   std::atomic<int> fail_status_{0};
   std::atomic<int> fail_every_{0};
   std::atomic<int> slow_ms_{0};
-  std::mutex mu_;
+  std::atomic<int> health_status_{200};
+  std::atomic<int> health_checks_{0};
+  mutable std::mutex mu_;
+  HealthRequest last_health_;
   std::condition_variable cv_;
   bool released_ = false;
 };

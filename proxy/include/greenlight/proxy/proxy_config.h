@@ -1,6 +1,7 @@
 // The `proxy:` section of `greenlight proxy --config FILE`.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,21 @@ struct PassiveHealth {
   Duration ejection{10s};
 };
 
+// Active health checks of one service's endpoints (services[].health_check): every `interval`
+// each endpoint that is not in maint gets `GET path` on a connection of its own; an answer
+// 2xx or 3xx within `timeout` passes. `fall` failures in a row take the endpoint out of rotation
+// (as a passive ejection does: used only if nothing else of its colour can serve), `rise` passes
+// in a row bring it back. An endpoint counts as passing until checked: a restart does not take
+// a whole colour out while its first checks run.
+struct HealthCheck {
+  std::string path = "/healthz";
+  std::string host;  // the Host header; empty: the endpoint's address
+  Duration interval{5s};
+  Duration timeout{2s};
+  int rise = 2;
+  int fall = 3;
+};
+
 // Long-lived connections (WebSocket and other Upgrade tunnels) to a colour whose weight drops to
 // 0 are closed after `grace`, each at a random moment within the following `spread`: clients
 // reconnect to the new colour a few at a time instead of in one storm.
@@ -58,6 +74,7 @@ struct ProxyConfig {
   RoutingTable routes;  // from config: weights and endpoints
   ProxyTimeouts timeouts;
   PassiveHealth passive_health;
+  std::map<std::string, HealthCheck> health_checks;  // by service; a service without one is not checked
   std::string runtime_socket;  // Unix socket of the runtime API; empty: none
   std::string state_file;      // persisted routing table; empty: none
   std::optional<AesKey> state_key;  // from the top-level state_encryption: seals state_file
