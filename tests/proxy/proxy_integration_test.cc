@@ -525,13 +525,16 @@ namespace greenlight::proxy {
 namespace {
 
 // An endpoint of the service's blue colour as `show stats` reports it (null when missing).
-nlohmann::json blueEndpoint(int admin_port, const std::string& address) {
+// One endpoint of the service as `show stats` lists it (null when it is not listed).
+nlohmann::json endpointIn(int admin_port, const char* color, const std::string& address) {
   const auto stats = nlohmann::json::parse(testing::httpGet(admin_port, "/api/v1/stats").body);
-  for (const auto& e : stats["vehicles"]["blue"]["endpoints"]) {
+  for (const auto& e : stats["vehicles"][color]["endpoints"]) {
     if (e["address"] == address) return e;
   }
   return nullptr;
 }
+
+nlohmann::json blueEndpoint(int admin_port, const std::string& address) { return endpointIn(admin_port, "blue", address); }
 
 TEST_F(ProxyTest, AnEjectionShowsInStatsAndMetricsUntilItEndsAndTheEndpointServesAgain) {
   TestBackend broken("broken");
@@ -613,14 +616,6 @@ TEST_F(ProxyTest, AnAddressInBothColoursCountsEachColoursRequestsInItsOwnSeries)
 
 namespace greenlight::proxy {
 namespace {
-
-nlohmann::json endpointIn(int admin_port, const char* color, const std::string& address) {
-  const auto stats = nlohmann::json::parse(testing::httpGet(admin_port, "/api/v1/stats").body);
-  for (const auto& e : stats["vehicles"][color]["endpoints"]) {
-    if (e["address"] == address) return e;
-  }
-  return nullptr;
-}
 
 std::string healthySeries(const char* color, const std::string& address) {
   return std::string("greenlight_proxy_endpoint_healthy{color=\"") + color + "\",endpoint=\"" + address +
