@@ -3,9 +3,11 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <optional>
 #include <set>
+#include <string_view>
 
 #include "request_id.h"
 
@@ -42,6 +44,41 @@ namespace {
 // the config can add a header or split the request.
 bool visibleAscii(const std::string& v) {
   return std::all_of(v.begin(), v.end(), [](char ch) { return ch > 0x20 && ch < 0x7f; });
+}
+
+// An HTTP token (RFC 9110's tchar): what a header or cookie name may be made of.
+bool httpToken(const std::string& v) {
+  if (v.empty() || v.size() > 256) return false;
+  for (unsigned char c : v) {
+    if (!std::isalnum(c) && std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) == std::string_view::npos) return false;
+  }
+  return true;
+}
+
+// services[].affinity: exactly one of header, cookie, client_address: true.
+Affinity parseAffinity(ConfigReader& r, const YAML::Node& a, const std::string& af) {
+  Affinity out;
+  if (!r.expectMap(a, af, {"header", "cookie", "client_address"})) return out;
+  int given = 0;
+  for (const char* key : {"header", "cookie"}) {
+    const auto name = r.getString(a, af, key);
+    if (!name) continue;
+    ++given;
+    if (!httpToken(*name)) {
+      r.error(a[key], R::join(af, key), std::string("expected a ") + key + " name (letters, digits and !#$%&'*+-.^_`|~), got \"" + *name + "\"");
+      continue;
+    }
+    out.key = std::string_view(key) == "header" ? AffinityKey::kHeader : AffinityKey::kCookie;
+    out.name = *name;
+    if (out.key == AffinityKey::kHeader) std::transform(out.name.begin(), out.name.end(), out.name.begin(), ::tolower);
+  }
+  if (const auto by_address = r.getBool(a, af, "client_address")) {
+    ++given;
+    if (!*by_address) r.error(a["client_address"], R::join(af, "client_address"), "expected true (leave affinity out for none), got false");
+    out.key = AffinityKey::kClientAddress;
+  }
+  if (given != 1) r.error(a, af, "expected exactly one of header, cookie or client_address: true");
+  return out;
 }
 
 std::optional<HealthCheck> parseHealthCheck(ConfigReader& r, const YAML::Node& h, const std::string& hf) {
@@ -164,7 +201,7 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
   for (size_t i = 0; i < services.size(); ++i) {
     const YAML::Node s = services[i];
     const std::string f = R::index(sf, i);
-    if (!r.expectMap(s, f, {"name", "listen", "blue", "green", "weights", "preview", "tls", "health_check"})) continue;
+    if (!r.expectMap(s, f, {"name", "listen", "blue", "green", "weights", "preview", "affinity", "tls", "health_check"})) continue;
     ServiceRoutes routes;
     routes.name = r.getString(s, f, "name", true).value_or("");
     const bool duplicate = !routes.name.empty() && !names.insert(routes.name).second;
@@ -229,6 +266,7 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
         routes.preview_cookie = r.getString(p, pf, "cookie").value_or("");
       }
     }
+    if (const YAML::Node a = s["affinity"]; a.IsDefined() && !a.IsNull()) routes.affinity = parseAffinity(r, a, R::join(f, "affinity"));
     std::optional<HealthCheck> check;
     if (const YAML::Node h = s["health_check"]; h.IsDefined() && !h.IsNull()) check = parseHealthCheck(r, h, R::join(f, "health_check"));
     if (duplicate) continue;

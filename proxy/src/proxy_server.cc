@@ -982,18 +982,34 @@ struct ProxyServer::Impl {
     }
   }
 
-  // The colour for a request: the preview header or cookie if it names one, else by weight.
-  std::optional<Color> colorFor(const ServiceRoutes& svc, const HeadFields& f) {
+  // The colour for a request: the preview header or cookie if it names one, else by weight —
+  // at a point fixed by the affinity key if the service has one and the request carries it.
+  std::optional<Color> colorFor(const ServiceRoutes& svc, const HeadFields& f, const std::string& client_ip) {
     std::optional<Color> preview;
+    const HeadField* cookie = nullptr;
     if (!svc.preview_header.empty()) {
       if (const HeadField* h = findField(f, svc.preview_header)) preview = parseColor(std::string_view(h->value.data(), h->value.size()));
     }
     if (!preview && !svc.preview_cookie.empty()) {
-      if (const HeadField* h = findField(f, http::field::cookie)) {
-        preview = previewFromCookie(std::string_view(h->value.data(), h->value.size()), svc.preview_cookie);
+      if ((cookie = findField(f, http::field::cookie))) {
+        preview = previewFromCookie(std::string_view(cookie->value.data(), cookie->value.size()), svc.preview_cookie);
       }
     }
-    return pickColor(svc, uniform01(), preview);
+    if (preview || svc.affinity.key == AffinityKey::kNone) return pickColor(svc, uniform01(), preview);
+    std::optional<std::string_view> key;
+    switch (svc.affinity.key) {
+      case AffinityKey::kHeader:
+        if (const HeadField* h = findField(f, svc.affinity.name)) key = std::string_view(h->value.data(), h->value.size());
+        break;
+      case AffinityKey::kCookie:
+        if (!cookie) cookie = findField(f, http::field::cookie);
+        if (cookie) key = cookieValue(std::string_view(cookie->value.data(), cookie->value.size()), svc.affinity.name);
+        break;
+      case AffinityKey::kClientAddress: key = client_ip; break;
+      case AffinityKey::kNone: break;
+    }
+    // An empty value is no key: every client sending one would share a colour.
+    return pickColor(svc, key && !key->empty() ? affinityPoint(*key) : uniform01(), std::nullopt);
   }
 
   // A client connection: plain, or TLS after the handshake.
@@ -1130,7 +1146,7 @@ struct ProxyServer::Impl {
       // for the whole request, and nothing read for a request that nothing can serve.
       auto table = local[loop].table.current();
       const ServiceRoutes& svc = table->services.at(service);
-      const std::optional<Color> color = colorFor(svc, head.fields());
+      const std::optional<Color> color = colorFor(svc, head.fields(), client_ip);
       if (!color) {
         m.unavailable->Increment();
         const Outcome refused = co_await answer(client, scratch, http::status::service_unavailable,

@@ -44,7 +44,7 @@ std::optional<Color> pickColor(const ServiceRoutes& s, double u, std::optional<C
   return std::nullopt;  // the weighted colour cannot serve: never silently send to the other
 }
 
-std::optional<Color> previewFromCookie(std::string_view header, std::string_view name) {
+std::optional<std::string_view> cookieValue(std::string_view header, std::string_view name) {
   size_t i = 0;
   while (i < header.size()) {
     while (i < header.size() && (header[i] == ' ' || header[i] == ';')) ++i;
@@ -52,10 +52,28 @@ std::optional<Color> previewFromCookie(std::string_view header, std::string_view
     if (end == std::string_view::npos) end = header.size();
     std::string_view pair = header.substr(i, end - i);
     auto eq = pair.find('=');
-    if (eq != std::string_view::npos && pair.substr(0, eq) == name) return parseColor(pair.substr(eq + 1));
+    if (eq != std::string_view::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
     i = end;
   }
   return std::nullopt;
+}
+
+std::optional<Color> previewFromCookie(std::string_view header, std::string_view name) {
+  const auto value = cookieValue(header, name);
+  return value ? parseColor(*value) : std::nullopt;
+}
+
+double affinityPoint(std::string_view key) {
+  // FNV-1a over the bytes, then SplitMix64's finaliser: FNV alone leaves keys that differ in
+  // their last byte (tokens, addresses) close together in the high bits the point is made of.
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : key) h = (h ^ c) * 0x100000001b3ULL;
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebULL;
+  h ^= h >> 31;
+  return static_cast<double>(h >> 11) * 0x1.0p-53;
 }
 
 std::string routesToJson(const RoutingTable& t) {

@@ -9,8 +9,10 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <regex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -134,6 +136,86 @@ TEST_F(ProxyTest, PreviewHeaderOrCookieReachesTheIdleColour) {
   EXPECT_EQ(c.read().body, "green");
   c.send(get());
   EXPECT_EQ(c.read().body, "blue");
+}
+
+// The colour each of `clients` affinity keys reached, sending `rounds` requests each, the
+// clients' requests interleaved on one keep-alive connection. Fails the test if one client's
+// requests reached both colours.
+std::map<std::string, std::string> colourPerClient(int port, int clients, int rounds, const std::string& extra_header = "") {
+  std::map<std::string, std::string> colour;
+  RawConnection c(port);
+  for (int round = 0; round < rounds; ++round) {
+    for (int i = 0; i < clients; ++i) {
+      const std::string id = "app-" + std::to_string(i);
+      c.send("GET / HTTP/1.1\r\nHost: v\r\nX-Client-Id: " + id + "\r\n" + extra_header + "\r\n");
+      const std::string got = c.read().body;
+      auto [at, fresh] = colour.emplace(id, got);
+      EXPECT_TRUE(fresh || at->second == got) << id << " reached " << at->second << ", then " << got;
+    }
+  }
+  return colour;
+}
+
+int countOf(const std::map<std::string, std::string>& colour, const std::string& which) {
+  return static_cast<int>(std::count_if(colour.begin(), colour.end(), [&](const auto& kv) { return kv.second == which; }));
+}
+
+TEST_F(ProxyTest, WithAffinityEachClientStaysOnOneColourAndClientsOnTheGrowingColourStay) {
+  start(blue_.address(), green_.address(), "", "{blue: 50, green: 50}", "      affinity: {header: X-Client-Id}\n");
+  const auto at_half = colourPerClient(port_, 60, 4);
+  EXPECT_GT(countOf(at_half, "blue"), 10);
+  EXPECT_GT(countOf(at_half, "green"), 10);
+
+  setWeights(20, 80);
+  const auto at_80 = colourPerClient(port_, 60, 2);
+  for (const auto& [id, colour] : at_half) {
+    if (colour == "green") {
+      EXPECT_EQ(at_80.at(id), "green") << id << " went back to blue as green grew";
+    }
+  }
+  EXPECT_GT(countOf(at_80, "green"), countOf(at_half, "green"));
+
+  // The preview header still wins, and requests without the key are split per request.
+  const auto previewed = colourPerClient(port_, 60, 1, "X-Greenlight-Color: blue\r\n");
+  EXPECT_EQ(countOf(previewed, "blue"), 60);
+  RawConnection anonymous(port_);
+  std::set<std::string> seen;
+  for (int i = 0; i < 100; ++i) {
+    anonymous.send(get());
+    seen.insert(anonymous.read().body);
+  }
+  EXPECT_EQ(seen, (std::set<std::string>{"blue", "green"}));
+
+  // A full switch moves every client: affinity never holds a colour that has no weight.
+  setWeights(0, 100);
+  EXPECT_EQ(countOf(colourPerClient(port_, 60, 1), "green"), 60);
+}
+
+TEST_F(ProxyTest, AffinityByCookieOrClientAddressKeepsThatKeyOnOneColour) {
+  start(blue_.address(), green_.address(), "", "{blue: 50, green: 50}", "      affinity: {cookie: session}\n");
+  // Eight sessions, ten requests each on fresh connections: each session sees one colour.
+  std::set<std::string> colours;
+  for (int session = 0; session < 8; ++session) {
+    std::set<std::string> seen;
+    for (int i = 0; i < 10; ++i) {
+      RawConnection c(port_);
+      c.send("GET / HTTP/1.1\r\nHost: v\r\nCookie: theme=dark; session=s" + std::to_string(session) + "\r\n\r\n");
+      seen.insert(c.read().body);
+    }
+    EXPECT_EQ(seen.size(), 1u) << "session s" << session;
+    colours.insert(seen.begin(), seen.end());
+  }
+  EXPECT_EQ(colours.size(), 2u) << "eight sessions at 50/50 all on one colour: the key is not spread";
+  svc_.reset();
+
+  start(blue_.address(), green_.address(), "", "{blue: 50, green: 50}", "      affinity: {client_address: true}\n");
+  std::set<std::string> from_here;  // every test client is 127.0.0.1
+  for (int i = 0; i < 40; ++i) {
+    RawConnection c(port_);
+    c.send(get());
+    from_here.insert(c.read().body);
+  }
+  EXPECT_EQ(from_here.size(), 1u);
 }
 
 TEST_F(ProxyTest, NoFailedRequestWhileWeightsFlipUnderConcurrentKeepAliveLoad) {

@@ -1,5 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <array>
+#include <set>
+#include <string>
+#include <vector>
+
 #include "greenlight/common/files.h"
 #include "greenlight/proxy/proxy_config.h"
 #include "greenlight/proxy/routing_store.h"
@@ -50,6 +55,65 @@ TEST(PreviewCookie, FindsTheNamedCookie) {
   EXPECT_EQ(previewFromCookie("greenlight-color=blue", "greenlight-color"), Color::kBlue);
   EXPECT_FALSE(previewFromCookie("greenlight-color=purple", "greenlight-color").has_value());
   EXPECT_FALSE(previewFromCookie("other=green", "greenlight-color").has_value());
+}
+
+TEST(Cookie, ValueIsFoundByExactNameOnly) {
+  EXPECT_EQ(cookieValue("a=b; session=s1; c=d", "session"), "s1");
+  EXPECT_EQ(cookieValue("session=", "session"), "");
+  EXPECT_FALSE(cookieValue("xsession=s1; sessionx=s2", "session").has_value());
+  EXPECT_FALSE(cookieValue("", "session").has_value());
+}
+
+// The keys of many clients, as an affinity header would carry them.
+std::vector<std::string> clientKeys(int n) {
+  std::vector<std::string> keys;
+  for (int i = 0; i < n; ++i) keys.push_back("Bearer app-" + std::to_string(i));
+  return keys;
+}
+
+TEST(Affinity, TheSameKeyAlwaysGetsTheSamePointAndKeysSpreadEvenly) {
+  const auto keys = clientKeys(10000);
+  std::array<int, 10> decile{};
+  for (const auto& k : keys) {
+    const double p = affinityPoint(k);
+    ASSERT_GE(p, 0.0);
+    ASSERT_LT(p, 1.0);
+    EXPECT_EQ(p, affinityPoint(std::string(k)));
+    ++decile[static_cast<size_t>(p * 10)];
+  }
+  // 1,000 expected per tenth; keys that differ only in their last characters must not bunch.
+  for (int n : decile) {
+    EXPECT_GT(n, 880);
+    EXPECT_LT(n, 1120);
+  }
+  EXPECT_NE(affinityPoint("10.0.0.1"), affinityPoint("10.0.0.2"));
+}
+
+TEST(Affinity, KeysOnTheGrowingColourStayThereAndTheSplitFollowsTheWeights) {
+  const auto keys = clientKeys(5000);
+  std::set<std::string> on_green_before;
+  for (int green : {0, 10, 25, 50, 90, 100}) {
+    const auto s = service(100 - green, green);
+    std::set<std::string> on_green;
+    for (const auto& k : keys) {
+      if (pickColor(s, affinityPoint(k), std::nullopt) == Color::kGreen) on_green.insert(k);
+    }
+    for (const auto& k : on_green_before) EXPECT_TRUE(on_green.count(k)) << k << " left green when its weight went up to " << green;
+    EXPECT_NEAR(on_green.size() / 5000.0, green / 100.0, 0.03) << "green at " << green;
+    on_green_before = on_green;
+  }
+  // Back the other way (a new release in blue this time): the keys on blue only grow.
+  std::set<std::string> on_blue_before;
+  for (int blue : {0, 10, 50, 100}) {
+    const auto s = service(blue, 100 - blue);
+    std::set<std::string> on_blue;
+    for (const auto& k : keys) {
+      if (pickColor(s, affinityPoint(k), std::nullopt) == Color::kBlue) on_blue.insert(k);
+    }
+    for (const auto& k : on_blue_before) EXPECT_TRUE(on_blue.count(k)) << k;
+    EXPECT_NEAR(on_blue.size() / 5000.0, blue / 100.0, 0.03) << "blue at " << blue;
+    on_blue_before = on_blue;
+  }
 }
 
 struct CommandCase {
@@ -239,6 +303,50 @@ TEST(ProxyConfig, HealthChecksHaveDefaultsAndRefuseWhatCouldBreakTheRequest) {
     EXPECT_NE(all.find(want), std::string::npos) << "missing " << want << "\n" << all;
   }
   EXPECT_TRUE(bc.health_checks.empty()) << "a service with a bad check gets none rather than a guessed one";
+}
+
+TEST(ProxyConfig, AffinityTakesOneKeyAndSaysWhatIsWrongWithOthers) {
+  ConfigErrors errors;
+  ConfigReader r("p.yaml", errors, testing::fakeEnv({}));
+  auto root = r.loadString(R"(proxy:
+  services:
+    - {name: a, listen: "127.0.0.1:8080", blue: ["127.0.0.1:9001"], affinity: {header: X-Client-Id}}
+    - {name: b, listen: "127.0.0.1:8081", blue: ["127.0.0.1:9001"], affinity: {cookie: session}}
+    - {name: c, listen: "127.0.0.1:8082", blue: ["127.0.0.1:9001"], affinity: {client_address: true}}
+    - {name: d, listen: "127.0.0.1:8083", blue: ["127.0.0.1:9001"]}
+)");
+  auto c = parseProxyConfig(r, (*root)["proxy"], "proxy");
+  ASSERT_TRUE(errors.empty()) << errors.format();
+  EXPECT_EQ(c.routes.services.at("a").affinity, (Affinity{AffinityKey::kHeader, "x-client-id"}));
+  EXPECT_EQ(c.routes.services.at("b").affinity, (Affinity{AffinityKey::kCookie, "session"}));
+  EXPECT_EQ(c.routes.services.at("c").affinity.key, AffinityKey::kClientAddress);
+  EXPECT_EQ(c.routes.services.at("d").affinity.key, AffinityKey::kNone);
+
+  ConfigErrors bad_errors;
+  ConfigReader bad("p.yaml", bad_errors, testing::fakeEnv({}));
+  auto bad_root = bad.loadString(R"(proxy:
+  services:
+    - {name: a, listen: "127.0.0.1:8080", blue: ["127.0.0.1:9001"], affinity: {header: X-Client-Id, cookie: session}}
+    - {name: b, listen: "127.0.0.1:8081", blue: ["127.0.0.1:9001"], affinity: {header: "X Client"}}
+    - {name: c, listen: "127.0.0.1:8082", blue: ["127.0.0.1:9001"], affinity: {client_address: false}}
+    - {name: d, listen: "127.0.0.1:8083", blue: ["127.0.0.1:9001"], affinity: {}}
+    - {name: e, listen: "127.0.0.1:8084", blue: ["127.0.0.1:9001"], affinity: {heder: X-Client-Id}}
+    - {name: f, listen: "127.0.0.1:8085", blue: ["127.0.0.1:9001"], affinity: {cookie: "s=1"}}
+)");
+  (void)parseProxyConfig(bad, (*bad_root)["proxy"], "proxy");
+  const std::string all = bad_errors.format();
+  for (const char* want : {
+           "p.yaml:3:",
+           "proxy.services[0].affinity: expected exactly one of header, cookie or client_address: true",
+           "proxy.services[1].affinity.header: expected a header name (letters, digits and",
+           "got \"X Client\"",
+           "proxy.services[2].affinity.client_address: expected true (leave affinity out for none), got false",
+           "proxy.services[3].affinity: expected exactly one of",
+           "proxy.services[4].affinity.heder: unknown key",
+           "proxy.services[5].affinity.cookie: expected a cookie name",
+       }) {
+    EXPECT_NE(all.find(want), std::string::npos) << "missing " << want << "\n" << all;
+  }
 }
 
 TEST(Files, AtomicWriteReplacesWholeFiles) {

@@ -31,12 +31,24 @@ struct Endpoint {
   bool operator==(const Endpoint&) const = default;
 };
 
+// Colour affinity (services[].affinity): a request that carries the key (a header, a cookie or
+// the client's address) is split by a stable hash of the key instead of at random, so the same
+// key reaches the same colour while the weights stay, and as the new colour's weight grows the
+// keys already on it stay there. Requests without the key are split at random as before.
+enum class AffinityKey { kNone, kHeader, kCookie, kClientAddress };
+struct Affinity {
+  AffinityKey key = AffinityKey::kNone;
+  std::string name;  // the header (lower-case) or cookie name
+  bool operator==(const Affinity&) const = default;
+};
+
 struct ServiceRoutes {
   std::string name;
   std::array<int, 2> weight{100, 0};  // blue, green; 0-100, sum 100
   std::array<std::vector<Endpoint>, 2> endpoints;
   std::string preview_header;  // e.g. "x-greenlight-color" (lower-case); empty: none
   std::string preview_cookie;  // e.g. "greenlight-color"; empty: none
+  Affinity affinity;
   bool operator==(const ServiceRoutes&) const = default;
 };
 
@@ -51,6 +63,11 @@ std::optional<Color> pickColor(const ServiceRoutes& s, double u, std::optional<C
 bool hasReadyEndpoint(const ServiceRoutes& s, Color c);
 // The preview colour named by a header value or a Cookie header ("a=b; greenlight-color=green").
 std::optional<Color> previewFromCookie(std::string_view cookie_header, std::string_view name);
+// The value of the cookie `name` in a Cookie header; nullopt when it is not there.
+std::optional<std::string_view> cookieValue(std::string_view cookie_header, std::string_view name);
+// An affinity key's point in [0, 1), for pickColor's `u`: the same for the same key in every
+// process and after every restart (a fixed hash, not std::hash), spread evenly over the range.
+double affinityPoint(std::string_view key);
 
 // Weights as they persist (state file) and show (runtime API).
 std::string routesToJson(const RoutingTable& t);
