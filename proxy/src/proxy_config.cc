@@ -201,7 +201,7 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
   for (size_t i = 0; i < services.size(); ++i) {
     const YAML::Node s = services[i];
     const std::string f = R::index(sf, i);
-    if (!r.expectMap(s, f, {"name", "listen", "blue", "green", "weights", "preview", "affinity", "tls", "health_check"})) continue;
+    if (!r.expectMap(s, f, {"name", "listen", "blue", "green", "weights", "preview", "affinity", "mirror", "tls", "health_check"})) continue;
     ServiceRoutes routes;
     routes.name = r.getString(s, f, "name", true).value_or("");
     const bool duplicate = !routes.name.empty() && !names.insert(routes.name).second;
@@ -264,6 +264,12 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
         routes.preview_header = r.getString(p, pf, "header").value_or("");
         std::transform(routes.preview_header.begin(), routes.preview_header.end(), routes.preview_header.begin(), ::tolower);
         routes.preview_cookie = r.getString(p, pf, "cookie").value_or("");
+      }
+    }
+    if (const YAML::Node mn = s["mirror"]; mn.IsDefined() && !mn.IsNull()) {
+      const std::string mf = R::join(f, "mirror");
+      if (r.expectMap(mn, mf, {"percent"})) {
+        if (auto p = r.getInt(mn, mf, "percent", 0, 100, true)) routes.mirror = static_cast<int>(*p);
       }
     }
     if (const YAML::Node a = s["affinity"]; a.IsDefined() && !a.IsNull()) routes.affinity = parseAffinity(r, a, R::join(f, "affinity"));

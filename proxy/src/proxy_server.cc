@@ -214,6 +214,9 @@ struct ProxyServer::Impl {
   };
   struct ServiceMetrics {
     std::array<ColorMetrics, 2> color;
+    std::array<ColorMetrics, 2> mirrored;        // copies sent to each colour by mirroring
+    prometheus::Counter* mirror_skipped = nullptr;  // not sent: kMirrorsPerLoop copies in flight
+    prometheus::Gauge* mirror_percent = nullptr;
     prometheus::Counter* retries = nullptr;
     prometheus::Counter* unavailable = nullptr;  // 503: no colour could serve
     prometheus::Counter* bad_requests = nullptr;
@@ -295,6 +298,7 @@ struct ProxyServer::Impl {
     explicit LoopLocal(const RoutingStore& s) : table(s) {}
     RoutingStore::Reader table;
     uint64_t rr = 0;  // round-robin position over a colour's endpoints
+    int mirrors = 0;  // mirrored copies in flight
   };
   std::vector<LoopLocal> local;
   // Open client sessions, per event loop: a list only the loop touches (stop() walks it from the
@@ -405,6 +409,16 @@ struct ProxyServer::Impl {
                            .Register(*registry);
     auto& ep_checks = prometheus::BuildCounter().Name("greenlight_proxy_endpoint_health_checks_total")
                           .Help("Active health checks of an endpoint, by result (pass, fail)").Register(*registry);
+    auto& mirrored = prometheus::BuildCounter().Name("greenlight_proxy_mirrored_requests_total")
+                         .Help("Copies of requests sent to the colour at weight 0 (mirroring), by service, that colour and "
+                               "the status class it answered (5xx also when the copy could not be delivered)")
+                         .Register(*registry);
+    auto& mirror_latency = prometheus::BuildHistogram().Name("greenlight_proxy_mirror_duration_seconds")
+                               .Help("Mirrored exchange duration by service and the colour mirrored to").Register(*registry);
+    auto& mirror_skipped = prometheus::BuildCounter().Name("greenlight_proxy_mirror_skipped_total")
+                               .Help("Requests not mirrored because too many copies were already in flight").Register(*registry);
+    auto& mirror_percent = prometheus::BuildGauge().Name("greenlight_proxy_mirror_percent")
+                               .Help("Percentage of requests mirrored to the colour at weight 0 (0: off)").Register(*registry);
     auto& tunnel_gauge = prometheus::BuildGauge().Name("greenlight_proxy_upgraded_connections")
                              .Help("Open Upgrade (WebSocket) tunnels by service and colour").Register(*registry);
     auto& tls_failures = prometheus::BuildCounter().Name("greenlight_proxy_tls_handshake_failures_total")
@@ -434,6 +448,11 @@ struct ProxyServer::Impl {
           cm.by_class[k] = &requests.Add({{"service", name}, {"color", colorName(c)}, {"code", std::to_string(k) + "xx"}});
         }
         cm.latency = &latency.Add({{"service", name}, {"color", colorName(c)}}, bounds);
+        ColorMetrics& mm = m.mirrored[static_cast<int>(c)];
+        for (int k = 1; k <= 5; ++k) {
+          mm.by_class[k] = &mirrored.Add({{"service", name}, {"color", colorName(c)}, {"code", std::to_string(k) + "xx"}});
+        }
+        mm.latency = &mirror_latency.Add({{"service", name}, {"color", colorName(c)}}, bounds);
         m.weight[static_cast<int>(c)] = &weight.Add({{"service", name}, {"color", colorName(c)}});
         m.tunnels[static_cast<int>(c)] = &tunnel_gauge.Add({{"service", name}, {"color", colorName(c)}});
         for (const auto& e : s.endpoints[static_cast<int>(c)]) {
@@ -464,6 +483,8 @@ struct ProxyServer::Impl {
         }
       }
       m.retries = &retries.Add({{"service", name}});
+      m.mirror_skipped = &mirror_skipped.Add({{"service", name}});
+      m.mirror_percent = &mirror_percent.Add({{"service", name}});
       m.unavailable = &unavailable.Add({{"service", name}});
       m.bad_requests = &bad.Add({{"service", name}});
       m.active = &active.Add({{"service", name}});
@@ -479,6 +500,7 @@ struct ProxyServer::Impl {
       if (it == metrics.end()) continue;
       it->second.weight[0]->Set(s.weight[0]);
       it->second.weight[1]->Set(s.weight[1]);
+      it->second.mirror_percent->Set(s.mirror);
     }
   }
 
@@ -804,6 +826,77 @@ struct ProxyServer::Impl {
     co_await relay::tunnel(client, client_buffer, conn->stream, conn->buffer);
     unregisterTunnel(t);
     co_return Outcome{101, false};
+  }
+
+  // Mirroring: a copy of a request without a body (its head as written for the upstream) goes to
+  // an endpoint of the colour at weight 0; the answer is read to its end, measured and dropped.
+  // The copy never touches the client's exchange: it runs beside it on the same event loop, and
+  // when kMirrorsPerLoop copies are in flight (a slow idle release) further ones are skipped,
+  // not queued.
+  static constexpr int kMirrorsPerLoop = 64;
+  void maybeMirror(const std::shared_ptr<const RoutingTable>& table, const ServiceRoutes& svc, Color live, bool head_only,
+                   const std::string& request_head, ServiceMetrics& m, size_t loop) {
+    const std::optional<Color> to = mirrorColor(svc, live, uniform01());
+    if (!to) return;
+    if (local[loop].mirrors >= kMirrorsPerLoop) {
+      m.mirror_skipped->Increment();
+      return;
+    }
+    ++local[loop].mirrors;
+    asio::co_spawn(*loops[loop], mirror(table, svc, *to, head_only, request_head, m, loop), asio::detached);
+  }
+
+  // The table (first) holds `svc` for as long as the copy is in flight.
+  Task<void> mirror(std::shared_ptr<const RoutingTable> /*holds svc*/, const ServiceRoutes& svc, Color color, bool head_only,
+                    std::string request, ServiceMetrics& m, size_t loop) {
+    const MonoTime started = time.monotonicNow();
+    const unsigned status = co_await mirrorExchange(svc, color, head_only, request, m, loop);
+    --local[loop].mirrors;
+    ColorMetrics& mm = m.mirrored[static_cast<int>(color)];
+    mm.latency->Observe(toSeconds(time.monotonicNow() - started));
+    mm.by_class[statusClass(status)]->Increment();
+  }
+
+  // One mirrored exchange: the status the idle colour answered, or 502/503/504 as the client
+  // would have been answered had it gone there.
+  Task<unsigned> mirrorExchange(const ServiceRoutes& svc, Color color, bool head_only, const std::string& request,
+                                ServiceMetrics& m, size_t loop) {
+    const Candidates ready = candidates(svc, color, m);
+    if (ready.empty()) co_return 503;
+    const Candidate& pick = ready[local[loop].rr++ % ready.size()];
+    Upstream& up = *pick.upstream;
+    std::unique_ptr<UpstreamConn> conn = takeIdle(up, loop);
+    bool reused = conn != nullptr;
+    thread_local std::array<char, relay::kChunk> sink;  // bodies are read into it and forgotten
+    for (;;) {
+      boost::system::error_code ec;
+      if (!conn) {
+        conn = co_await connect(up, ec);
+        if (ec) {
+          recordOutcome(up, pick.endpoint->address, true);
+          co_return ec == beast::error::timeout ? 504 : 502;
+        }
+      }
+      conn->stream.expires_after(cfg.timeouts.request);
+      co_await asio::async_write(conn->stream, asio::buffer(request), ecOut(ec));
+      ResponseParser p;
+      p.body_limit(std::numeric_limits<std::uint64_t>::max());
+      if (head_only) p.skip(true);
+      if (!ec) co_await relay::readHeader(conn->stream, conn->buffer, p, ec);
+      if (!ec) co_await relay::discardBody(conn->stream, conn->buffer, p, sink.data(), sink.size(), ec);
+      if (ec && reused && closedByPeer(ec) && !p.got_some()) {  // a pooled connection the upstream had closed
+        conn.reset();
+        reused = false;
+        continue;
+      }
+      if (ec) {
+        recordOutcome(up, pick.endpoint->address, true);
+        co_return ec == beast::error::timeout ? 504 : 502;
+      }
+      recordOutcome(up, pick.endpoint->address, p.status() >= 500);
+      if (p.keep_alive() && !p.need_eof()) giveBack(up, loop, std::move(conn));
+      co_return p.status();
+    }
   }
 
   // Sends a request read whole to an endpoint of `color` and relays the answer. A failed connect
@@ -1203,6 +1296,9 @@ struct ProxyServer::Impl {
         }
         // With no body read since the head, the exchange starts when the access log's record did.
         started = access_log && body.empty() ? record.began : time.monotonicNow();
+        if (svc.mirror > 0 && body.empty() && !upgrade && (head.method() == http::verb::get || head.method() == http::verb::head)) {
+          maybeMirror(table, svc, *color, head.method() == http::verb::head, scratch.head(), m, loop);
+        }
         outcome = co_await forwardBuffered(client, buffer, svc, *color, head.method(), body, head.version(),
                                            head.keep_alive(), upgrade, m, loop, scratch);
       } else {
@@ -1375,6 +1471,21 @@ struct ProxyServer::Impl {
     }
   }
 
+  // Answers by status class and the latency histogram, cumulative as in /metrics, so the
+  // controller can judge a latency quantile over an interval without a Prometheus.
+  static nlohmann::json classesAndLatency(const ColorMetrics& cm) {
+    nlohmann::json cj;
+    for (int k = 1; k <= 5; ++k) cj[std::to_string(k) + "xx"] = static_cast<int64_t>(cm.by_class[k]->Value());
+    const auto h = cm.latency->Collect().histogram;
+    nlohmann::json le = nlohmann::json::array(), counts = nlohmann::json::array();
+    for (const auto& b : h.bucket) {
+      if (std::isfinite(b.upper_bound)) le.push_back(b.upper_bound);
+      counts.push_back(static_cast<int64_t>(b.cumulative_count));
+    }
+    cj["latency"] = {{"le", le}, {"cumulative", counts}};
+    return cj;
+  }
+
   std::string statsJson() const {
     nlohmann::json out = nlohmann::json::object();
     const auto table = store.current();
@@ -1382,18 +1493,8 @@ struct ProxyServer::Impl {
     for (const auto& [name, m] : metrics) {
       nlohmann::json s;
       for (Color c : {Color::kBlue, Color::kGreen}) {
-        nlohmann::json cj;
-        const ColorMetrics& cm = m.color[static_cast<int>(c)];
-        for (int k = 1; k <= 5; ++k) cj[std::to_string(k) + "xx"] = static_cast<int64_t>(cm.by_class[k]->Value());
-        // The upstream latency histogram, cumulative as in /metrics, so the controller can
-        // judge a latency quantile over an interval without a Prometheus.
-        const auto h = cm.latency->Collect().histogram;
-        nlohmann::json le = nlohmann::json::array(), counts = nlohmann::json::array();
-        for (const auto& b : h.bucket) {
-          if (std::isfinite(b.upper_bound)) le.push_back(b.upper_bound);
-          counts.push_back(static_cast<int64_t>(b.cumulative_count));
-        }
-        cj["latency"] = {{"le", le}, {"cumulative", counts}};
+        nlohmann::json cj = classesAndLatency(m.color[static_cast<int>(c)]);
+        cj["mirrored"] = classesAndLatency(m.mirrored[static_cast<int>(c)]);
         // Each endpoint as routing sees it now: its state and whether passive health has it out.
         nlohmann::json eps = nlohmann::json::array();
         auto svc = table->services.find(name);

@@ -54,6 +54,29 @@ Task<void> readHeader(Src& src, beast::flat_buffer& buffer, Parser& p, boost::sy
   }
 }
 
+// Reads the rest of a message whose head `p` has read, and drops its body: the bytes go to
+// `sink`, over and over. The connection can then carry another exchange (unless the body ended
+// with the connection, need_eof).
+template <class Parser, class Src>
+Task<void> discardBody(Src& src, beast::flat_buffer& buffer, Parser& p, char* sink, size_t size, boost::system::error_code& ec) {
+  while (!p.is_done()) {
+    p.setBodyBuffer(sink, size);
+    if (buffer.size() > 0) {
+      const size_t used = feed(p, buffer, ec);
+      if (ec) co_return;
+      if (used > 0) continue;
+    }
+    const size_t got = co_await src.async_read_some(buffer.prepare(kChunk), ecOut(ec));
+    if (ec == asio::error::eof) {
+      ec = {};
+      if (p.need_eof()) p.put_eof(ec); else ec = http::error::partial_message;
+      co_return;
+    }
+    if (ec) co_return;
+    buffer.commit(got);
+  }
+}
+
 // A relay's failure, with its cause given to the caller when asked for.
 inline Result failed(Result r, boost::system::error_code ec, boost::system::error_code* error) {
   if (error) *error = ec;

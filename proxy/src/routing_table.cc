@@ -44,6 +44,13 @@ std::optional<Color> pickColor(const ServiceRoutes& s, double u, std::optional<C
   return std::nullopt;  // the weighted colour cannot serve: never silently send to the other
 }
 
+std::optional<Color> mirrorColor(const ServiceRoutes& s, Color live, double u) {
+  const Color idle = live == Color::kBlue ? Color::kGreen : Color::kBlue;
+  if (s.mirror <= 0 || s.weight[static_cast<int>(idle)] != 0 || u * 100 >= s.mirror) return std::nullopt;
+  if (!hasReadyEndpoint(s, idle)) return std::nullopt;
+  return idle;
+}
+
 std::optional<std::string_view> cookieValue(std::string_view header, std::string_view name) {
   size_t i = 0;
   while (i < header.size()) {
@@ -81,6 +88,7 @@ std::string routesToJson(const RoutingTable& t) {
   for (const auto& [name, s] : t.services) {
     nlohmann::json j;
     j["weights"] = {{"blue", s.weight[0]}, {"green", s.weight[1]}};
+    j["mirror"] = s.mirror;
     for (Color c : {Color::kBlue, Color::kGreen}) {
       nlohmann::json eps = nlohmann::json::array();
       for (const auto& e : s.endpoints[static_cast<int>(c)]) {
@@ -109,6 +117,11 @@ Status applyPersisted(RoutingTable& t, const std::string& text) {
         return InvalidArgument("state file: weights of " + name + " do not add up to 100");
       }
       s.weight = {blue, green};
+      if (sj.contains("mirror")) {  // files written before mirroring have none: the config's stays
+        const int mirror = sj["mirror"].get<int>();
+        if (mirror < 0 || mirror > 100) return InvalidArgument("state file: mirror of " + name + " is not 0 to 100");
+        s.mirror = mirror;
+      }
       if (!sj.contains("endpoints")) continue;
       for (Color c : {Color::kBlue, Color::kGreen}) {
         if (!sj["endpoints"].contains(colorName(c))) continue;

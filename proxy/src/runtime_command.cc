@@ -35,6 +35,7 @@ CommandResult fail(std::string message) {
 const char* kHelp =
     "set weight SERVICE blue N green M\n"
     "set endpoint SERVICE blue|green HOST:PORT state ready|drain|maint\n"
+    "set mirror SERVICE PERCENT\n"
     "show routes\n"
     "show stats\n"
     "help\n";
@@ -95,6 +96,24 @@ CommandResult runCommand(const RoutingTable& current, std::string_view line) {
     r.ok = true;
     r.change = change.str();
     r.output = "ok " + r.change + "\n";
+    r.table = std::move(next);
+    return r;
+  }
+  if (w.size() >= 2 && w[0] == "set" && w[1] == "mirror") {
+    if (w.size() != 4) return fail("usage: set mirror SERVICE PERCENT (0 turns mirroring off)");
+    auto it = current.services.find(std::string(w[2]));
+    if (it == current.services.end()) return fail("no service \"" + std::string(w[2]) + "\"");
+    auto percent = weightOf(w[3]);
+    if (!percent) return fail("the mirrored percentage is a whole number from 0 to 100, got \"" + std::string(w[3]) + "\"");
+    RoutingTable next = current;
+    ServiceRoutes& ns = next.services[it->first];
+    const std::string change = "mirror " + it->first + " " + std::to_string(ns.mirror) + "->" + std::to_string(*percent);
+    ns.mirror = *percent;
+    ++next.version;
+    CommandResult r;
+    r.ok = true;
+    r.change = change;
+    r.output = "ok " + change + "\n";
     r.table = std::move(next);
     return r;
   }

@@ -606,7 +606,6 @@ TEST_F(ProxyTest, WithoutMaxConnectionsTheLimitFollowsTheOpenFileLimit) {
 namespace greenlight::proxy {
 namespace {
 
-// An endpoint of the service's blue colour as `show stats` reports it (null when missing).
 // One endpoint of the service as `show stats` lists it (null when it is not listed).
 nlohmann::json endpointIn(int admin_port, const char* color, const std::string& address) {
   const auto stats = nlohmann::json::parse(testing::httpGet(admin_port, "/api/v1/stats").body);
@@ -790,6 +789,113 @@ TEST_F(ProxyTest, AnEndpointInMaintIsNotChecked) {
   r = svc_->store().execute("set endpoint vehicles green " + green_.address() + " state ready", "test");
   ASSERT_TRUE(r.ok) << r.output;
   ASSERT_TRUE(testing::waitUntil([&] { return green_.healthChecks() >= at_maint + 2; }, 5s)) << "checked again";
+}
+
+std::string mirroredSeries(const char* color, const char* code) {
+  return std::string("greenlight_proxy_mirrored_requests_total{code=\"") + code + "\",color=\"" + color +
+         "\",service=\"vehicles\"}";
+}
+
+TEST_F(ProxyTest, MirroringCopiesGetsToTheIdleColourAndTheClientOnlySeesTheLiveOne) {
+  start(blue_.address(), green_.address(), "", "{blue: 100, green: 0}", "      mirror: {percent: 100}\n");
+  const int admin = svc_->adminPort();
+  httplib::Client cli("127.0.0.1", port_);
+  cli.set_keep_alive(true);
+  // Not copied: requests with a body (a POST could change something twice).
+  for (int i = 0; i < 5; ++i) {
+    auto r = cli.Post("/", "hi", "text/plain");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->body, "blue:hi");
+  }
+  for (int i = 0; i < 30; ++i) {
+    auto r = cli.Get(i % 3 == 0 ? "/chunked" : "/");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body.size(), i % 3 == 0 ? 30000u : 4u);  // blue's own answers, whole
+    // One copy at a time, so each can reuse the last one's connection.
+    ASSERT_TRUE(testing::waitUntil([&] { return metricValue(admin, mirroredSeries("green", "2xx")) == i + 1; }, 5s));
+  }
+  auto head = cli.Head("/");
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 200);
+  ASSERT_TRUE(testing::waitUntil([&] { return metricValue(admin, mirroredSeries("green", "2xx")) == 31; }, 5s))
+      << metricValue(admin, mirroredSeries("green", "2xx"));
+  EXPECT_EQ(green_.requests(), 31) << "every GET and HEAD copied once, no POST";
+  EXPECT_EQ(blue_.requests(), 36);
+  // The copies' answers (chunked ones too) were read to their end, so their connections were
+  // reused as far as the backend allows: cpp-httplib closes one after 5 requests.
+  constexpr int kBackendRequestsPerConnection = 5;
+  EXPECT_EQ(green_.connections(), (31 + kBackendRequestsPerConnection - 1) / kBackendRequestsPerConnection);
+  EXPECT_EQ(metricValue(admin, "greenlight_proxy_mirror_percent{service=\"vehicles\"}"), 100);
+  const auto stats = nlohmann::json::parse(testing::httpGet(admin, "/api/v1/stats").body);
+  EXPECT_EQ(stats["vehicles"]["green"]["mirrored"]["2xx"], 31);
+  EXPECT_EQ(stats["vehicles"]["green"]["2xx"], 0) << "copies are not the colour's own traffic";
+  EXPECT_EQ(stats["vehicles"]["blue"]["2xx"], 36);
+
+  // Off at runtime, and never while both colours take traffic.
+  auto r = svc_->store().execute("set mirror vehicles 0", "test");
+  ASSERT_TRUE(r.ok) << r.output;
+  RawConnection c(port_);
+  for (int i = 0; i < 10; ++i) {
+    c.send(get());
+    EXPECT_EQ(c.read().body, "blue");
+  }
+  ASSERT_TRUE(svc_->store().execute("set mirror vehicles 100", "test").ok);
+  setWeights(50, 50);
+  for (int i = 0; i < 20; ++i) {
+    c.send(get());
+    EXPECT_EQ(c.read().status, 200);
+  }
+  setWeights(100, 0);
+  c.send(get());  // copied again: its copy is the 32nd, and no other came in between
+  EXPECT_EQ(c.read().body, "blue");
+  ASSERT_TRUE(testing::waitUntil([&] { return metricValue(admin, mirroredSeries("green", "2xx")) == 32; }, 5s));
+  EXPECT_EQ(metricValue(admin, mirroredSeries("green", "2xx")), 32);
+}
+
+TEST_F(ProxyTest, ABrokenIdleColourShowsInTheMirroredSeriesAndCostsTheClientsNothing) {
+  green_.failWith(500);
+  start(blue_.address(), green_.address(), "", "{blue: 100, green: 0}", "      mirror: {percent: 100}\n");
+  const int admin = svc_->adminPort();
+  RawConnection c(port_);
+  for (int i = 0; i < 10; ++i) {
+    c.send(get());
+    EXPECT_EQ(c.read().body, "blue");
+  }
+  ASSERT_TRUE(testing::waitUntil([&] { return metricValue(admin, mirroredSeries("green", "5xx")) == 10; }, 5s));
+  EXPECT_EQ(metricValue(admin, mirroredSeries("green", "2xx")), 0);
+  EXPECT_EQ(metricValue(admin, "greenlight_proxy_requests_total{code=\"2xx\",color=\"blue\",service=\"vehicles\"}"), 10);
+  svc_.reset();
+
+  // An idle release that is not there at all: copies cannot be delivered.
+  const std::string dead = "127.0.0.1:" + std::to_string(testing::freePort());
+  start(blue_.address(), dead, "", "{blue: 100, green: 0}", "      mirror: {percent: 100}\n");
+  RawConnection d(port_);
+  for (int i = 0; i < 10; ++i) {
+    d.send(get());
+    EXPECT_EQ(d.read().body, "blue");
+  }
+  ASSERT_TRUE(testing::waitUntil([&] { return metricValue(svc_->adminPort(), mirroredSeries("green", "5xx")) == 10; }, 5s));
+}
+
+TEST_F(ProxyTest, ASlowIdleColourHoldsAtMostSixtyFourCopiesAndTheClientWaitsForNone) {
+  blue_.release();  // blue answers /hold at once; the idle release holds every copy until released
+  TestBackend slow("green", 80);
+  start(blue_.address(), slow.address(), "  threads: 1\n", "{blue: 100, green: 0}", "      mirror: {percent: 100}\n");
+  const int admin = svc_->adminPort();
+  RawConnection c(port_);
+  for (int i = 0; i < 70; ++i) {
+    c.send(get("/hold"));
+    EXPECT_EQ(c.read().body, "blue-held");
+  }
+  EXPECT_EQ(metricValue(admin, "greenlight_proxy_mirror_skipped_total{service=\"vehicles\"}"), 6);
+  slow.release();
+  ASSERT_TRUE(testing::waitUntil([&] { return metricValue(admin, mirroredSeries("green", "2xx")) == 64; }, 10s));
+  // Room again: the next copy is sent.
+  c.send(get("/hold"));
+  EXPECT_EQ(c.read().body, "blue-held");
+  ASSERT_TRUE(testing::waitUntil([&] { return metricValue(admin, mirroredSeries("green", "2xx")) == 65; }, 5s));
+  svc_.reset();  // before `slow` stops: its pooled connections close first
 }
 
 }  // namespace

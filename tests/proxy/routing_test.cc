@@ -146,6 +146,10 @@ INSTANTIATE_TEST_SUITE_P(
         CommandCase{"set endpoint vehicles blue 127.0.0.1:1 state maint", false, "no ready endpoint"},
         CommandCase{"set endpoint vehicles blue 127.0.0.1:9 state drain", false, "no blue endpoint 127.0.0.1:9"},
         CommandCase{"set endpoint vehicles blue 127.0.0.1:1 state sleepy", false, "expected ready, drain or maint"},
+        CommandCase{"set mirror vehicles 25", true, "ok mirror vehicles 0->25"},
+        CommandCase{"set mirror vehicles 101", false, "a whole number from 0 to 100, got \"101\""},
+        CommandCase{"set mirror vehicles", false, "usage: set mirror SERVICE PERCENT"},
+        CommandCase{"set mirror trucks 10", false, "no service \"trucks\""},
         CommandCase{"show routes", true, "\"weights\""},
         CommandCase{"help", true, "set weight SERVICE"},
         CommandCase{"", false, "empty command"},
@@ -182,6 +186,48 @@ TEST(RoutingStore, PersistsBeforeApplyingAndRestoresAtOpen) {
   ASSERT_TRUE(reopened.ok());
   EXPECT_EQ((*reopened)->current()->services.at("vehicles").weight, (std::array<int, 2>{20, 80}));
   EXPECT_EQ((*reopened)->current()->version, 1u);
+}
+
+TEST(RoutingStore, TheMirroredPercentageIsPersistedAndAnOlderFileKeepsTheConfigs) {
+  testing::TempDir dir;
+  const std::string file = dir.path() + "/routes.json";
+  {
+    auto store = RoutingStore::open(table(100, 0), file);
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->execute("set mirror vehicles 30", "test").ok);
+  }
+  auto reopened = RoutingStore::open(table(100, 0), file);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ((*reopened)->current()->services.at("vehicles").mirror, 30);
+
+  // A state file from before mirroring existed: the config's percentage stays.
+  RoutingTable configured = table(100, 0);
+  configured.services["vehicles"].mirror = 10;
+  const std::string old_file = dir.write("old.json", R"({"version": 3, "services": {"vehicles": {"weights": {"blue": 0, "green": 100}}}})");
+  auto old = RoutingStore::open(configured, old_file);
+  ASSERT_TRUE(old.ok()) << old.status().message();
+  EXPECT_EQ((*old)->current()->services.at("vehicles").mirror, 10);
+  EXPECT_EQ((*old)->current()->services.at("vehicles").weight, (std::array<int, 2>{0, 100}));
+  const std::string bad_file = dir.write("bad.json", R"({"services": {"vehicles": {"weights": {"blue": 100, "green": 0}, "mirror": 150}}})");
+  EXPECT_FALSE(RoutingStore::open(configured, bad_file).ok());
+}
+
+TEST(MirrorColor, OnlyTheColourAtWeightZeroGetsCopiesAndOnlyThePercentage) {
+  auto s = service(100, 0);
+  EXPECT_FALSE(mirrorColor(s, Color::kBlue, 0.0).has_value()) << "mirroring is off by default";
+  s.mirror = 20;
+  int copies = 0;
+  for (int i = 0; i < 1000; ++i) copies += mirrorColor(s, Color::kBlue, i / 1000.0) == Color::kGreen;
+  EXPECT_EQ(copies, 200);
+  EXPECT_FALSE(mirrorColor(s, Color::kGreen, 0.0).has_value()) << "a preview request to the idle colour is not copied there";
+  auto both = service(50, 50);
+  both.mirror = 100;
+  EXPECT_FALSE(mirrorColor(both, Color::kBlue, 0.0).has_value()) << "while both colours have weight";
+  auto to_blue = service(0, 100);
+  to_blue.mirror = 100;
+  EXPECT_EQ(mirrorColor(to_blue, Color::kGreen, 0.5), Color::kBlue);
+  to_blue.endpoints[0][0].state = EndpointState::kMaint;
+  EXPECT_FALSE(mirrorColor(to_blue, Color::kGreen, 0.5).has_value()) << "no ready endpoint to copy to";
 }
 
 TEST(RoutingStore, AReaderSeesAChangeAtItsNextLookAndOldSnapshotsStayValid) {
@@ -305,7 +351,7 @@ TEST(ProxyConfig, HealthChecksHaveDefaultsAndRefuseWhatCouldBreakTheRequest) {
   EXPECT_TRUE(bc.health_checks.empty()) << "a service with a bad check gets none rather than a guessed one";
 }
 
-TEST(ProxyConfig, AffinityTakesOneKeyAndSaysWhatIsWrongWithOthers) {
+TEST(ProxyConfig, AffinityAndMirrorAreReadAndWhatIsWrongIsNamed) {
   ConfigErrors errors;
   ConfigReader r("p.yaml", errors, testing::fakeEnv({}));
   auto root = r.loadString(R"(proxy:
@@ -313,10 +359,12 @@ TEST(ProxyConfig, AffinityTakesOneKeyAndSaysWhatIsWrongWithOthers) {
     - {name: a, listen: "127.0.0.1:8080", blue: ["127.0.0.1:9001"], affinity: {header: X-Client-Id}}
     - {name: b, listen: "127.0.0.1:8081", blue: ["127.0.0.1:9001"], affinity: {cookie: session}}
     - {name: c, listen: "127.0.0.1:8082", blue: ["127.0.0.1:9001"], affinity: {client_address: true}}
-    - {name: d, listen: "127.0.0.1:8083", blue: ["127.0.0.1:9001"]}
+    - {name: d, listen: "127.0.0.1:8083", blue: ["127.0.0.1:9001"], mirror: {percent: 15}}
 )");
   auto c = parseProxyConfig(r, (*root)["proxy"], "proxy");
   ASSERT_TRUE(errors.empty()) << errors.format();
+  EXPECT_EQ(c.routes.services.at("d").mirror, 15);
+  EXPECT_EQ(c.routes.services.at("a").mirror, 0);
   EXPECT_EQ(c.routes.services.at("a").affinity, (Affinity{AffinityKey::kHeader, "x-client-id"}));
   EXPECT_EQ(c.routes.services.at("b").affinity, (Affinity{AffinityKey::kCookie, "session"}));
   EXPECT_EQ(c.routes.services.at("c").affinity.key, AffinityKey::kClientAddress);
@@ -332,6 +380,8 @@ TEST(ProxyConfig, AffinityTakesOneKeyAndSaysWhatIsWrongWithOthers) {
     - {name: d, listen: "127.0.0.1:8083", blue: ["127.0.0.1:9001"], affinity: {}}
     - {name: e, listen: "127.0.0.1:8084", blue: ["127.0.0.1:9001"], affinity: {heder: X-Client-Id}}
     - {name: f, listen: "127.0.0.1:8085", blue: ["127.0.0.1:9001"], affinity: {cookie: "s=1"}}
+    - {name: g, listen: "127.0.0.1:8086", blue: ["127.0.0.1:9001"], mirror: {percent: 120}}
+    - {name: h, listen: "127.0.0.1:8087", blue: ["127.0.0.1:9001"], mirror: 10}
 )");
   (void)parseProxyConfig(bad, (*bad_root)["proxy"], "proxy");
   const std::string all = bad_errors.format();
@@ -344,6 +394,8 @@ TEST(ProxyConfig, AffinityTakesOneKeyAndSaysWhatIsWrongWithOthers) {
            "proxy.services[3].affinity: expected exactly one of",
            "proxy.services[4].affinity.heder: unknown key",
            "proxy.services[5].affinity.cookie: expected a cookie name",
+           "proxy.services[6].mirror.percent: expected a whole number from 0 to 100",
+           "proxy.services[7].mirror: expected a mapping of keys to values",
        }) {
     EXPECT_NE(all.find(want), std::string::npos) << "missing " << want << "\n" << all;
   }

@@ -11,8 +11,9 @@
 
 namespace greenlight::testing {
 
-TestBackend::TestBackend(std::string name) : name_(std::move(name)), server_(std::make_unique<httplib::Server>()) {
-  server_->new_task_queue = [] { return new httplib::ThreadPool(16); };
+TestBackend::TestBackend(std::string name, int threads)
+    : name_(std::move(name)), server_(std::make_unique<httplib::Server>()) {
+  server_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   server_->set_tcp_nodelay(true);
   server_->Get("/hold", [this](const httplib::Request&, httplib::Response& res) {
     ++requests_;
@@ -31,8 +32,27 @@ TestBackend::TestBackend(std::string name) : name_(std::move(name)), server_(std
     res.status = health_status_;
     res.set_content(name_ + (res.status < 400 ? "-healthy" : "-sick"), "text/plain");
   });
+  server_->Get("/chunked", [this](const httplib::Request& req, httplib::Response& res) {
+    ++requests_;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      client_ports_.insert(req.remote_port);
+    }
+    res.set_chunked_content_provider("application/octet-stream", [](size_t offset, httplib::DataSink& sink) {
+      if (offset >= 30000) {
+        sink.done();
+        return true;
+      }
+      const std::string piece(10000, 'x');
+      return sink.write(piece.data(), piece.size());
+    });
+  });
   server_->Get(".*", [this](const httplib::Request& req, httplib::Response& res) {
     const int n = ++requests_;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      client_ports_.insert(req.remote_port);
+    }
     if (slow_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(slow_ms_.load()));  // the release's own slowness
     if (fail_every_ > 0 && n % fail_every_ == 0) {
       res.status = 500;

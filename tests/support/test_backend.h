@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -19,13 +20,20 @@ namespace greenlight::testing {
 
 class TestBackend {
  public:
-  explicit TestBackend(std::string name);
+  // `threads`: requests it serves at once (each keep-alive connection holds one while it lives).
+  explicit TestBackend(std::string name, int threads = 16);
   ~TestBackend();
   int port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   int requests() const { return requests_; }
+  // Client connections that sent a GET (distinct client ports seen): whether a client reuses them.
+  int connections() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return static_cast<int>(client_ports_.size());
+  }
   // GET /hold blocks until release() (or the backend stops).
   void release();
+  // GET /chunked answers 30,000 bytes in three chunks (no Content-Length).
   // Answer every later request to "/" with this status (500: a broken release).
   void failWith(int status) { fail_status_ = status; }
   // Answer every n-th request to "/" with 500 (n = 5: a release failing 20% of the time).
@@ -59,6 +67,7 @@ class TestBackend {
   std::atomic<int> health_checks_{0};
   mutable std::mutex mu_;
   HealthRequest last_health_;
+  std::set<int> client_ports_;
   std::condition_variable cv_;
   bool released_ = false;
 };

@@ -49,6 +49,11 @@ struct ServiceRoutes {
   std::string preview_header;  // e.g. "x-greenlight-color" (lower-case); empty: none
   std::string preview_cookie;  // e.g. "greenlight-color"; empty: none
   Affinity affinity;
+  // Traffic mirroring (services[].mirror, `set mirror`): this percentage of the requests to the
+  // colour that takes traffic, GET and HEAD without a body only, is also sent to the colour at
+  // weight 0 (a copy; its answer is measured and dropped). 0: off. Nothing is mirrored while
+  // both colours have weight.
+  int mirror = 0;
   bool operator==(const ServiceRoutes&) const = default;
 };
 
@@ -61,6 +66,10 @@ struct RoutingTable {
 // otherwise by weight with `u` uniform in [0, 1). nullopt when no colour can serve.
 std::optional<Color> pickColor(const ServiceRoutes& s, double u, std::optional<Color> preview);
 bool hasReadyEndpoint(const ServiceRoutes& s, Color c);
+// The colour a request to `live` is mirrored to: the other one, if the service mirrors, that one
+// has weight 0 and a ready endpoint, and `live` is not it. `u` uniform in [0, 1) picks whether
+// this request is one of the mirrored percentage.
+std::optional<Color> mirrorColor(const ServiceRoutes& s, Color live, double u);
 // The preview colour named by a header value or a Cookie header ("a=b; greenlight-color=green").
 std::optional<Color> previewFromCookie(std::string_view cookie_header, std::string_view name);
 // The value of the cookie `name` in a Cookie header; nullopt when it is not there.
