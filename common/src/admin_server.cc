@@ -11,6 +11,8 @@
 #include <sstream>
 #include <thread>
 
+#include "greenlight/common/http_listen.h"
+
 #include "greenlight/common/tls.h"
 
 namespace greenlight {
@@ -362,6 +364,7 @@ Status AdminServer::reload(const AdminServerOptions& o) {
 
 Status AdminServer::start() {
   auto& s = *impl_->server;
+  listenExclusively(s);
   if (impl_->options.port == 0) {
     port_ = s.bind_to_any_port(impl_->options.host);
   } else {
@@ -369,7 +372,7 @@ Status AdminServer::start() {
   }
   if (port_ <= 0) {
     return Unavailable("admin server cannot listen on " + impl_->options.host + ":" +
-                       std::to_string(impl_->options.port));
+                       std::to_string(impl_->options.port) + " (in use by another process, or not an address of this machine)");
   }
   impl_->loop_done = false;
   impl_->thread = std::thread([this, &s] {

@@ -1,6 +1,7 @@
 #include "greenlight/simulator/simulator.h"
 
 #include <httplib.h>
+#include "greenlight/common/http_listen.h"
 #include <spdlog/spdlog.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -361,6 +362,7 @@ struct Simulator::Impl {
     // cpp-httplib sends a response's head and body separately: without TCP_NODELAY the body waits
     // for the client's delayed ACK, and every kept-alive request took 40 ms more than it should.
     s.set_tcp_nodelay(true);
+    listenExclusively(s);
     l.port = port == 0 ? s.bind_to_any_port(options.host) : (s.bind_to_port(options.host, port) ? port : -1);
     if (l.port <= 0) return Unavailable("simulator: cannot listen on " + options.host + ":" + std::to_string(port));
     l.done = false;

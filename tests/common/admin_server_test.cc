@@ -50,6 +50,19 @@ TEST(AdminServer, HealthIsOpenEverythingElseNeedsAToken) {
 
 // cpp-httplib sends a response's head and body separately; without TCP_NODELAY each kept-alive
 // request (a dashboard, a Prometheus scrape) waited 40 ms for the client's delayed ACK.
+TEST(AdminServer, ASecondServerOnTheSamePortFailsInsteadOfSharingIt) {
+  auto first = startServer(AdminServerOptions{});
+  AdminServerOptions o;
+  o.port = first->port();
+  auto second = AdminServer::create(std::move(o));
+  ASSERT_TRUE(second.ok());
+  const Status st = second.value()->start();
+  // With cpp-httplib's default SO_REUSEPORT both bound, and the kernel split the connections.
+  ASSERT_FALSE(st.ok()) << "a second listener took a share of port " << first->port();
+  EXPECT_NE(st.message().find("cannot listen on 127.0.0.1:" + std::to_string(first->port())), std::string::npos) << st.message();
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(httpGet(first->port(), "/healthz").status, 200);
+}
+
 TEST(AdminServer, KeptAliveRequestsAreAnsweredWithoutWaitingForADelayedAck) {
   auto server = startServer({});
   EXPECT_LT(testing::keepAliveMedian(server->port(), "/healthz", 15), std::chrono::milliseconds(20));

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "greenlight/common/http_listen.h"
 #include "support/test_support.h"
 
 namespace greenlight::testing {
@@ -15,6 +16,7 @@ TestBackend::TestBackend(std::string name, int threads)
     : name_(std::move(name)), server_(std::make_unique<httplib::Server>()) {
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   server_->set_tcp_nodelay(true);
+  listenExclusively(*server_);
   server_->Get("/hold", [this](const httplib::Request&, httplib::Response& res) {
     ++requests_;
     ++holding_;

@@ -4,6 +4,8 @@
 
 #include <stdexcept>
 
+#include "greenlight/common/http_listen.h"
+
 namespace greenlight::testing {
 
 struct RecordingReceiver::Impl {
@@ -16,6 +18,7 @@ struct RecordingReceiver::Impl {
 
 RecordingReceiver::RecordingReceiver(int port) : impl_(std::make_unique<Impl>()) {
   Impl& im = *impl_;
+  listenExclusively(im.server);
   im.server.Post(".*", [&im](const httplib::Request& req, httplib::Response& res) {
     Reply reply;
     {
