@@ -91,6 +91,8 @@ struct Controller::Impl {
     std::unique_ptr<Router> router;
     std::array<ColorCounters, 2> baseline{};
     bool have_baseline = false;
+    std::array<ColorCounters, 2> mirror_baseline{};  // the answers to mirrored copies, likewise
+    bool have_mirror_baseline = false;
     bool restored = false;  // state came from the state file (a restart)
     // Blue, green as the router last confirmed them (the state's own weight is what the machine
     // asked for, which a failed router change leaves unapplied): the audit log's "before".
@@ -266,7 +268,7 @@ struct Controller::Impl {
       }
       if (!sameTraffic(s->spec, *it->second)) {
         s->router = makeRouter(*it->second);
-        s->have_baseline = false;
+        s->have_baseline = s->have_mirror_baseline = false;
       }
       s->spec = *it->second;
       wanted.erase(it);
@@ -411,6 +413,24 @@ struct Controller::Impl {
         if (st.ok()) takeBaseline(s);
         return r;
       }
+      case EffectKind::kSetMirror: {
+        const Status st = s.router->setMirror(fx.weight);
+        auditLine(s, "controller", "set_mirror",
+                  std::to_string(fx.weight) + "% of the requests copied to " + colorName(fx.color) +
+                      (st.ok() ? "" : " FAILED: " + st.message()));
+        if (st.ok()) {
+          if (fx.weight > 0) {
+            auto c = s.router->mirroredCounters();
+            s.have_mirror_baseline = c.ok();
+            if (c.ok()) s.mirror_baseline = c.value();
+          }
+          return std::nullopt;
+        }
+        Event r(EventKind::kRouted);  // a router change that failed: the machine rolls back
+        r.ok = false;
+        r.detail = st.message();
+        return r;
+      }
       case EffectKind::kCheckReady: return checkReady(s, fx.color);
       case EffectKind::kGate: {
         Event r(EventKind::kGated);
@@ -423,7 +443,7 @@ struct Controller::Impl {
         return r;
       }
       case EffectKind::kPreview: return preview(s, fx.color);
-      case EffectKind::kMeasure: return measure(s, fx.color);
+      case EffectKind::kMeasure: return measure(s, fx.color, fx.name == "mirrored");
       case EffectKind::kDeploy:
         if (s.spec.deploy_start.empty()) {
           Event d(EventKind::kDeployed);
@@ -577,7 +597,9 @@ struct Controller::Impl {
     return signals::bucketQuantile(b.latency_le, bins, q);
   }
 
-  Event measure(Svc& s, Color c) {
+  // `mirrored`: the colour's answers to mirrored copies (pre-promotion), not its own traffic; the
+  // Prometheus queries, which are about a colour's own traffic, wait for the shift.
+  Event measure(Svc& s, Color c, bool mirrored) {
     // The rollback gate: a system outside (an incident tool, a person's button) may stop it.
     if (auto g = s.spec.gates.find("rollback"); g != s.spec.gates.end()) {
       std::string detail;
@@ -589,29 +611,32 @@ struct Controller::Impl {
       }
     }
     Event r(EventKind::kMeasured);
-    auto now = s.router->counters();
+    auto now = mirrored ? s.router->mirroredCounters() : s.router->counters();
+    std::array<ColorCounters, 2>& baseline = mirrored ? s.mirror_baseline : s.baseline;
+    bool& have_baseline = mirrored ? s.have_mirror_baseline : s.have_baseline;
     if (!now.ok()) {
       r.verdict = Verdict::kInconclusive;
       r.detail = "router counters: " + now.status().message();
-    } else if (!s.have_baseline) {
-      s.baseline = now.value();
-      s.have_baseline = true;
+    } else if (!have_baseline) {
+      baseline = now.value();
+      have_baseline = true;
       r.verdict = Verdict::kInconclusive;
       r.detail = "first look at the counters: no interval to compare yet";
     } else {
-      const ColorCounters a = s.baseline[static_cast<int>(c)];  // a copy: the baseline moves on below
+      const ColorCounters a = baseline[static_cast<int>(c)];  // a copy: the baseline moves on below
       const auto& b = now.value()[static_cast<int>(c)];
       uint64_t total = 0, errors = 0;
       for (int k = 1; k <= 5; ++k) total += b.by_class[k] - std::min(a.by_class[k], b.by_class[k]);
       errors = b.by_class[5] - std::min(a.by_class[5], b.by_class[5]);
-      s.baseline = now.value();
+      baseline = now.value();
       const auto& an = s.spec.rollout.analysis;
       char buf[128];
       std::snprintf(buf, sizeof buf, "5xx %llu of %llu (%.2f%%, limit %.2f%%)", static_cast<unsigned long long>(errors),
                     static_cast<unsigned long long>(total), total ? 100.0 * errors / total : 0.0, 100 * an.max_error_ratio);
-      r.detail = buf;
+      r.detail = (mirrored ? "mirrored copies: " : "") + std::string(buf);
       if (total < static_cast<uint64_t>(an.min_requests)) {
-        r.detail = "no data: " + std::to_string(total) + " requests, fewer than min_requests " + std::to_string(an.min_requests);
+        r.detail = std::string(mirrored ? "mirrored copies: " : "") + "no data: " + std::to_string(total) +
+                   " requests, fewer than min_requests " + std::to_string(an.min_requests);
         r.verdict = noData(an.no_data);
       } else {
         r.verdict = static_cast<double>(errors) / total > an.max_error_ratio ? Verdict::kFail : Verdict::kPass;
@@ -632,7 +657,7 @@ struct Controller::Impl {
       }
     }
     // Prometheus queries: every one must hold; the worst verdict wins.
-    for (const auto& check : s.spec.prometheus_checks) {
+    for (const auto& check : mirrored ? std::vector<PrometheusCheck>{} : s.spec.prometheus_checks) {
       const std::string q = expandCommand(check.query, {{"service", s.spec.rollout.service}, {"color", colorName(c)},
                                                         {"release", s.state.candidate_release}});
       auto v = prometheusQuery(s.spec.prometheus_url, q, std::chrono::seconds(5));

@@ -15,7 +15,9 @@ bool validHostPort(const std::string& s) {
 
 void readStrategy(R& r, const YAML::Node& n, const std::string& f, StrategySpec* s) {
   if (!n.IsDefined()) return;
-  if (!r.expectMap(n, f, {"steps", "bake", "auto_promote", "scale_down_delay", "progress_deadline", "preview_requests"})) return;
+  if (!r.expectMap(n, f, {"steps", "bake", "auto_promote", "scale_down_delay", "progress_deadline", "preview_requests", "mirror"})) {
+    return;
+  }
   if (n["steps"].IsDefined()) {
     std::vector<int> steps;
     std::vector<std::optional<Duration>> bakes;
@@ -73,6 +75,12 @@ void readStrategy(R& r, const YAML::Node& n, const std::string& f, StrategySpec*
   if (auto v = r.getDuration(n, f, "scale_down_delay")) s->scale_down_delay = *v;
   if (auto v = r.getDuration(n, f, "progress_deadline")) s->progress_deadline = *v;
   if (auto v = r.getInt(n, f, "preview_requests", 0, 1000)) s->preview_requests = static_cast<int>(*v);
+  if (const YAML::Node m = n["mirror"]; m.IsDefined() && !m.IsNull()) {
+    const std::string mf = R::join(f, "mirror");
+    if (r.expectMap(m, mf, {"percent"})) {
+      if (auto v = r.getInt(m, mf, "percent", 1, 100, true)) s->mirror = static_cast<int>(*v);
+    }
+  }
 }
 
 std::optional<NoDataPolicy> noDataOf(R& r, const YAML::Node& n, const std::string& f) {
@@ -206,6 +214,10 @@ std::optional<ServiceSpec> readService(R& r, const YAML::Node& n, const std::str
   readStrategy(r, n["strategy"], R::join(f, "strategy"), &s.rollout.strategy);
   readAnalysis(r, n["analysis"], R::join(f, "analysis"), &s.rollout.analysis, &s);
   if (s.preview_url.empty()) s.rollout.strategy.preview_requests = 0;
+  if (s.router == RouterKind::kHaproxy && s.rollout.strategy.mirror > 0) {
+    r.error(n["strategy"]["mirror"], R::join(f, "strategy.mirror"),
+            "needs router builtin (greenlight proxy copies the requests; HAProxy's runtime API cannot)");
+  }
   if (s.router == RouterKind::kHaproxy && s.rollout.analysis.max_latency > Duration(0)) {
     r.error(n["analysis"]["max_latency"], R::join(f, "analysis.max_latency"),
             "needs router builtin (HAProxy's runtime API has no latency histogram); "

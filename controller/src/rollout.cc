@@ -73,7 +73,34 @@ struct Machine {
     s().awaiting_promotion = false;
     enter(RolloutPhase::kRollingBack);
     setWeight(0);  // one router change: everything to the stable colour
+    stopMirroring();
     audit("rollback", reason);
+  }
+
+  void startMirroring() {
+    s().mirroring = true;
+    enter(RolloutPhase::kPrePromotion);  // the analysis counts (and the deadline runs) from here
+    effect(EffectKind::kSetMirror, s().candidate(), spec.strategy.mirror);
+    audit("mirror", std::to_string(spec.strategy.mirror) + "% of the requests to " + colorName(s().stable) + " copied to " +
+                        colorName(s().candidate()) + " for analysis");
+  }
+  void stopMirroring() {
+    if (!s().mirroring) return;
+    s().mirroring = false;
+    effect(EffectKind::kSetMirror, s().candidate(), 0);
+  }
+
+  // Pre-promotion passed (preview requests, then mirrored traffic if any): shift, or wait.
+  void prePromotionPassed() {
+    RolloutState& st = s();
+    if (spec.strategy.auto_promote && !spec.strategy.confirm_promotion_gate) return shiftTo(0);
+    st.awaiting_promotion = true;
+    audit("awaiting_promotion", st.candidate_release + " passed pre-promotion; waiting for " +
+                                    (spec.strategy.confirm_promotion_gate ? "the confirm-promotion gate" : "promote"));
+    if (spec.strategy.confirm_promotion_gate) {
+      st.measuring = true;
+      effect(EffectKind::kGate, st.candidate(), 0, "confirm-promotion", st.candidate_release);
+    }
   }
 
   void shiftTo(size_t step) {
@@ -106,7 +133,8 @@ struct Machine {
   void measured(const Event& e) {
     s().measuring = false;
     const std::string where = std::string(phaseName(s().phase)) +
-                              (s().phase == RolloutPhase::kShifting ? " " + std::to_string(s().weight) + "%" : "");
+                              (s().phase == RolloutPhase::kShifting ? " " + std::to_string(s().weight) + "%" : "") +
+                              (s().mirroring ? " (mirrored " + std::to_string(spec.strategy.mirror) + "%)" : "");
     record(where + ": " + verdictName(e.verdict) + (e.detail.empty() ? "" : " (" + e.detail + ")"));
     switch (e.verdict) {
       case Verdict::kPass:
@@ -151,6 +179,10 @@ struct Machine {
       }
     } else if (s().phase == RolloutPhase::kPostPromotion) {
       promoted("analysis passed");
+    } else if (s().phase == RolloutPhase::kPrePromotion && s().mirroring) {
+      stopMirroring();
+      audit("mirror", "mirrored traffic passed: " + std::to_string(s().passes) + " analyses");
+      prePromotionPassed();
     }
   }
 
@@ -205,6 +237,9 @@ struct Machine {
     } else if (st.phase == RolloutPhase::kShifting || st.phase == RolloutPhase::kPostPromotion) {
       st.measuring = true;
       effect(EffectKind::kMeasure, st.candidate(), st.weight);
+    } else if (st.phase == RolloutPhase::kPrePromotion && st.mirroring) {
+      st.measuring = true;
+      effect(EffectKind::kMeasure, st.candidate(), 0, "mirrored");
     }
   }
 
@@ -286,17 +321,13 @@ struct Machine {
           effect(EffectKind::kRaise, st.candidate(), 0, "analysis_failed", e.detail);
           return rollback("pre-promotion check failed: " + e.detail);
         }
-        if (spec.strategy.auto_promote && !spec.strategy.confirm_promotion_gate) return shiftTo(0);
-        st.awaiting_promotion = true;
-        audit("awaiting_promotion", st.candidate_release + " passed pre-promotion; waiting for " +
-                                        (spec.strategy.confirm_promotion_gate ? "the confirm-promotion gate" : "promote"));
-        if (spec.strategy.confirm_promotion_gate) {
-          st.measuring = true;
-          effect(EffectKind::kGate, st.candidate(), 0, "confirm-promotion", st.candidate_release);
-        }
-        return;
+        if (spec.strategy.mirror > 0) return startMirroring();
+        return prePromotionPassed();
       case EventKind::kMeasured:
-        if (st.phase != RolloutPhase::kShifting && st.phase != RolloutPhase::kPostPromotion) return;
+        if (st.phase != RolloutPhase::kShifting && st.phase != RolloutPhase::kPostPromotion &&
+            !(st.phase == RolloutPhase::kPrePromotion && st.mirroring)) {
+          return;
+        }
         return measured(e);
       case EventKind::kRouted:
         if (e.ok) {

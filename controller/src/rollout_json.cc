@@ -22,6 +22,7 @@ json stateToJson(const RolloutState& s) {
           {"paused", s.paused},
           {"awaiting_promotion", s.awaiting_promotion},
           {"gate_passed", s.gate_passed},
+          {"mirroring", s.mirroring},
           {"phase_since_ms", toUnixMillis(s.phase_since)},
           {"started_at_ms", toUnixMillis(s.started_at)},
           {"measure_at_ms", toUnixMillis(s.measure_at)},
@@ -50,6 +51,7 @@ StatusOr<RolloutState> stateFromJson(const json& j) {
     s.paused = j.at("paused").get<bool>();
     s.awaiting_promotion = j.value("awaiting_promotion", false);
     s.gate_passed = j.value("gate_passed", false);
+    s.mirroring = j.value("mirroring", false);
     s.phase_since = fromUnixMillis(j.at("phase_since_ms").get<int64_t>());
     s.measure_at = fromUnixMillis(j.at("measure_at_ms").get<int64_t>());
     s.started_at = fromUnixMillis(j.value("started_at_ms", int64_t{0}));

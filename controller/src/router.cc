@@ -97,14 +97,29 @@ class BuiltinRouter final : public Router {
     return Status::Ok();
   }
 
-  StatusOr<std::array<ColorCounters, 2>> counters() override {
+  StatusOr<std::array<ColorCounters, 2>> counters() override { return stats(false); }
+  StatusOr<std::array<ColorCounters, 2>> mirroredCounters() override { return stats(true); }
+
+  Status setMirror(int percent) override {
+    auto r = runtimeCommand(spec_.socket, "set mirror " + spec_.service + " " + std::to_string(percent), timeout_);
+    if (!r.ok()) return r.status();
+    if (r.value().rfind("ok", 0) != 0) return Unavailable("greenlight proxy refused: " + r.value());
+    return Status::Ok();
+  }
+
+  std::string describe() const override { return "greenlight proxy at " + spec_.socket + " (" + spec_.service + ")"; }
+
+ private:
+  // Each colour's answers from `show stats`: its own, or (mirrored) its answers to copies.
+  StatusOr<std::array<ColorCounters, 2>> stats(bool mirrored) {
     auto r = runtimeCommand(spec_.socket, "show stats", timeout_);
     if (!r.ok()) return r.status();
     try {
       const auto j = nlohmann::json::parse(r.value()).at(spec_.service);
       std::array<ColorCounters, 2> out;
       for (int c = 0; c < 2; ++c) {
-        const auto& cj = j.at(c == 0 ? "blue" : "green");
+        const auto& own = j.at(c == 0 ? "blue" : "green");
+        const auto& cj = mirrored ? own.at("mirrored") : own;
         for (int k = 1; k <= 5; ++k) out[c].by_class[k] = cj.at(std::to_string(k) + "xx").get<uint64_t>();
         if (cj.contains("latency")) {
           out[c].latency_le = cj.at("latency").at("le").get<std::vector<double>>();
@@ -120,9 +135,6 @@ class BuiltinRouter final : public Router {
     }
   }
 
-  std::string describe() const override { return "greenlight proxy at " + spec_.socket + " (" + spec_.service + ")"; }
-
- private:
   BuiltinRouterSpec spec_;
   Duration timeout_;
 };
@@ -191,6 +203,16 @@ class HaproxyRouter final : public Router {
       }
     }
     return out;
+  }
+
+  // HAProxy mirrors only through an SPOE agent of its own: not driven from here (the config
+  // refuses strategy.mirror with this router).
+  Status setMirror(int percent) override {
+    if (percent == 0) return Status::Ok();
+    return FailedPrecondition("HAProxy: mirroring needs router builtin");
+  }
+  StatusOr<std::array<ColorCounters, 2>> mirroredCounters() override {
+    return FailedPrecondition("HAProxy: mirroring needs router builtin");
   }
 
   std::string describe() const override { return "HAProxy at " + where() + " (backend " + spec_.backend + ")"; }

@@ -35,7 +35,7 @@ rollouts:
       blue: [10.0.0.1:8080]
       green: [10.0.0.2:8080]
       preview: {url: 'http://127.0.0.1:8080/health'}
-      strategy: {steps: [10, {weight: 50, bake: 5m, pause: true}, 100], bake: 30s, auto_promote: false}
+      strategy: {steps: [10, {weight: 50, bake: 5m, pause: true}, 100], bake: 30s, auto_promote: false, mirror: {percent: 25}}
       analysis:
         interval: 10s
         count: 3
@@ -65,6 +65,8 @@ rollouts:
   EXPECT_FALSE(c->services[0].rollout.strategy.pauseAfter(2));
   EXPECT_EQ(c->services[0].rollout.analysis.no_data, NoDataPolicy::kFail);
   EXPECT_EQ(c->services[0].rollout.analysis.max_latency, 300ms);
+  EXPECT_EQ(c->services[0].rollout.strategy.mirror, 25);
+  EXPECT_EQ(c->services[1].rollout.strategy.mirror, 0);
   EXPECT_DOUBLE_EQ(c->services[0].rollout.analysis.latency_quantile, 0.95);
   EXPECT_EQ(c->services[0].analysis_probes, (std::vector<std::string>{"vehicles-api"}));
   EXPECT_EQ(c->services[0].prometheus_url, "http://prometheus:9090");
@@ -101,6 +103,13 @@ TEST(ControllerConfigTest, ErrorsSayWhereAndWhat) {
       {"rollouts: {services: [{name: a, router: {haproxy: {address: '127.0.0.1:1', backend: b, blue: [b], green: [g]}}, "
        "analysis: {max_latency: 200ms}}]}",
        "rollouts.services[0].analysis.max_latency: needs router builtin"},
+      {"rollouts: {services: [{name: a, router: {haproxy: {address: '127.0.0.1:1', backend: b, blue: [b], green: [g]}}, "
+       "strategy: {mirror: {percent: 10}}}]}",
+       "rollouts.services[0].strategy.mirror: needs router builtin"},
+      {"rollouts: {services: [{name: a, router: {builtin: {socket: /s}}, strategy: {mirror: {percent: 0}}}]}",
+       "rollouts.services[0].strategy.mirror.percent: expected a whole number from 1 to 100"},
+      {"rollouts: {services: [{name: a, router: {builtin: {socket: /s}}, strategy: {mirror: 10}}]}",
+       "rollouts.services[0].strategy.mirror: expected a mapping"},
       {"rollouts: {services: [{name: a, router: {builtin: {socket: /s}}, analysis: {latency_quantile: 99}}]}",
        "rollouts.services[0].analysis.latency_quantile"},
   };

@@ -215,6 +215,45 @@ TEST_F(RolloutE2E, FailingReleaseIsRolledBackAutomaticallyAndAlerts) {
   EXPECT_NE(metrics.find("greenlight_rollout_analysis_total{service=\"vehicles\",verdict=\"fail\"} 1"), std::string::npos);
 }
 
+TEST_F(RolloutE2E, MirroredCopiesCatchABrokenReleaseBeforeAnyClientReachesIt) {
+  startProxy();
+  v2_.failEvery(5, true);  // 20% 500s on "/", the clients' path; /health (ready, preview) is fine
+  std::string yaml = config(builtin(), proxy_port_);
+  replace(yaml, "progress_deadline: 30s}", "progress_deadline: 30s, mirror: {percent: 50}}");
+  const RolledBack r = rollOutExpectingRollback(yaml, 4);
+  ASSERT_TRUE(r.ctl);
+  EXPECT_NE(r.reason.find("analysis failed at pre-promotion (mirrored 50%): mirrored copies: 5xx"), std::string::npos)
+      << r.reason;
+  EXPECT_EQ(r.failed, 0);
+  EXPECT_EQ(r.v2, 0) << "no client ever got an answer from v2";
+  EXPECT_GT(v2_.requests(), 10) << "but v2 did see copies of their requests";
+  const auto& routes = proxy_->store().current()->services.at("vehicles");
+  EXPECT_EQ(routes.mirror, 0) << "mirroring is off again after the rollback";
+  EXPECT_EQ(routes.weight[0], 100);
+  const std::string audit = testing::httpGet(r.admin, "/api/v1/rollouts/vehicles/history", kOperator).body;
+  EXPECT_NE(audit.find("50% of the requests copied to green"), std::string::npos) << audit;
+  EXPECT_NE(audit.find("0% of the requests copied to green"), std::string::npos) << audit;
+}
+
+TEST_F(RolloutE2E, AGoodReleaseAnalysedOnMirroredCopiesIsThenShiftedAndPromoted) {
+  startProxy();
+  std::string yaml = config(builtin(), proxy_port_);
+  replace(yaml, "progress_deadline: 30s}", "progress_deadline: 30s, mirror: {percent: 50}}");
+  auto ctl = startController(yaml);
+  ASSERT_TRUE(ctl);
+  const int admin = ctl->adminPort();
+  Load load(proxy_port_, 4);
+  ASSERT_EQ(startV2(admin), 200);
+  ASSERT_TRUE(testing::waitUntil([&] { return phaseIs(admin, "promoted"); }, 30s)) << status(admin).dump(2);
+  load.stop();
+  EXPECT_EQ(load.failed, 0);
+  const json s = status(admin);
+  bool mirrored_pass = false;
+  for (const auto& line : s["results"]) mirrored_pass |= line.get<std::string>().find("(mirrored 50%): pass") != std::string::npos;
+  EXPECT_TRUE(mirrored_pass) << s.dump(2);
+  EXPECT_EQ(proxy_->store().current()->services.at("vehicles").mirror, 0);
+}
+
 TEST_F(RolloutE2E, DeployAndStopCommandsRunWithTheReleaseAndColour) {
   startProxy();
   const std::string log = dir_.path() + "/deploys.txt";

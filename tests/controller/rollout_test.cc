@@ -437,5 +437,95 @@ TEST(RolloutTest, FailedPreviewRollsBackBeforeAnyTraffic) {
   for (int w : d.weights()) EXPECT_EQ(w, 0) << "no traffic ever reached v2";
 }
 
+// The mirror effects asked for, in order (the percentage each set).
+std::vector<int> mirrors(const Driver& d) {
+  std::vector<int> m;
+  for (const auto& e : d.effects) {
+    if (e.kind == EffectKind::kSetMirror) m.push_back(e.weight);
+  }
+  return m;
+}
+
+TEST(RolloutTest, WithMirrorTheNewColourIsAnalysedOnCopiesBeforeAnyTrafficShifts) {
+  Driver d;
+  d.spec.strategy.mirror = 20;
+  d.startToShifting();
+  EXPECT_EQ(d.state.phase, RolloutPhase::kPrePromotion);
+  EXPECT_TRUE(d.state.mirroring);
+  EXPECT_EQ(mirrors(d), (std::vector<int>{20}));
+  EXPECT_EQ(d.weights(), (std::vector<int>{0})) << "no traffic yet";
+  // The measurements asked for are of the mirrored copies.
+  std::string asked;
+  for (int i = 0; i < 100 && asked.empty(); ++i) {
+    for (const auto& e : d.tick(1s)) {
+      if (e.kind == EffectKind::kMeasure) asked = e.name;
+    }
+  }
+  EXPECT_EQ(asked, "mirrored");
+  d.measure(Verdict::kPass, "mirrored copies: 5xx 0 of 40");
+  EXPECT_EQ(d.state.phase, RolloutPhase::kPrePromotion) << "count is 2";
+  d.measureNext(Verdict::kPass);
+  EXPECT_FALSE(d.state.mirroring);
+  EXPECT_EQ(mirrors(d), (std::vector<int>{20, 0})) << "mirroring ends before the shift";
+  EXPECT_EQ(d.state.phase, RolloutPhase::kShifting);
+  EXPECT_EQ(d.weights(), (std::vector<int>{0, 10}));
+  EXPECT_NE(d.state.results.back().find("pre-promotion (mirrored 20%): pass"), std::string::npos) << d.state.results.back();
+  // The steps are measured on the colour's own traffic again.
+  for (int i = 0; i < 100 && asked == "mirrored"; ++i) {
+    for (const auto& e : d.tick(1s)) {
+      if (e.kind == EffectKind::kMeasure) asked = e.name;
+    }
+  }
+  EXPECT_EQ(asked, "");
+}
+
+TEST(RolloutTest, AFailureOnMirroredCopiesRollsBackBeforeAnyClientReachedTheRelease) {
+  Driver d;
+  d.spec.strategy.mirror = 50;
+  d.startToShifting();
+  d.measureNext(Verdict::kFail);
+  EXPECT_EQ(d.state.phase, RolloutPhase::kRollingBack);
+  EXPECT_FALSE(d.state.mirroring);
+  EXPECT_EQ(mirrors(d), (std::vector<int>{50, 0}));
+  for (int w : d.weights()) EXPECT_EQ(w, 0) << "no traffic ever reached v2";
+  EXPECT_TRUE(d.raised("analysis_failed"));
+  EXPECT_NE(d.state.reason.find("pre-promotion (mirrored 50%)"), std::string::npos) << d.state.reason;
+}
+
+TEST(RolloutTest, AbortOrADeadlineWhileMirroringTurnsMirroringOff) {
+  Driver d;
+  d.spec.strategy.mirror = 10;
+  d.startToShifting();
+  Event abort{EventKind::kAbort};
+  abort.actor = "alice";
+  d.send(abort);
+  EXPECT_EQ(mirrors(d), (std::vector<int>{10, 0}));
+
+  Driver late;
+  late.spec.strategy.mirror = 10;
+  late.spec.strategy.progress_deadline = 1min;
+  late.startToShifting();
+  late.measureNext(Verdict::kInconclusive);  // no copies yet: not enough to pass
+  late.tick(2min);
+  EXPECT_EQ(late.state.phase, RolloutPhase::kRollingBack);
+  EXPECT_EQ(mirrors(late), (std::vector<int>{10, 0}));
+}
+
+TEST(RolloutTest, WithMirrorAndAManualGateThePromoteWaitComesAfterTheCopiesPassed) {
+  Driver d;
+  d.spec.strategy.mirror = 10;
+  d.spec.strategy.auto_promote = false;
+  d.startToShifting();
+  EXPECT_FALSE(d.state.awaiting_promotion);
+  d.send(EventKind::kPromote);
+  EXPECT_FALSE(d.error.empty()) << "nothing to promote while the copies are analysed";
+  d.measureNext(Verdict::kPass);
+  d.measureNext(Verdict::kPass);
+  EXPECT_TRUE(d.state.awaiting_promotion);
+  EXPECT_EQ(mirrors(d), (std::vector<int>{10, 0}));
+  d.send(EventKind::kPromote);
+  EXPECT_EQ(d.state.phase, RolloutPhase::kShifting);
+}
+
 }  // namespace
 }  // namespace greenlight::controller

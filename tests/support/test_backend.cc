@@ -56,7 +56,8 @@ TestBackend::TestBackend(std::string name, int threads)
       client_ports_.insert(req.remote_port);
     }
     if (slow_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(slow_ms_.load()));  // the release's own slowness
-    if (fail_every_ > 0 && n % fail_every_ == 0) {
+    const int counted = fail_only_root_ ? (req.path == "/" ? ++root_requests_ : -1) : n;
+    if (fail_every_ > 0 && counted > 0 && counted % fail_every_ == 0) {
       res.status = 500;
       res.set_content(name_ + "-failed", "text/plain");
       return;

@@ -37,7 +37,11 @@ class TestBackend {
   // Answer every later request to "/" with this status (500: a broken release).
   void failWith(int status) { fail_status_ = status; }
   // Answer every n-th request to "/" with 500 (n = 5: a release failing 20% of the time).
-  void failEvery(int n) { fail_every_ = n; }
+  // With `only_root`, requests to other paths (/health) neither fail nor count.
+  void failEvery(int n, bool only_root = false) {
+    fail_only_root_ = only_root;
+    fail_every_ = n;
+  }
   // Answer every later request to "/" after this long (a release that got slow).
   void slowBy(std::chrono::milliseconds d) { slow_ms_ = static_cast<int>(d.count()); }
   bool holding() const { return holding_ > 0; }
@@ -62,6 +66,8 @@ class TestBackend {
   std::atomic<int> holding_{0};
   std::atomic<int> fail_status_{0};
   std::atomic<int> fail_every_{0};
+  std::atomic<bool> fail_only_root_{false};
+  std::atomic<int> root_requests_{0};
   std::atomic<int> slow_ms_{0};
   std::atomic<int> health_status_{200};
   std::atomic<int> health_checks_{0};

@@ -61,6 +61,10 @@ struct StrategySpec {
   Duration scale_down_delay{std::chrono::minutes(10)};
   Duration progress_deadline{std::chrono::minutes(10)};  // max time in one phase (not paused)
   int preview_requests = 5;        // pre-promotion: requests through preview routing, all 2xx
+  // Pre-promotion, after the preview requests: this percentage of the stable colour's GET/HEAD
+  // requests is copied to the new colour (the builtin router's mirroring) and analysed like a
+  // step (`count` passes) before any client reaches it; 0: no mirroring.
+  int mirror = 0;
   // Webhook gates the machine waits on (the shell asks them and answers with kGated):
   bool pre_rollout_gate = false;       // before deploying: go, refuse (roll back) or ask again
   bool confirm_promotion_gate = false; // after pre-promotion: go, or ask again every interval
@@ -88,6 +92,7 @@ struct RolloutState {
   bool awaiting_promotion = false;
   bool gate_passed = false;      // the pre-rollout gate said go for this rollout
   bool measuring = false;        // a kMeasure (or kCheckReady) is out; no second one
+  bool mirroring = false;        // pre-promotion: copies of live traffic go to the new colour
   WallTime phase_since{};
   WallTime started_at{};         // when the current (or last) rollout started
   WallTime measure_at{};         // next measurement due
@@ -129,11 +134,13 @@ struct Event {
 
 enum class EffectKind {
   kSetWeights,   // weight = the new colour's; stable gets the rest (one atomic router change)
+  kSetMirror,    // weight = the percentage of requests copied to the new colour (0: off)
   kDeploy,       // start the candidate release on `color` (detail: the release)
   kCheckReady,   // is the candidate colour ready?
   kGate,         // ask the webhook gate `name`
   kPreview,      // send preview requests to the candidate colour
-  kMeasure,      // analyse the candidate colour over the last interval
+  kMeasure,      // analyse the candidate colour over the last interval (name "mirrored": its
+                 // answers to mirrored copies)
   kStopColor,    // stop the release on `color` (scale-down after promotion, or the failed one)
   kRaise,        // an alert event: event, detail
   kAudit,        // action, detail

@@ -31,6 +31,10 @@ class Router {
   // `candidate` gets `weight` (0-100), the other colour 100 - weight, in one atomic change.
   virtual Status setWeights(Color candidate, int weight) = 0;
   virtual StatusOr<std::array<ColorCounters, 2>> counters() = 0;
+  // Mirroring (greenlight proxy only): copy `percent` of the GET/HEAD requests to the colour at
+  // weight 0 (0: off), and the answers to those copies per colour, as counters() counts.
+  virtual Status setMirror(int percent) = 0;
+  virtual StatusOr<std::array<ColorCounters, 2>> mirroredCounters() = 0;
   virtual std::string describe() const = 0;
 };
 
