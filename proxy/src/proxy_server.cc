@@ -837,7 +837,7 @@ struct ProxyServer::Impl {
   void maybeMirror(const std::shared_ptr<const RoutingTable>& table, const ServiceRoutes& svc, Color live, bool head_only,
                    const std::string& request_head, ServiceMetrics& m, size_t loop) {
     const std::optional<Color> to = mirrorColor(svc, live, uniform01());
-    if (!to) return;
+    if (!to || stopping) return;
     if (local[loop].mirrors >= kMirrorsPerLoop) {
       m.mirror_skipped->Increment();
       return;

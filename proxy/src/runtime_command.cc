@@ -32,6 +32,17 @@ CommandResult fail(std::string message) {
   return r;
 }
 
+// An accepted change: the next version of the table, and what changed (logged, answered).
+CommandResult changed(RoutingTable next, std::string change) {
+  ++next.version;
+  CommandResult r;
+  r.ok = true;
+  r.output = "ok " + change + "\n";
+  r.change = std::move(change);
+  r.table = std::move(next);
+  return r;
+}
+
 const char* kHelp =
     "set weight SERVICE blue N green M\n"
     "set endpoint SERVICE blue|green HOST:PORT state ready|drain|maint\n"
@@ -91,13 +102,7 @@ CommandResult runCommand(const RoutingTable& current, std::string_view line) {
     change << "weights " << s.name << " blue " << s.weight[0] << "->" << *weights[0] << " green "
            << s.weight[1] << "->" << *weights[1];
     ns.weight = {*weights[0], *weights[1]};
-    ++next.version;
-    CommandResult r;
-    r.ok = true;
-    r.change = change.str();
-    r.output = "ok " + r.change + "\n";
-    r.table = std::move(next);
-    return r;
+    return changed(std::move(next), change.str());
   }
   if (w.size() >= 2 && w[0] == "set" && w[1] == "mirror") {
     if (w.size() != 4) return fail("usage: set mirror SERVICE PERCENT (0 turns mirroring off)");
@@ -109,13 +114,7 @@ CommandResult runCommand(const RoutingTable& current, std::string_view line) {
     ServiceRoutes& ns = next.services[it->first];
     const std::string change = "mirror " + it->first + " " + std::to_string(ns.mirror) + "->" + std::to_string(*percent);
     ns.mirror = *percent;
-    ++next.version;
-    CommandResult r;
-    r.ok = true;
-    r.change = change;
-    r.output = "ok " + change + "\n";
-    r.table = std::move(next);
-    return r;
+    return changed(std::move(next), change);
   }
   if (w.size() >= 2 && w[0] == "set" && w[1] == "endpoint") {
     if (w.size() != 7 || w[5] != "state") {
@@ -141,13 +140,7 @@ CommandResult runCommand(const RoutingTable& current, std::string_view line) {
       return fail("that would leave " + std::string(w[3]) + " (weight " +
                   std::to_string(ns.weight[static_cast<int>(*c)]) + ") with no ready endpoint");
     }
-    ++next.version;
-    CommandResult r;
-    r.ok = true;
-    r.change = change;
-    r.output = "ok " + change + "\n";
-    r.table = std::move(next);
-    return r;
+    return changed(std::move(next), change);
   }
   return fail("unknown command \"" + std::string(line.substr(0, 80)) + "\" (try \"help\")");
 }

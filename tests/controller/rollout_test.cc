@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 namespace greenlight::controller {
 namespace {
 
@@ -49,6 +51,15 @@ struct Driver {
     send(Event{EventKind::kDeployed});
     send(Event{EventKind::kReady});
     send(Event{EventKind::kPreviewed});
+  }
+  // Ticks until a kMeasure is asked for and returns it (its name says what to measure).
+  std::optional<Effect> nextMeasure() {
+    for (int i = 0; i < 100; ++i) {
+      for (const auto& e : tick(1s)) {
+        if (e.kind == EffectKind::kMeasure) return e;
+      }
+    }
+    return std::nullopt;
   }
   // Ticks until a kMeasure is asked for, then answers it.
   void measureNext(Verdict v) {
@@ -455,13 +466,9 @@ TEST(RolloutTest, WithMirrorTheNewColourIsAnalysedOnCopiesBeforeAnyTrafficShifts
   EXPECT_EQ(mirrors(d), (std::vector<int>{20}));
   EXPECT_EQ(d.weights(), (std::vector<int>{0})) << "no traffic yet";
   // The measurements asked for are of the mirrored copies.
-  std::string asked;
-  for (int i = 0; i < 100 && asked.empty(); ++i) {
-    for (const auto& e : d.tick(1s)) {
-      if (e.kind == EffectKind::kMeasure) asked = e.name;
-    }
-  }
-  EXPECT_EQ(asked, "mirrored");
+  auto asked = d.nextMeasure();
+  ASSERT_TRUE(asked);
+  EXPECT_EQ(asked->name, "mirrored");
   d.measure(Verdict::kPass, "mirrored copies: 5xx 0 of 40");
   EXPECT_EQ(d.state.phase, RolloutPhase::kPrePromotion) << "count is 2";
   d.measureNext(Verdict::kPass);
@@ -471,12 +478,9 @@ TEST(RolloutTest, WithMirrorTheNewColourIsAnalysedOnCopiesBeforeAnyTrafficShifts
   EXPECT_EQ(d.weights(), (std::vector<int>{0, 10}));
   EXPECT_NE(d.state.results.back().find("pre-promotion (mirrored 20%): pass"), std::string::npos) << d.state.results.back();
   // The steps are measured on the colour's own traffic again.
-  for (int i = 0; i < 100 && asked == "mirrored"; ++i) {
-    for (const auto& e : d.tick(1s)) {
-      if (e.kind == EffectKind::kMeasure) asked = e.name;
-    }
-  }
-  EXPECT_EQ(asked, "");
+  asked = d.nextMeasure();
+  ASSERT_TRUE(asked);
+  EXPECT_EQ(asked->name, "");
 }
 
 TEST(RolloutTest, AFailureOnMirroredCopiesRollsBackBeforeAnyClientReachedTheRelease) {
