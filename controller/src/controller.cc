@@ -656,8 +656,11 @@ struct Controller::Impl {
         }
       }
     }
-    // Prometheus queries: every one must hold; the worst verdict wins.
-    for (const auto& check : mirrored ? std::vector<PrometheusCheck>{} : s.spec.prometheus_checks) {
+    // Prometheus queries: every one must hold; the worst verdict wins. (A conditional with a
+    // temporary on one side would copy the whole list at every measurement.)
+    static const std::vector<PrometheusCheck> kNoChecks;
+    const std::vector<PrometheusCheck>& checks = mirrored ? kNoChecks : s.spec.prometheus_checks;
+    for (const auto& check : checks) {
       const std::string q = expandCommand(check.query, {{"service", s.spec.rollout.service}, {"color", colorName(c)},
                                                         {"release", s.state.candidate_release}});
       auto v = prometheusQuery(s.spec.prometheus_url, q, std::chrono::seconds(5));
