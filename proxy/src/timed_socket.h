@@ -167,6 +167,16 @@ class TimedSocket {
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
     return transfer<true>(buffers, token);
   }
+  // Completes (void(error_code)) once there is something to read — bytes, the peer's end or an
+  // error, left for the read that follows — without reading: a keep-alive connection between
+  // requests waits here holding no buffer. No system call when the last read already said the
+  // kernel had no more (the usual case: the next request comes after the answer); else one
+  // one-byte MSG_PEEK.
+  template <class Token>
+  auto async_wait_readable(Token&& token) {
+    return initiate<void(boost::system::error_code)>(
+        token, [](Impl& i, int, auto h) { startWaitReadable(i, std::move(h)); }, 0);
+  }
   // Opens a non-blocking socket (TCP_NODELAY) and connects it to `to`.
   template <class Token>
   auto async_connect(const boost::asio::ip::tcp::endpoint& to, Token&& token) {
@@ -298,6 +308,26 @@ class TimedSocket {
     if (boost::system::error_code ec = registerWithPoller(i)) return finish(ec.value());
     i.waiter.markBlocked(Direction::kWrite);  // writable means connected (or failed)
     i.waiter.poller()->park(i.waiter, Direction::kWrite, std::make_unique<ParkedConnect<Handler>>(i, std::move(h)));
+  }
+  template <class Handler>
+  static void startWaitReadable(Impl& i, Handler h) {
+    if (i.raw < 0) {
+      if (!i.socket) return post(i, std::move(h), boost::system::error_code(boost::asio::error::bad_descriptor));
+      return i.socket->async_wait(boost::asio::socket_base::wait_read, std::move(h));
+    }
+    if (!i.waiter.registered() || i.waiter.ready(Direction::kRead)) {
+      char byte;
+      ssize_t n;
+      do {
+        n = ::syscall(SYS_recvfrom, i.raw, &byte, 1, MSG_PEEK, nullptr, nullptr);
+      } while (n < 0 && errno == EINTR);
+      // Bytes, the end, or an error (which the read that follows reports): readable.
+      if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return post(i, std::move(h), boost::system::error_code());
+      i.waiter.markBlocked(Direction::kRead);
+    }
+    if (boost::system::error_code ec = registerWithPoller(i)) return post(i, std::move(h), ec);
+    EdgePoller& p = *i.waiter.poller();
+    p.park(i.waiter, Direction::kRead, std::make_unique<ParkedWait<Handler>>(p, std::move(h)));
   }
   static boost::system::error_code registerWithPoller(Impl& i) {
     boost::system::error_code ec;

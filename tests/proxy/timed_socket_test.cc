@@ -238,6 +238,74 @@ TEST_F(AdoptedSocket, AReadAfterAShortReadWaitsForTheNextBytes) {
   EXPECT_EQ(got->data, "de");
 }
 
+// async_wait_readable: what a keep-alive session waits on between requests, holding no buffer.
+TEST_F(AdoptedSocket, AWaitForReadableEndsWhenBytesArriveAndLeavesThemForTheRead) {
+  std::optional<boost::system::error_code> ready;
+  auto wait = [&] { server->async_wait_readable([&](boost::system::error_code ec) { ready = ec; }); };
+  wait();  // before any byte: peeks, learns the socket is drained, waits
+  io.poll();
+  EXPECT_FALSE(ready) << "nothing was sent yet";
+  send("ab");
+  io.run_for(5s);
+  ASSERT_TRUE(ready);
+  EXPECT_FALSE(*ready) << ready->message();
+  std::optional<Result> got;
+  read(got);
+  io.restart();
+  io.run_for(5s);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->data, "ab") << "the wait consumed nothing";
+  // After that short read the socket is known to be drained: the next wait waits for the edge.
+  ready.reset();
+  wait();
+  io.restart();
+  io.poll();
+  EXPECT_FALSE(ready);
+  send("c");
+  io.run_for(5s);
+  ASSERT_TRUE(ready);
+  EXPECT_FALSE(*ready);
+  // Bytes already there (the next request pipelined): done at once, through the loop's queue.
+  ready.reset();
+  wait();
+  EXPECT_FALSE(ready) << "a completion must not run inside the initiating call";
+  io.restart();
+  io.poll();
+  ASSERT_TRUE(ready);
+  got.reset();
+  read(got);
+  io.restart();
+  io.run_for(5s);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->data, "c");
+}
+
+TEST_F(AdoptedSocket, AWaitForReadableEndsAtThePeersCloseAndAtTheDeadline) {
+  std::optional<boost::system::error_code> ready;
+  server->expires_after(20ms);
+  server->async_wait_readable([&](boost::system::error_code ec) { ready = ec; });
+  io.run_for(5s);
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(*ready, boost::beast::error::timeout) << "an idle client past its timeout";
+  // A fresh connection whose client has closed: readable (the read then says end of stream).
+  TearDown();
+  server.reset();
+  SetUp();
+  ::shutdown(client, SHUT_WR);
+  ready.reset();
+  server->async_wait_readable([&](boost::system::error_code ec) { ready = ec; });
+  io.restart();
+  io.run_for(5s);
+  ASSERT_TRUE(ready);
+  EXPECT_FALSE(*ready) << ready->message();
+  std::optional<Result> got;
+  read(got);
+  io.restart();
+  io.run_for(5s);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->ec, asio::error::eof);
+}
+
 TEST_F(AdoptedSocket, AnEmptyReadCompletesAtOnceEvenWhenTheSocketIsDrained) {
   std::optional<Result> got;
   read(got);  // nothing there: waits, and the socket is known to be drained
