@@ -55,6 +55,15 @@ def peak_rss_mib(pid):
     return 0.0
 
 
+def tree_pss_kib(pid):
+    """Proportional set size (KiB) of a process and its children: memory shared between an
+    nginx's or HAProxy's processes counted once, not once per process."""
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        pss = next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return pss + sum(tree_pss_kib(int(c)) for c in children)
+
+
 def wait_http(url, deadline_s=30):
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:

@@ -5,6 +5,12 @@ blue->green->blue under wrk load, for greenlight (runtime socket) and HAProxy (r
 
   python3 bench/proxy_bench.py [--seconds 10] [--connections 64] [--flips 1000] [--build build]
                                [--rounds 1] [--compare-build DIR] [--access-log] [--request-id]
+                               [--idle 5000]
+
+First, on the freshly started proxies, the memory test: --idle N keep-alive clients (default
+5,000; 0 skips it) each make one request and then wait, as apps do between API calls; each
+proxy's proportional set size (its processes together, shared pages counted once) before, with
+them and after they closed gives the memory an idle client costs it.
 
 With --rounds N each mode measures every target N times, round after round, each round in a
 different order, and reports the median of each target's rates, p50s and CPU figures with the
@@ -33,7 +39,7 @@ import subprocess
 import tempfile
 import time
 
-from benchlib import free_port, machine_busy_seconds, tree_cpu_split, wait_http
+from benchlib import free_port, machine_busy_seconds, tree_cpu_split, tree_pss_kib, wait_http
 
 
 def wait_port(port):
@@ -48,7 +54,8 @@ def start_nginx(tmp, name, workers, location, upstream="", listen_extra=""):
     conf = os.path.join(d, "nginx.conf")
     with open(conf, "w") as f:
         f.write(f"""daemon off; worker_processes {workers}; pid {d}/pid; error_log {d}/error.log;
-events {{ worker_connections 4096; }}
+worker_rlimit_nofile 16384;
+events {{ worker_connections 16384; }}
 http {{ access_log off; keepalive_requests 1000000;
   client_body_temp_path {d}/b; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;
   {upstream}
@@ -160,6 +167,64 @@ def measure(name, pid, port, args, close):
     return r
 
 
+def answer_read(sock):
+    """Reads one answer with a Content-Length from a blocking socket; False if it closed first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return False
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(re.search(rb"(?im)^content-length:\s*(\d+)", head).group(1))
+    while len(body) < length:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return False
+        body += chunk
+    return True
+
+
+def idle_memory(pid, port, n, batch=250):
+    """Memory an idle keep-alive client costs a proxy: n connections that have each made one
+    request and wait for their next (an app between two API calls), opened in batches so the
+    listen queue never overflows. Returns (KiB before, KiB with n idle, KiB after they close,
+    connections that failed)."""
+    before = tree_pss_kib(pid)
+    held, failed = [], 0
+    for start in range(0, n, batch):
+        group = []
+        for _ in range(min(batch, n - start)):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+            group.append(s)
+        for s in group:
+            if answer_read(s):
+                held.append(s)
+            else:
+                failed += 1
+                s.close()
+    deadline = time.monotonic() + 5  # a proxy may finish its per-request work after answering
+    during = tree_pss_kib(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = tree_pss_kib(pid)
+        if abs(now - during) < 64:
+            break
+        during = now
+    for s in held:
+        s.close()
+    after = before
+    deadline = time.monotonic() + 10  # the proxy sees the closes and frees what it held
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = tree_pss_kib(pid)
+        if abs(now - after) < 64:
+            break
+        after = now
+    return before, during, after, failed
+
+
 def median_round(rounds):
     """One target's rounds as one row: the median of each figure, the errors of all rounds."""
     row = dict(rounds[0])
@@ -182,6 +247,7 @@ def main():
     ap.add_argument("--compare-build", help="another build directory, measured as a second greenlight target")
     ap.add_argument("--access-log", action="store_true", help="also measure greenlight with its access log on")
     ap.add_argument("--request-id", action="store_true", help="also measure greenlight with request ids on")
+    ap.add_argument("--idle", type=int, default=5000, help="idle keep-alive connections for the memory test (0: skip)")
     args = ap.parse_args()
     procs = []
     with tempfile.TemporaryDirectory(prefix="greenlight-proxy-bench-") as tmp:
@@ -213,6 +279,9 @@ def main():
                 procs.append(ided)
                 wait_port(ided_port)
                 targets.insert(2, ("greenlight (request ids)", ided.pid, ided_port))
+            memory = {}
+            for name, pid, port in targets[1:] if args.idle > 0 else ():  # on fresh processes, before any load
+                memory[name] = idle_memory(pid, port, args.idle)
             for close in (False, True):
                 runs = {name: [] for name, _, _ in targets}
                 for r in range(args.rounds):
@@ -265,6 +334,16 @@ def main():
           "the machine's CPU per request); what remains is the\nkernel's work for the extra TCP hop. "
           "It holds where the processors stay busy: a run that left them idle\n(direct, in short "
           "runs or with Connection: close) was limited by something else, and the figure overstates.\n")
+    if memory:
+        print(f"Memory: {args.idle} idle keep-alive clients (each made one request and waits), proportional set size "
+              "of the proxy's processes\n")
+        print("| proxy | before MiB | with clients MiB | KiB per idle client | vs HAProxy | after they closed MiB | failed |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        per = {name: (during - before) / max(1, args.idle) for name, (before, during, _, _) in memory.items()}
+        for name, (before, during, after, failed) in memory.items():
+            print(f"| {name} | {before / 1024:.1f} | {during / 1024:.1f} | {per[name]:.1f} | "
+                  f"{per[name] / per['haproxy']:.2f}x | {after / 1024:.1f} | {failed} |")
+        print()
     if not flips:
         return
     print(f"Switch test: {args.flips} weight flips (blue->green->blue...) under wrk load\n")

@@ -1128,20 +1128,12 @@ struct ProxyServer::Impl {
     return pickColor(svc, key && !key->empty() ? affinityPoint(*key) : uniform01(), std::nullopt);
   }
 
-  // A client connection: plain, or TLS after the handshake.
-  Task<void> serve(TimedSocket socket, tcp::endpoint peer, std::string service, size_t loop,
-                   std::shared_ptr<asio::ssl::context> tls, LoopShare /*held while the connection lives*/) {
-    std::string client_ip = clientAddress(peer);
-    if (!tls) {
-      co_await session(socket, service, std::move(client_ip), loop, false);
-    } else {
-      co_await serveTls(std::move(socket), std::move(service), std::move(client_ip), loop, *tls);
-    }
-  }
-  // A TLS client connection: the handshake, then its session. A coroutine of its own so that a
-  // plain connection's frame has no room for a TLS stream.
-  Task<void> serveTls(TimedSocket socket, std::string service, std::string client_ip, size_t loop, asio::ssl::context& tls) {
-    beast::ssl_stream<TimedSocket> client(std::move(socket), tls);
+  // A TLS client connection: the handshake, then its session. (A plain one is a session from
+  // the start: no frame of a coroutine around it, with room for a TLS stream, for as long as it
+  // is open.)
+  Task<void> serveTls(TimedSocket socket, std::string service, std::string client_ip, size_t loop,
+                      std::shared_ptr<asio::ssl::context> tls, LoopShare share) {
+    beast::ssl_stream<TimedSocket> client(std::move(socket), *tls);
     lowest(client).expires_after(cfg.timeouts.header);
     boost::system::error_code ec;
     co_await client.async_handshake(asio::ssl::stream_base::server, ecOut(ec));
@@ -1149,7 +1141,7 @@ struct ProxyServer::Impl {
       metrics.at(service).tls_failures->Increment();  // scanners, plain HTTP on the TLS port, old clients
       co_return;
     }
-    co_await session(client, service, std::move(client_ip), loop, true);
+    co_await session(std::move(client), std::move(service), std::move(client_ip), loop, true, std::move(share));
   }
 
   // What the access log says of a request (filled only when there is one).
@@ -1324,7 +1316,9 @@ struct ProxyServer::Impl {
   }
 
   template <class Stream>
-  Task<void> session(Stream& client, std::string service, const std::string client_ip, size_t loop, bool tls) {
+  // A client connection (plain, or TLS after the handshake) from its first request to its close;
+  // `share` is its place in the loop's count and in max_connections, given back as it ends.
+  Task<void> session(Stream client, std::string service, const std::string client_ip, size_t loop, bool tls, LoopShare /*held while it lives*/) {
     Session self;
     self.client = &lowest(client);
     LoopSessions& mine = sessions[loop];
@@ -1418,8 +1412,13 @@ struct ProxyServer::Impl {
                                        kBalanceSlack);  // usually this one
         // Owned by the coroutine from here: closed with it even if its loop stops before it runs.
         TimedSocket socket = TimedSocket::adopt(loops[to]->get_executor(), fd, peer.protocol(), time);
-        asio::co_spawn(*loops[to], serve(std::move(socket), peer, service, to, tls, LoopShare(*this, to)),
-                       asio::detached);
+        if (tls) {
+          asio::co_spawn(*loops[to], serveTls(std::move(socket), service, clientAddress(peer), to, tls, LoopShare(*this, to)),
+                         asio::detached);
+        } else {
+          asio::co_spawn(*loops[to], session(std::move(socket), service, clientAddress(peer), to, false, LoopShare(*this, to)),
+                         asio::detached);
+        }
         if (++in_a_row == kAcceptsPerTurn) {
           in_a_row = 0;
           co_await poller.asyncYield(kAwait);
