@@ -64,11 +64,11 @@ def tree_pss_kib(pid):
     return pss + sum(tree_pss_kib(int(c)) for c in children)
 
 
-def wait_http(url, deadline_s=30):
+def wait_http(url, deadline_s=30, context=None):
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:
+            with urllib.request.urlopen(url, timeout=2, context=context) as r:
                 if r.status == 200:
                     return
         except Exception:

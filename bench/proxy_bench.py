@@ -5,12 +5,14 @@ blue->green->blue under wrk load, for greenlight (runtime socket) and HAProxy (r
 
   python3 bench/proxy_bench.py [--seconds 10] [--connections 64] [--flips 1000] [--build build]
                                [--rounds 1] [--compare-build DIR] [--access-log] [--request-id]
-                               [--idle 5000]
+                               [--idle 5000] [--idle-tls 0]
 
 First, on the freshly started proxies, the memory test: --idle N keep-alive clients (default
 5,000; 0 skips it) each make one request and then wait, as apps do between API calls; each
 proxy's proportional set size (its processes together, shared pages counted once) before, with
-them and after they closed gives the memory an idle client costs it.
+them and after they closed gives the memory an idle client costs it. --idle-tls N does the same
+over TLS, with a greenlight proxy, an HAProxy and an nginx of their own terminating it (a
+self-signed P-256 certificate), stopped before the runs.
 
 With --rounds N each mode measures every target N times, round after round, each round in a
 different order, and reports the median of each target's rates, p50s and CPU figures with the
@@ -35,6 +37,7 @@ import statistics
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -46,7 +49,7 @@ def wait_port(port):
     wait_http(f"http://127.0.0.1:{port}/")
 
 
-def start_nginx(tmp, name, workers, location, upstream="", listen_extra=""):
+def start_nginx(tmp, name, workers, location, upstream="", listen_extra="", server_extra=""):
     """An nginx of its own (prefix, pid and temp paths in tmp) listening on a free port."""
     port = free_port()
     d = os.path.join(tmp, name)
@@ -59,7 +62,7 @@ events {{ worker_connections 16384; }}
 http {{ access_log off; keepalive_requests 1000000;
   client_body_temp_path {d}/b; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;
   {upstream}
-  server {{ listen 127.0.0.1:{port} backlog=4096{listen_extra}; location / {{ {location} }} }} }}
+  server {{ listen 127.0.0.1:{port} backlog=4096{listen_extra}; {server_extra} location / {{ {location} }} }} }}
 """)
     return subprocess.Popen(["nginx", "-c", conf, "-p", d], stderr=subprocess.DEVNULL), port
 
@@ -68,15 +71,17 @@ def nginx(tmp, name, body):
     return start_nginx(tmp, name, 1, f"return 200 '{body}';")
 
 
-def nginx_proxy(tmp, backend_port):
-    return start_nginx(tmp, "nginx-proxy", 2,
+def nginx_proxy(tmp, backend_port, tls=None):
+    """tls: (certificate file, key file) to terminate TLS with, as the others do."""
+    return start_nginx(tmp, "nginx-proxy-tls" if tls else "nginx-proxy", 2,
                        'proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection "";',
                        f"upstream be {{ server 127.0.0.1:{backend_port}; keepalive 64; }}",
-                       " deferred")  # TCP_DEFER_ACCEPT, as greenlight's default defer_accept
+                       " deferred" + (" ssl" if tls else ""),  # TCP_DEFER_ACCEPT, as greenlight's default defer_accept
+                       f"ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]};" if tls else "")
 
 
-def haproxy(tmp, blue_port, green_port):
-    port, d = free_port(), os.path.join(tmp, "haproxy")
+def haproxy(tmp, blue_port, green_port, tls=None):
+    port, d = free_port(), os.path.join(tmp, "haproxy-tls" if tls else "haproxy")
     os.makedirs(d, exist_ok=True)
     sock = os.path.join(d, "admin.sock")
     conf = os.path.join(d, "haproxy.cfg")
@@ -91,7 +96,7 @@ defaults
   timeout server 30s
   http-reuse always
 frontend fe
-  bind 127.0.0.1:{port} defer-accept
+  bind 127.0.0.1:{port} defer-accept{f" ssl crt {tls[2]}" if tls else ""}
   default_backend be
 backend be
   balance roundrobin
@@ -101,7 +106,7 @@ backend be
     return subprocess.Popen(["haproxy", "-f", conf], stderr=subprocess.DEVNULL), port, sock
 
 
-def greenlight(tmp, build, blue_port, green_port, threads, name="greenlight", access_log=False, request_id=False):
+def greenlight(tmp, build, blue_port, green_port, threads, name="greenlight", access_log=False, request_id=False, tls=None):
     port, admin, d = free_port(), free_port(), os.path.join(tmp, name)
     os.makedirs(d, exist_ok=True)
     sock = os.path.join(d, "proxy.sock")
@@ -117,7 +122,8 @@ proxy:
 {f"  access_log: {{path: {d}/access.log}}" if access_log else ""}
 {"  request_id: {header: X-Request-Id}" if request_id else ""}
   services:
-    - {{name: bench, listen: 127.0.0.1:{port}, blue: [127.0.0.1:{blue_port}], green: [127.0.0.1:{green_port}]}}
+    - {{name: bench, listen: 127.0.0.1:{port}, blue: [127.0.0.1:{blue_port}], green: [127.0.0.1:{green_port}]{
+        f", tls: {{cert_file: {tls[0]}, key_file: {tls[1]}}}" if tls else ""}}}
 """)
     return subprocess.Popen([os.path.join(build, "app", "greenlight"), "proxy", "--config", conf]), port, sock
 
@@ -185,7 +191,30 @@ def answer_read(sock):
     return True
 
 
-def idle_memory(pid, port, n, batch=250):
+def test_certificate(tmp):
+    """A self-signed P-256 certificate for 127.0.0.1: (certificate, key, both in one file for HAProxy)."""
+    cert, key, both = (os.path.join(tmp, f) for f in ("tls-cert.pem", "tls-key.pem", "tls-both.pem"))
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    with open(both, "w") as f:
+        f.write(open(cert).read() + open(key).read())
+    return cert, key, both
+
+
+def settled_pss(pid, seconds):
+    """A proxy's proportional set size (KiB) once it has stopped moving (by less than 64 KiB in
+    0.2 s), or after `seconds`."""
+    last, deadline = tree_pss_kib(pid), time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = tree_pss_kib(pid)
+        if abs(now - last) < 64:
+            return now
+        last = now
+    return last
+
+
+def idle_memory(pid, port, n, batch=250, tls=None):
     """Memory an idle keep-alive client costs a proxy: n connections that have each made one
     request and wait for their next (an app between two API calls), opened in batches so the
     listen queue never overflows. Returns (KiB before, KiB with n idle, KiB after they close,
@@ -196,6 +225,8 @@ def idle_memory(pid, port, n, batch=250):
         group = []
         for _ in range(min(batch, n - start)):
             s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            if tls:
+                s = tls.wrap_socket(s, server_hostname="127.0.0.1")
             s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
             group.append(s)
         for s in group:
@@ -204,24 +235,10 @@ def idle_memory(pid, port, n, batch=250):
             else:
                 failed += 1
                 s.close()
-    deadline = time.monotonic() + 5  # a proxy may finish its per-request work after answering
-    during = tree_pss_kib(pid)
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        now = tree_pss_kib(pid)
-        if abs(now - during) < 64:
-            break
-        during = now
+    during = settled_pss(pid, 5)  # a proxy may finish its per-request work after answering
     for s in held:
         s.close()
-    after = before
-    deadline = time.monotonic() + 10  # the proxy sees the closes and frees what it held
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        now = tree_pss_kib(pid)
-        if abs(now - after) < 64:
-            break
-        after = now
+    after = settled_pss(pid, 10)  # the proxy sees the closes and frees what it held
     return before, during, after, failed
 
 
@@ -248,6 +265,7 @@ def main():
     ap.add_argument("--access-log", action="store_true", help="also measure greenlight with its access log on")
     ap.add_argument("--request-id", action="store_true", help="also measure greenlight with request ids on")
     ap.add_argument("--idle", type=int, default=5000, help="idle keep-alive connections for the memory test (0: skip)")
+    ap.add_argument("--idle-tls", type=int, default=0, help="the same over TLS, each proxy terminating it (0: skip)")
     args = ap.parse_args()
     procs = []
     with tempfile.TemporaryDirectory(prefix="greenlight-proxy-bench-") as tmp:
@@ -279,9 +297,22 @@ def main():
                 procs.append(ided)
                 wait_port(ided_port)
                 targets.insert(2, ("greenlight (request ids)", ided.pid, ided_port))
-            memory = {}
+            memory, memory_tls = {}, {}
             for name, pid, port in targets[1:] if args.idle > 0 else ():  # on fresh processes, before any load
                 memory[name] = idle_memory(pid, port, args.idle)
+            if args.idle_tls > 0:
+                files = test_certificate(tmp)
+                client = ssl.create_default_context(cafile=files[0])
+                gl_tls, gl_tls_port, _ = greenlight(tmp, args.build, blue_port, green_port, args.threads, "greenlight-tls", tls=files)
+                hp_tls, hp_tls_port, _ = haproxy(tmp, blue_port, green_port, tls=files)
+                ng_tls, ng_tls_port = nginx_proxy(tmp, blue_port, tls=files)
+                procs += [gl_tls, hp_tls, ng_tls]
+                for name, proc, port in (("greenlight", gl_tls, gl_tls_port), ("haproxy", hp_tls, hp_tls_port),
+                                         ("nginx", ng_tls, ng_tls_port)):
+                    wait_http(f"https://127.0.0.1:{port}/", context=client)
+                    memory_tls[name] = idle_memory(proc.pid, port, args.idle_tls, tls=client)
+                    proc.send_signal(signal.SIGTERM)  # their buffers are not to weigh on the runs below
+                    proc.wait(timeout=15)
             for close in (False, True):
                 runs = {name: [] for name, _, _ in targets}
                 for r in range(args.rounds):
@@ -334,13 +365,15 @@ def main():
           "the machine's CPU per request); what remains is the\nkernel's work for the extra TCP hop. "
           "It holds where the processors stay busy: a run that left them idle\n(direct, in short "
           "runs or with Connection: close) was limited by something else, and the figure overstates.\n")
-    if memory:
-        print(f"Memory: {args.idle} idle keep-alive clients (each made one request and waits), proportional set size "
+    for table, n, what in ((memory, args.idle, ""), (memory_tls, args.idle_tls, ", TLS terminated by each proxy")):
+        if not table:
+            continue
+        print(f"Memory: {n} idle keep-alive clients (each made one request and waits){what}, proportional set size "
               "of the proxy's processes\n")
         print("| proxy | before MiB | with clients MiB | KiB per idle client | vs HAProxy | after they closed MiB | failed |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-        per = {name: (during - before) / max(1, args.idle) for name, (before, during, _, _) in memory.items()}
-        for name, (before, during, after, failed) in memory.items():
+        per = {name: (during - before) / max(1, n) for name, (before, during, _, _) in table.items()}
+        for name, (before, during, after, failed) in table.items():
             print(f"| {name} | {before / 1024:.1f} | {during / 1024:.1f} | {per[name]:.1f} | "
                   f"{per[name] / per['haproxy']:.2f}x | {after / 1024:.1f} | {failed} |")
         print()
