@@ -1309,15 +1309,15 @@ struct ProxyServer::Impl {
       ColorMetrics& cm = m.color[static_cast<int>(*color)];
       if (outcome.status != 101) cm.latency->Observe(toSeconds(time.monotonicNow() - started));
       cm.by_class[statusClass(outcome.status)]->Increment();
+      logAccess(service, log_client, tls, record, outcome.status, outcome.endpoint);
     }
-    if (outcome.status != 0) logAccess(service, log_client, tls, record, outcome.status, outcome.endpoint);
     // Unless kept, a streamed body the upstream's failure cut short is left unread.
     co_return Next{outcome.keep_client, !outcome.keep_client && !head.is_done()};
   }
 
-  template <class Stream>
   // A client connection (plain, or TLS after the handshake) from its first request to its close;
-  // `share` is its place in the loop's count and in max_connections, given back as it ends.
+  // the LoopShare is its place in the loop's count and in max_connections, given back as it ends.
+  template <class Stream>
   Task<void> session(Stream client, std::string service, const std::string client_ip, size_t loop, bool tls, LoopShare /*held while it lives*/) {
     Session self;
     self.client = &lowest(client);
@@ -1341,14 +1341,14 @@ struct ProxyServer::Impl {
       } else {
         lowest(client).expires_after(cfg.timeouts.idle);
         // Between requests, with nothing of the next one read yet, a plain connection holds no
-        // buffer: it waits for its next bytes with its scratch memory back on the loop's free
-        // list (a TLS stream may hold decrypted bytes of its own, so it keeps it).
+        // buffer: it waits for its next bytes with its scratch memory back in the loop's pool
+        // (a TLS stream may hold decrypted bytes of its own, so it keeps it).
         if constexpr (std::is_same_v<Stream, TimedSocket>) {
           if (scratch.in().size() == 0) {
             scratch.release();
             co_await client.async_wait_readable(ecOut(ec));
-            scratch.acquire();
             if (ec) break;  // the idle timeout, or a stop that cancelled the wait
+            scratch.acquire();
           }
         }
       }
