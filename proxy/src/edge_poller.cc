@@ -140,6 +140,39 @@ void EdgePoller::park(Waiter& w, Direction d, std::unique_ptr<ParkedOp> op) {
   if (!running_ && !armed_) arm();
 }
 
+namespace {
+
+// Two operations waiting for the same direction of one descriptor (parkBeside).
+class ParkedPair final : public ParkedOp {
+ public:
+  ParkedPair(std::unique_ptr<ParkedOp> first, std::unique_ptr<ParkedOp> second) {
+    ops_[0] = std::move(first);
+    ops_[1] = std::move(second);
+  }
+  bool retry() override {
+    for (auto& op : ops_) {
+      if (op && op->retry()) op.reset();
+    }
+    return !ops_[0] && !ops_[1];
+  }
+  void abort(boost::system::error_code ec) override {
+    for (auto& op : ops_) {
+      if (auto o = std::move(op)) o->abort(ec);
+    }
+  }
+
+ private:
+  std::unique_ptr<ParkedOp> ops_[2];
+};
+
+}  // namespace
+
+void EdgePoller::parkBeside(Waiter& w, Direction d, std::unique_ptr<ParkedOp> op) {
+  auto& slot = w.op_[static_cast<int>(d)];
+  if (slot) op = std::make_unique<ParkedPair>(std::move(slot), std::move(op));
+  park(w, d, std::move(op));
+}
+
 void EdgePoller::abort(Waiter& w, boost::system::error_code ec) {
   for (auto& slot : w.op_) {
     auto op = std::move(slot);

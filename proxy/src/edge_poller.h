@@ -144,6 +144,10 @@ class EdgePoller : public boost::asio::execution_context::service {
   void remove(Waiter& w);
   // `op` waits until `w` is ready in direction `d`.
   void park(Waiter& w, Direction d, std::unique_ptr<ParkedOp> op);
+  // As park, for a stream whose read and write may each wait for either direction (TLS: a read
+  // may have to write first, a write to read): an operation already waiting for `d` stays, and
+  // both are tried when `d` is ready.
+  void parkBeside(Waiter& w, Direction d, std::unique_ptr<ParkedOp> op);
   // Ends `w`'s parked operations with `ec`.
   void abort(Waiter& w, boost::system::error_code ec);
   // `t`'s monotonic time, for deadlines set on this loop: inside run() read once per turn (a

@@ -26,10 +26,8 @@
 #include <unistd.h>
 
 #include <boost/asio.hpp>
-#include <boost/asio/ssl.hpp>
 #include <boost/container/small_vector.hpp>
 #include <boost/beast.hpp>
-#include <boost/beast/ssl.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cerrno>
@@ -1131,12 +1129,13 @@ struct ProxyServer::Impl {
   // A TLS client connection: the handshake, then its session. (A plain one is a session from
   // the start: no frame of a coroutine around it, with room for a TLS stream, for as long as it
   // is open.)
-  Task<void> serveTls(TimedSocket socket, std::string service, std::string client_ip, size_t loop,
-                      std::shared_ptr<asio::ssl::context> tls, LoopShare share) {
-    beast::ssl_stream<TimedSocket> client(std::move(socket), *tls);
-    lowest(client).expires_after(cfg.timeouts.header);
-    boost::system::error_code ec;
-    co_await client.async_handshake(asio::ssl::stream_base::server, ecOut(ec));
+  Task<void> serveTls(TimedSocket client, std::string service, std::string client_ip, size_t loop,
+                      std::shared_ptr<SSL_CTX> tls, LoopShare share) {
+    boost::system::error_code ec = client.startTls(tls.get());
+    if (!ec) {
+      client.expires_after(cfg.timeouts.header);
+      co_await client.async_handshake(ecOut(ec));
+    }
     if (ec) {
       metrics.at(service).tls_failures->Increment();  // scanners, plain HTTP on the TLS port, old clients
       co_return;
@@ -1340,16 +1339,14 @@ struct ProxyServer::Impl {
         lowest(client).expires_after(cfg.timeouts.header);
       } else {
         lowest(client).expires_after(cfg.timeouts.idle);
-        // Between requests, with nothing of the next one read yet, a plain connection holds no
+        // Between requests, with nothing of the next one read yet, a connection holds no
         // buffer: it waits for its next bytes with its scratch memory back in the loop's pool
-        // (a TLS stream may hold decrypted bytes of its own, so it keeps it).
-        if constexpr (std::is_same_v<Stream, TimedSocket>) {
-          if (scratch.in().size() == 0) {
-            scratch.release();
-            co_await client.async_wait_readable(ecOut(ec));
-            if (ec) break;  // the idle timeout, or a stop that cancelled the wait
-            scratch.acquire();
-          }
+        // (and, over TLS, with OpenSSL's record buffers freed: SSL_MODE_RELEASE_BUFFERS).
+        if (scratch.in().size() == 0) {
+          scratch.release();
+          co_await client.async_wait_readable(ecOut(ec));
+          if (ec) break;  // the idle timeout, or a stop that cancelled the wait
+          scratch.acquire();
         }
       }
       beast::flat_buffer& buffer = scratch.in();  // what the client sent, not yet parsed
@@ -1389,7 +1386,7 @@ struct ProxyServer::Impl {
   // the loop's queue). One per turn cost that turn per connection.
   static constexpr int kAcceptsPerTurn = 4;
   Task<void> acceptLoop(Listening& listening, std::string service, size_t loop,
-                        std::shared_ptr<asio::ssl::context> tls) {
+                        std::shared_ptr<SSL_CTX> tls) {
     // accept4 directly: the connection arrives non-blocking and unregistered (TimedSocket::adopt);
     // Asio's accept would register it with epoll and set it non-blocking with system calls of its
     // own. Every few connections the loop yields to the rest of its work; a connection goes to
@@ -1650,12 +1647,13 @@ StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::start(const ProxyConfig& con
       return Unavailable("proxy: cannot set TCP_DEFER_ACCEPT on the listener of " + l.service + ": " + std::strerror(errno));
     }
     im.ports[l.service] = acceptor->local_endpoint().port();
-    std::shared_ptr<asio::ssl::context> tls;
+    std::shared_ptr<SSL_CTX> tls;
     if (tlsFilesOf(l).any()) {
       auto identity = ServerTls::load(tlsFilesOf(l));
       if (!identity.ok()) return identity.status();
-      tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
-      identity.value()->apply(tls->native_handle());
+      tls.reset(SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
+      if (!tls) return Unavailable("proxy: cannot create a TLS context for " + l.service);
+      identity.value()->apply(tls.get());
       spdlog::info("proxy: service {} certificate: {}", l.service, identity.value()->describe());
       im.tls_of[l.service] = std::move(identity.value());
     }

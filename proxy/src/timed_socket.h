@@ -13,6 +13,11 @@
 // which registers a descriptor once, the first time it has to. A `Connection: close` exchange
 // whose request has arrived and whose answer fits the send buffer never touches epoll (HAProxy
 // does the same).
+// TLS (startTls, then async_handshake) runs on the same descriptor and loop: OpenSSL reads and
+// writes the socket through a BIO of ours (timed_socket.cc) that keeps the EdgePoller's
+// readiness as the plain path does, and with SSL_MODE_RELEASE_BUFFERS a connection between
+// requests holds no record buffer (nginx and HAProxy work the same way; Asio's ssl::stream kept
+// about 64 KiB of buffers per connection for its whole life).
 // Not thread-safe: one event loop (the socket's executor) per connection.
 #pragma once
 
@@ -27,6 +32,7 @@
 #include <boost/beast/core/error.hpp>
 #include <boost/smart_ptr/intrusive_ptr.hpp>
 #include <boost/smart_ptr/intrusive_ref_counter.hpp>
+#include <openssl/ssl.h>
 #include <cerrno>
 #include <memory>
 #include <optional>
@@ -49,6 +55,7 @@ struct State : boost::intrusive_ref_counter<State, boost::thread_unsafe_counter>
       : DeadlineEntry(on_deadline), executor(ex), time(t) {}
   ~State() {
     if (poller) poller->clearDeadline(*this);
+    if (ssl) SSL_free(ssl);  // normally freed by TimedSocket's close
   }
   LoopExecutor executor;
   // Made only when asked for (TLS): constructing one takes a lock in Asio's service registry.
@@ -62,7 +69,33 @@ struct State : boost::intrusive_ref_counter<State, boost::thread_unsafe_counter>
   bool expired = false;                  // the deadline passed while no operation was pending
   bool timed_out = false;                // the deadline closed the socket
   bool last_write = false;               // the writes from now on end the connection (lastWrite)
+  // TLS on `raw` (startTls): reads and writes carry application data through it.
+  SSL* ssl = nullptr;
+  bool tls_ready = false;   // the handshake is done
+  bool tls_closed = false;  // no close_notify now: sent, or the session failed
+  bool tls_eof = false;     // the peer's end was read (what the BIO says to BIO_eof)
+  int tls_errno = 0;        // the system error of the BIO's last failed read or write
 };
+
+// TLS on a State (timed_socket.cc).
+enum class TlsStep { kHandshake, kRead, kWrite };
+// One attempt at a TLS step: done (with `ec`, and `n` bytes read or written), or it waits until
+// `want` is ready.
+struct TlsAttempt {
+  bool done = true;
+  Direction want = Direction::kRead;
+  boost::system::error_code ec;
+  size_t n = 0;
+};
+// Sets `s` up as the server side of a TLS connection with `ctx`'s settings.
+boost::system::error_code startTls(State& s, SSL_CTX* ctx);
+TlsAttempt tlsAttempt(State& s, TlsStep step, void* data, size_t size);
+// Sends close_notify once (best effort, never waits) when the session is up and has not failed.
+void tlsCloseNotify(State& s);
+// True when OpenSSL holds application data or a record's error to report: a read would not wait
+// for the socket.
+bool tlsReadable(State& s);
+void tlsFree(State& s);
 
 inline void mapTimeout(const State& s, boost::system::error_code& ec) {
   if (s.timed_out && (ec == boost::asio::error::operation_aborted || ec == boost::asio::error::bad_descriptor)) {
@@ -127,7 +160,10 @@ class TimedSocket {
   }
   lowest_layer_type& lowest_layer() { return socket(); }
   void shutdown(boost::asio::socket_base::shutdown_type how, boost::system::error_code& ec) {
-    if (how != boost::asio::socket_base::shutdown_receive) impl_->last_write = false;  // the FIN is out
+    if (how != boost::asio::socket_base::shutdown_receive) {
+      if (impl_->ssl) timed_socket_detail::tlsCloseNotify(*impl_);  // before the FIN
+      impl_->last_write = false;  // the FIN is out
+    }
     if (impl_->raw < 0) {
       if (impl_->socket) impl_->socket->shutdown(how, ec); else ec = boost::asio::error::bad_descriptor;
     } else if (::shutdown(impl_->raw, static_cast<int>(how)) != 0) {
@@ -151,6 +187,22 @@ class TimedSocket {
   void expires_never() {
     impl_->timed_out = impl_->expired = false;
     if (impl_->poller) impl_->poller->clearDeadline(*impl_);
+  }
+  // From now on the connection is the server side of TLS with `ctx`'s settings (an adopted
+  // descriptor, nothing read or written yet): async_handshake, then reads and writes carry
+  // application data.
+  boost::system::error_code startTls(SSL_CTX* ctx) { return timed_socket_detail::startTls(*impl_, ctx); }
+  bool tls() const { return impl_->ssl != nullptr; }
+  // The TLS handshake (void(error_code)); after startTls.
+  template <class Token>
+  auto async_handshake(Token&& token) {
+    return initiate<void(boost::system::error_code)>(
+        token,
+        [](Impl& i, int, auto h) {
+          if (!i.ssl) return post(i, std::move(h), boost::system::error_code(boost::asio::error::bad_descriptor));
+          runTls<TlsStep::kHandshake>(i, boost::asio::mutable_buffer(), std::move(h));
+        },
+        0);
   }
   // Cancels pending operations: they complete with operation_aborted.
   void cancel() {
@@ -211,12 +263,69 @@ class TimedSocket {
     Handler handler;
   };
 
+  using TlsStep = timed_socket_detail::TlsStep;
+  // A TLS step (handshake, read or write) waiting for `dir`; when it has to wait for the other
+  // direction instead, it moves there.
+  template <TlsStep kStep, class Buffers, class Handler>
+  struct ParkedTls final : ParkedOp {
+    ParkedTls(Impl& i, const Buffers& b, Handler&& h, Direction d) : state(i), buffers(b), handler(std::move(h)), dir(d) {}
+    bool retry() override {
+      const timed_socket_detail::TlsAttempt a = attemptTls<kStep>(state, buffers);
+      if (a.done) {
+        finishTls<kStep>(state, std::move(handler), a);
+        return true;
+      }
+      if (a.want == dir) return false;
+      parkTls<kStep>(state, buffers, std::move(handler), a.want);
+      return true;
+    }
+    void abort(boost::system::error_code ec) override { finishTls<kStep>(state, std::move(handler), {true, dir, ec, 0}); }
+    Impl& state;  // kept alive by the handler (Mapped)
+    Buffers buffers;
+    Handler handler;
+    Direction dir;
+  };
+  // A TLS step on the first non-empty buffer (as Asio's ssl::stream does: one record at most).
+  template <TlsStep kStep, class Buffers>
+  static timed_socket_detail::TlsAttempt attemptTls(Impl& i, const Buffers& buffers) {
+    if (!i.ssl) return {true, Direction::kRead, boost::asio::error::bad_descriptor, 0};  // closed meanwhile
+    if constexpr (kStep == TlsStep::kHandshake) {
+      return timed_socket_detail::tlsAttempt(i, kStep, nullptr, 0);
+    } else {
+      for (auto it = boost::asio::buffer_sequence_begin(buffers); it != boost::asio::buffer_sequence_end(buffers); ++it) {
+        const auto b = boost::asio::buffer(*it);
+        if (b.size() > 0) return timed_socket_detail::tlsAttempt(i, kStep, const_cast<void*>(static_cast<const void*>(b.data())), b.size());
+      }
+      return {};  // nothing to move: done at once, as with Asio
+    }
+  }
+  template <TlsStep kStep, class Handler>
+  static void finishTls(Impl& i, Handler&& h, const timed_socket_detail::TlsAttempt& a) {
+    if constexpr (kStep == TlsStep::kHandshake) {
+      post(i, std::move(h), a.ec);
+    } else {
+      post(i, std::move(h), a.ec, a.n);
+    }
+  }
+  template <TlsStep kStep, class Buffers, class Handler>
+  static void runTls(Impl& i, const Buffers& b, Handler h) {
+    const timed_socket_detail::TlsAttempt a = attemptTls<kStep>(i, b);
+    if (a.done) return finishTls<kStep>(i, std::move(h), a);
+    parkTls<kStep>(i, b, std::move(h), a.want);
+  }
+  template <TlsStep kStep, class Buffers, class Handler>
+  static void parkTls(Impl& i, const Buffers& b, Handler&& h, Direction want) {
+    if (boost::system::error_code ec = registerWithPoller(i)) return finishTls<kStep>(i, std::move(h), {true, want, ec, 0});
+    i.waiter.poller()->parkBeside(i.waiter, want, std::make_unique<ParkedTls<kStep, Buffers, Handler>>(i, b, std::move(h), want));
+  }
+
   // A read or write: on our descriptor tried at once (or parked), else Asio's.
   template <bool kWrite, class Buffers, class Token>
   auto transfer(const Buffers& buffers, Token& token) {
     return initiate<void(boost::system::error_code, std::size_t)>(
         token,
         [](Impl& i, const Buffers& b, auto h) {
+          if (i.ssl) return runTls<kWrite ? TlsStep::kWrite : TlsStep::kRead>(i, b, std::move(h));
           if (i.raw >= 0) {
             if (!tryNow(i, b, h, kWrite)) return;
             boost::system::error_code ec = registerWithPoller(i);
@@ -315,6 +424,8 @@ class TimedSocket {
       if (!i.socket) return post(i, std::move(h), boost::system::error_code(boost::asio::error::bad_descriptor));
       return i.socket->async_wait(boost::asio::socket_base::wait_read, std::move(h));
     }
+    // Over TLS, bytes OpenSSL has read from the socket already (a record, or more of one).
+    if (i.ssl && timed_socket_detail::tlsReadable(i)) return post(i, std::move(h), boost::system::error_code());
     if (!i.waiter.registered() || i.waiter.ready(Direction::kRead)) {
       char byte;
       ssize_t n;
@@ -336,7 +447,7 @@ class TimedSocket {
   }
   // Hands our descriptor to Asio (out of the EdgePoller, into Asio's epoll).
   static void registerRaw(Impl& i) {
-    if (i.raw < 0) return;
+    if (i.raw < 0 || i.ssl) return;  // a TLS connection's descriptor stays ours
     if (EdgePoller* p = i.waiter.poller()) p->remove(i.waiter);
     boost::system::error_code ec;
     asioSocket(i).assign(i.protocol, i.raw, ec);
@@ -348,6 +459,10 @@ class TimedSocket {
   static void close(Impl& i) {
     if (i.raw >= 0) {
       if (EdgePoller* p = i.waiter.poller()) p->remove(i.waiter);
+      if (i.ssl) {
+        if (i.pending == 0) timed_socket_detail::tlsCloseNotify(i);  // not in the middle of a record
+        timed_socket_detail::tlsFree(i);
+      }
       if (i.last_write) ::syscall(SYS_shutdown, i.raw, SHUT_WR);  // sends what waits, with the FIN
       ::syscall(SYS_close, i.raw);  // direct, as the reads and writes (no cancellation switching)
       i.raw = -1;

@@ -21,6 +21,19 @@ inline std::string get(const std::string& path = "/") {
   return "GET " + path + " HTTP/1.1\r\nHost: vehicles\r\n\r\n";
 }
 
+// A sample's value on the proxy's /metrics (-1 when it is not there).
+inline int metricValue(int admin_port, const std::string& series) {
+  const std::string metrics = testing::httpGet(admin_port, "/metrics").body;
+  const std::string key = "\n" + series + " ";  // a sample line, not its # HELP
+  const size_t at = metrics.find(key);
+  return at == std::string::npos ? -1 : std::stoi(metrics.substr(at + key.size()));
+}
+
+// The open client connections of the service.
+inline int activeConnections(int admin_port) {
+  return metricValue(admin_port, "greenlight_proxy_active_connections{service=\"vehicles\"}");
+}
+
 // Load whose good answers come from a known backend (blue*, green).
 class KeepAliveLoad : public testing::KeepAliveLoad {
  public:

@@ -489,18 +489,6 @@ TEST_F(ProxyTest, AnUpstreamKilledUnderLoadCostsNoClientErrors) {
 }
 
 }  // namespace
-// A series' value from the proxy's own /metrics (-1 when it is missing).
-int metricValue(int admin_port, const std::string& series) {
-  const std::string metrics = testing::httpGet(admin_port, "/metrics").body;
-  const std::string key = "\n" + series + " ";  // a sample line, not its # HELP
-  const size_t at = metrics.find(key);
-  return at == std::string::npos ? -1 : std::stoi(metrics.substr(at + key.size()));
-}
-
-// The open client connections of the service.
-int activeConnections(int admin_port) {
-  return metricValue(admin_port, "greenlight_proxy_active_connections{service=\"vehicles\"}");
-}
 
 int threadConnections(int admin_port, int thread) {
   return metricValue(admin_port, "greenlight_proxy_thread_connections{thread=\"" + std::to_string(thread) + "\"}");

@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <vector>
 
 #include "greenlight/simulator/cert_gen.h"
 #include "proxy/proxy_fixture.h"
+#include "support/test_websocket.h"
 
 namespace greenlight::proxy {
 namespace {
@@ -25,7 +27,7 @@ class TlsProxyTest : public ProxyTest {
     ASSERT_TRUE(files.ok());
     ca_file_ = ca->caFile();
     tls_line_ = "      tls: {cert_file: " + files->cert_file + ", key_file: " + files->key_file + "}\n";
-    start(blue_.address(), green_.address(), "", "{blue: 100, green: 0}", tls_line_);
+    start(blue_.address(), green_.address(), "  threads: 2\n", "{blue: 100, green: 0}", tls_line_);
   }
   // Rewrites the config file with another `tls:` line for the service.
   void rewriteTls(const std::string& line) {
@@ -126,6 +128,72 @@ TEST_F(TlsProxyTest, CertificateAndClientCaChangeOnReloadAndOpenConnectionsKeepS
   auto still = after.Get("/");
   ASSERT_TRUE(still);
   EXPECT_EQ(still->status, 200);
+}
+
+// Between requests a TLS keep-alive connection holds neither the proxy's scratch buffer nor
+// OpenSSL's record buffers; each is served again after its wait, including two requests that
+// arrive as two TLS records in one segment (the second is already in OpenSSL's hands, not the
+// socket's, when the first has been answered: the wait must not sit on an empty socket).
+TEST_F(TlsProxyTest, AnIdleTlsConnectionHoldsNoBufferAndIsServedAgain) {
+  const int admin = svc_->adminPort();
+  std::vector<std::unique_ptr<RawConnection>> clients;
+  for (int k = 0; k < 40; ++k) {
+    clients.push_back(std::make_unique<RawConnection>(port_, ca_file_));
+    ASSERT_TRUE(clients.back()->ok()) << k;
+    ASSERT_TRUE(clients.back()->send(get()));
+    ASSERT_EQ(clients.back()->read().body, "blue") << k;
+  }
+  ASSERT_EQ(activeConnections(admin), 40);
+  // One request at a time: a buffer per event loop (two) at most.
+  EXPECT_TRUE(testing::waitUntil([&] { return metricValue(admin, "greenlight_proxy_connection_buffers") <= 2; }, 5s))
+      << metricValue(admin, "greenlight_proxy_connection_buffers");
+  for (auto& c : clients) {
+    ASSERT_TRUE(c->sendRecords({get("/first"), get("/second")}));
+    const testing::RawResponse first = c->read();
+    const testing::RawResponse second = c->read();
+    EXPECT_EQ(first.body, "blue");
+    EXPECT_EQ(second.body, "blue") << "the second record's request was not served";
+  }
+  EXPECT_EQ(activeConnections(admin), 40);
+}
+
+// A body larger than many TLS records, both ways, on one connection that stays usable.
+TEST_F(TlsProxyTest, LargeBodiesStreamThroughTlsBothWays) {
+  RawConnection c(port_, ca_file_);
+  ASSERT_TRUE(c.ok());
+  std::string payload(1 << 20, '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
+  ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: v\r\nContent-Length: " + std::to_string(payload.size()) + "\r\n\r\n" + payload));
+  const testing::RawResponse r = c.read(10s);
+  ASSERT_EQ(r.status, 200) << r.headers;
+  EXPECT_TRUE(r.body == "blue:" + payload) << "echoed " << r.body.size() << " bytes of " << payload.size() + 5;
+  ASSERT_TRUE(c.send(get()));
+  EXPECT_EQ(c.read().body, "blue");
+}
+
+// An Upgrade over TLS: the tunnel carries WebSocket frames both ways between the TLS client and
+// the plain backend.
+TEST_F(TlsProxyTest, AWebSocketUpgradeIsTunnelledOverTls) {
+  testing::WebSocketBackend ws("ws");
+  svc_.reset();
+  start(ws.address(), green_.address(), "", "{blue: 100, green: 0}", tls_line_);
+  RawConnection c(port_, ca_file_);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c.send("GET /live HTTP/1.1\r\nHost: v\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"));
+  ASSERT_EQ(c.read().status, 101);
+  for (const std::string message : {"hello", "again"}) {
+    // A masked text frame (clients must mask), answered unmasked.
+    const unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
+    std::string frame = {'\x81', static_cast<char>(0x80 | message.size())};
+    frame.append(reinterpret_cast<const char*>(mask), 4);
+    for (size_t i = 0; i < message.size(); ++i) frame += static_cast<char>(message[i] ^ mask[i % 4]);
+    ASSERT_TRUE(c.send(frame));
+    const std::string head = c.readBytes(2);
+    ASSERT_EQ(head.size(), 2u) << message;
+    EXPECT_EQ(static_cast<unsigned char>(head[0]), 0x81);
+    EXPECT_EQ(c.readBytes(static_cast<unsigned char>(head[1]) & 0x7f), "ws:" + message);
+  }
 }
 
 TEST(ProxyTlsConfig, AMissingCertificateFileIsAClearStartError) {

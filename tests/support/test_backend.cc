@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -102,11 +104,29 @@ void TestBackend::stop() {
 
 RawConnection::RawConnection(int port) : fd_(connectLoopback(port)) {}
 
+RawConnection::RawConnection(int port, const std::string& ca_file) : fd_(connectLoopback(port)) {
+  if (fd_ < 0) return;
+  ctx_ = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_load_verify_locations(ctx_, ca_file.c_str(), nullptr);
+  SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+  ssl_ = SSL_new(ctx_);
+  SSL_set_fd(ssl_, fd_);
+  const timeval limit{5, 0};  // a blocking read of a record never waits past this
+  ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  if (SSL_connect(ssl_) != 1) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
 RawConnection::~RawConnection() {
+  if (ssl_) SSL_free(ssl_);
+  if (ctx_) SSL_CTX_free(ctx_);
   if (fd_ >= 0) close(fd_);
 }
 
 bool RawConnection::send(const std::string& bytes) {
+  if (ssl_) return fd_ >= 0 && SSL_write(ssl_, bytes.data(), static_cast<int>(bytes.size())) == static_cast<int>(bytes.size());
   size_t done = 0;
   while (fd_ >= 0 && done < bytes.size()) {
     ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
@@ -114,6 +134,32 @@ bool RawConnection::send(const std::string& bytes) {
     done += static_cast<size_t>(n);
   }
   return fd_ >= 0;
+}
+
+bool RawConnection::sendRecords(const std::vector<std::string>& pieces) {
+  if (!ssl_ || fd_ < 0) return false;
+  int on = 1;
+  ::setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &on, sizeof on);  // held back until the last piece
+  bool sent = true;
+  for (const auto& p : pieces) sent = sent && send(p);
+  on = 0;
+  ::setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+  return sent;
+}
+
+bool RawConnection::receive(std::chrono::steady_clock::time_point deadline) {
+  if (fd_ < 0) return false;
+  if (!ssl_ || SSL_pending(ssl_) == 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+  }
+  char buf[16384];
+  const ssize_t n = ssl_ ? SSL_read(ssl_, buf, sizeof buf) : recv(fd_, buf, sizeof buf, 0);
+  if (n <= 0) return false;
+  buffer_.append(buf, static_cast<size_t>(n));
+  return true;
 }
 
 RawResponse RawConnection::read(std::chrono::milliseconds timeout) {
@@ -136,27 +182,24 @@ RawResponse RawConnection::read(std::chrono::milliseconds timeout) {
         return r;
       }
     }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0 || fd_ < 0) return r;
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return r;
-    char buf[16384];
-    ssize_t n = recv(fd_, buf, sizeof buf, 0);
-    if (n <= 0) return r;
-    buffer_.append(buf, static_cast<size_t>(n));
+    if (!receive(deadline)) return r;
   }
+}
+
+std::string RawConnection::readBytes(size_t n, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (buffer_.size() < n) {
+    if (!receive(deadline)) return "";
+  }
+  std::string out = buffer_.substr(0, n);
+  buffer_.erase(0, n);
+  return out;
 }
 
 bool RawConnection::closedWithin(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (fd_ >= 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return false;
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
-    char buf[4096];
-    ssize_t n = recv(fd_, buf, sizeof buf, 0);
-    if (n <= 0) return true;
+    if (!receive(deadline)) return std::chrono::steady_clock::now() < deadline;
   }
   return true;
 }

@@ -11,10 +11,14 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace httplib {
 class Server;
 }
+
+struct ssl_st;
+struct ssl_ctx_st;
 
 namespace greenlight::testing {
 
@@ -84,18 +88,33 @@ struct RawResponse {
   std::string body;
 };
 
+// A client connection to 127.0.0.1:port that sends bytes as given, plain or over TLS.
 class RawConnection {
  public:
   explicit RawConnection(int port);
+  // Over TLS, the server's certificate verified against `ca_file` (the handshake is done here:
+  // see ok()).
+  RawConnection(int port, const std::string& ca_file);
   ~RawConnection();
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+  bool ok() const { return fd_ >= 0; }
   bool send(const std::string& bytes);
+  // TLS: each piece in a TLS record of its own, all of them in one TCP segment.
+  bool sendRecords(const std::vector<std::string>& pieces);
   // Reads one response (Content-Length bodies), waiting at most `timeout`.
   RawResponse read(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // Reads exactly `n` bytes that follow what read() took ("" on a close or after `timeout`).
+  std::string readBytes(size_t n, std::chrono::milliseconds timeout = std::chrono::seconds(5));
   // True if the peer closes the connection within `timeout`.
   bool closedWithin(std::chrono::milliseconds timeout);
 
  private:
+  // Appends what arrives within `timeout` to buffer_; false on a close, an error or the timeout.
+  bool receive(std::chrono::steady_clock::time_point deadline);
   int fd_ = -1;
+  ssl_ctx_st* ctx_ = nullptr;
+  ssl_st* ssl_ = nullptr;
   std::string buffer_;
 };
 
