@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <openssl/ssl.h>
 #include <unistd.h>
 
 #include <array>
@@ -21,6 +22,7 @@
 
 #include "../../proxy/src/timed_socket.h"
 #include "greenlight/common/time_source.h"
+#include "greenlight/simulator/cert_gen.h"
 #include "support/test_support.h"
 
 namespace greenlight::proxy {
@@ -493,6 +495,43 @@ TEST(EdgePollerTest, AListenerWaitEndsWhenAConnectionArrivesAndIsAbortedWhenRemo
 
 // asyncYield resumes from the loop's queue, after what was queued there before it (a
 // completion another connection's read queued), not at once.
+// parkBeside: two operations wait for the same direction; an edge tries both, one that is not
+// done yet stays; removing the descriptor ends the rest.
+TEST(EdgePollerTest, OperationsParkedBesideEachOtherAreAllTriedAndAllAborted) {
+  struct Counted final : ParkedOp {
+    Counted(int& t, int d, std::optional<boost::system::error_code>& a) : tries(t), done_after(d), aborted(a) {}
+    bool retry() override { return ++tries >= done_after; }
+    void abort(boost::system::error_code ec) override { aborted = ec; }
+    int& tries;
+    int done_after;
+    std::optional<boost::system::error_code>& aborted;
+  };
+  asio::io_context io;
+  EdgePoller& poller = EdgePoller::of(io);
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+  Waiter w;
+  boost::system::error_code ec;
+  ASSERT_TRUE(poller.add(w, fds[0], ec)) << ec.message();
+  w.markBlocked(Direction::kRead);
+  int first_tries = 0, second_tries = 0;
+  std::optional<boost::system::error_code> first_aborted, second_aborted;
+  poller.parkBeside(w, Direction::kRead, std::make_unique<Counted>(first_tries, 1, first_aborted));
+  poller.parkBeside(w, Direction::kRead, std::make_unique<Counted>(second_tries, 2, second_aborted));
+  io.poll();
+  EXPECT_EQ(first_tries + second_tries, 0) << "nothing to read yet";
+  ASSERT_EQ(::write(fds[1], "a", 1), 1);
+  for (int i = 0; i < 500 && first_tries == 0; ++i) io.run_one_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(first_tries, 1);
+  EXPECT_EQ(second_tries, 1);  // tried too; not done yet, so it waits on
+  poller.remove(w);
+  EXPECT_FALSE(first_aborted) << "done: not aborted";
+  ASSERT_TRUE(second_aborted);
+  EXPECT_EQ(*second_aborted, asio::error::operation_aborted);
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
 TEST(EdgePollerTest, AYieldResumesAfterTheCompletionsQueuedBeforeIt) {
   asio::io_context io;
   EdgePoller& poller = EdgePoller::of(io);
@@ -668,6 +707,181 @@ TEST_F(PollerLoop, AConnectReachesAListenerAndOneToAClosedPortIsRefused) {
   });
   ASSERT_EQ(closed.get_future().wait_for(5s), std::future_status::ready);
   EXPECT_NE(nodelay, 0) << "upstream connections are opened with TCP_NODELAY";
+}
+
+}  // namespace
+}  // namespace greenlight::proxy
+
+namespace greenlight::proxy {
+namespace {
+
+// TLS on an adopted socket (startTls, async_handshake): the server side on the loop, the client
+// OpenSSL on the blocking socket, in a thread of its own where it has to run beside the loop.
+class TlsSocket : public AdoptedSocket {
+ protected:
+  void SetUp() override {
+    AdoptedSocket::SetUp();
+    auto ca = simulator::CertAuthority::create(dir.path(), "socket test CA");
+    ASSERT_TRUE(ca.ok()) << ca.status().message();
+    auto files = ca->issue("server", -std::chrono::hours(1), std::chrono::hours(24));
+    ASSERT_TRUE(files.ok()) << files.status().message();
+    server_ctx = SSL_CTX_new(TLS_server_method());
+    ASSERT_EQ(SSL_CTX_use_certificate_chain_file(server_ctx, files->cert_file.c_str()), 1);
+    ASSERT_EQ(SSL_CTX_use_PrivateKey_file(server_ctx, files->key_file.c_str(), SSL_FILETYPE_PEM), 1);
+    client_ctx = SSL_CTX_new(TLS_client_method());
+    ASSERT_EQ(SSL_CTX_load_verify_locations(client_ctx, ca->caFile().c_str(), nullptr), 1);
+    SSL_CTX_set_verify(client_ctx, SSL_VERIFY_PEER, nullptr);
+    client_ssl = SSL_new(client_ctx);
+    SSL_set_fd(client_ssl, client);
+    ASSERT_FALSE(server->startTls(server_ctx));
+    EXPECT_TRUE(server->tls());
+  }
+  void TearDown() override {
+    if (peer.joinable()) peer.join();
+    server.reset();
+    SSL_free(client_ssl);
+    SSL_CTX_free(client_ctx);
+    SSL_CTX_free(server_ctx);
+    AdoptedSocket::TearDown();
+  }
+  // Both sides' handshakes; the server's result.
+  boost::system::error_code handshake() {
+    std::thread client_side([this] { client_connected = SSL_connect(client_ssl) == 1; });
+    std::optional<boost::system::error_code> done;
+    server->async_handshake([&](boost::system::error_code ec) { done = ec; });
+    io.run_for(5s);
+    client_side.join();
+    io.restart();
+    return done.value_or(asio::error::timed_out);
+  }
+  std::string clientRead(size_t n) {
+    std::string out(n, '\0');
+    size_t got = 0;
+    while (got < n) {
+      const int r = SSL_read(client_ssl, out.data() + got, static_cast<int>(n - got));
+      if (r <= 0) break;
+      got += static_cast<size_t>(r);
+    }
+    out.resize(got);
+    return out;
+  }
+
+  testing::TempDir dir;
+  SSL_CTX* server_ctx = nullptr;
+  SSL_CTX* client_ctx = nullptr;
+  SSL* client_ssl = nullptr;
+  bool client_connected = false;
+  std::thread peer;
+};
+
+TEST_F(TlsSocket, DataGoesBothWaysAfterTheHandshakeAndThePeersCloseReadsAsEndOfStream) {
+  const boost::system::error_code ec = handshake();
+  ASSERT_FALSE(ec) << ec.message();
+  ASSERT_TRUE(client_connected);
+  ASSERT_EQ(SSL_write(client_ssl, "ping", 4), 4);
+  std::optional<Result> got;
+  read(got);
+  io.run_for(5s);
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(got->ec) << got->ec.message();
+  EXPECT_EQ(got->data, "ping");
+  io.restart();
+  writeWhole("pong");
+  EXPECT_EQ(clientRead(4), "pong");
+  SSL_shutdown(client_ssl);  // close_notify
+  got.reset();
+  io.restart();
+  read(got);
+  io.run_for(5s);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->ec, asio::error::eof);
+}
+
+// A write much larger than the socket buffers parks, while a read waits beside it; each ends
+// when its direction is ready, in the order the peer makes them so.
+TEST_F(TlsSocket, AWriteThatMustWaitAndAWaitingReadBothComplete) {
+  ASSERT_FALSE(handshake());
+  const std::string big(16 << 20, 'x');
+  std::optional<Result> got;
+  read(got);
+  std::optional<boost::system::error_code> wrote;
+  size_t written = 0;
+  asio::async_write(*server, asio::buffer(big), [&](boost::system::error_code ec, std::size_t n) {
+    wrote = ec;
+    written = n;
+  });
+  io.run_for(100ms);  // the peer reads nothing yet: neither can be done
+  EXPECT_FALSE(wrote) << "16 MiB fit in the socket buffers";
+  EXPECT_FALSE(got);
+  std::string received;
+  peer = std::thread([&] {
+    received = clientRead(big.size());
+    SSL_write(client_ssl, "done", 4);
+  });
+  io.restart();
+  io.run_for(20s);  // returns when both are done
+  peer.join();
+  ASSERT_TRUE(wrote);
+  EXPECT_FALSE(*wrote) << wrote->message();
+  EXPECT_EQ(written, big.size());
+  EXPECT_TRUE(received == big) << received.size() << " bytes received";
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(got->ec) << got->ec.message();
+  EXPECT_EQ(got->data, "done");
+}
+
+// The peer asks for a key update (TLS 1.3) while our big write waits for room and a read waits
+// for data: the update is taken in, answered, and both directions go on.
+TEST_F(TlsSocket, APeersKeyUpdateWhileAWriteAndAReadWaitLeavesBothWorking) {
+  ASSERT_FALSE(handshake());
+  const std::string big(16 << 20, 'y');
+  std::optional<boost::system::error_code> wrote;
+  size_t written = 0;
+  asio::async_write(*server, asio::buffer(big), [&](boost::system::error_code ec, std::size_t n) {
+    wrote = ec;
+    written = n;
+  });
+  std::optional<Result> got;
+  read(got);
+  io.run_for(100ms);
+  ASSERT_FALSE(wrote);
+  ASSERT_EQ(SSL_key_update(client_ssl, SSL_KEY_UPDATE_REQUESTED), 1);
+  ASSERT_EQ(SSL_write(client_ssl, "done", 4), 4);  // sends the key update first
+  io.restart();
+  io.run_for(100ms);
+  EXPECT_FALSE(wrote);
+  std::string received;
+  peer = std::thread([&] { received = clientRead(big.size()); });
+  io.restart();
+  io.run_for(20s);
+  peer.join();
+  ASSERT_TRUE(wrote);
+  EXPECT_FALSE(*wrote) << wrote->message();
+  EXPECT_EQ(written, big.size());
+  EXPECT_TRUE(received == big) << received.size() << " bytes received";
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(got->ec) << got->ec.message();
+  EXPECT_EQ(got->data, "done");
+}
+
+TEST_F(TlsSocket, AHandshakeThatStallsEndsAtTheDeadline) {
+  send("\x16\x03\x01");  // the start of a record header, and nothing more
+  server->expires_after(20ms);
+  std::optional<boost::system::error_code> done;
+  server->async_handshake([&](boost::system::error_code ec) { done = ec; });
+  io.run_for(5s);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(*done, boost::beast::error::timeout);
+}
+
+TEST_F(TlsSocket, AHandshakeWithSomethingElseThanTlsFails) {
+  send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::optional<boost::system::error_code> done;
+  server->async_handshake([&](boost::system::error_code ec) { done = ec; });
+  io.run_for(5s);
+  ASSERT_TRUE(done);
+  EXPECT_TRUE(*done);
+  EXPECT_NE(*done, boost::beast::error::timeout);
 }
 
 }  // namespace
