@@ -5,7 +5,7 @@ blue->green->blue under wrk load, for greenlight (runtime socket) and HAProxy (r
 
   python3 bench/proxy_bench.py [--seconds 10] [--connections 64] [--flips 1000] [--build build]
                                [--rounds 1] [--compare-build DIR] [--access-log] [--request-id]
-                               [--idle 5000] [--idle-tls 0]
+                               [--idle 5000] [--idle-tls 0] [--tls]
 
 First, on the freshly started proxies, the memory test: --idle N keep-alive clients (default
 5,000; 0 skips it) each make one request and then wait, as apps do between API calls; each
@@ -13,6 +13,11 @@ proxy's proportional set size (its processes together, shared pages counted once
 them and after they closed gives the memory an idle client costs it. --idle-tls N does the same
 over TLS, with a greenlight proxy, an HAProxy and an nginx of their own terminating it (a
 self-signed P-256 certificate), stopped before the runs.
+
+--tls adds a third mode after the two above: keep-alive over TLS, wrk against a greenlight proxy
+(and --compare-build's), an HAProxy and an nginx each terminating TLS with that certificate,
+in rounds as the others (no direct row: the backends speak plain HTTP). wrk makes its 64
+handshakes once; the figures are the cost of the records.
 
 With --rounds N each mode measures every target N times, round after round, each round in a
 different order, and reports the median of each target's rates, p50s and CPU figures with the
@@ -137,8 +142,8 @@ def unix_command(path, line):
     return out
 
 
-def wrk(port, seconds, connections, close=False):
-    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}/"]
+def wrk(port, seconds, connections, close=False, scheme="http"):
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", f"{scheme}://127.0.0.1:{port}/"]
     if close:
         cmd[1:1] = ["-H", "Connection: close"]
     out = subprocess.run(cmd, capture_output=True, text=True).stdout
@@ -152,9 +157,9 @@ def wrk(port, seconds, connections, close=False):
             "socket_errors": sum(int(x) for x in sockerr.groups()) if sockerr else 0, "requests": total}
 
 
-def measure(name, pid, port, args, close):
+def measure(name, pid, port, args, close, scheme="http"):
     c0, m0, t0 = tree_cpu_split(pid) if pid else (0, 0), machine_busy_seconds(), time.monotonic()
-    r = wrk(port, args.seconds, args.connections, close)
+    r = wrk(port, args.seconds, args.connections, close, scheme)
     c1, m1, t1 = tree_cpu_split(pid) if pid else (0, 0), machine_busy_seconds(), time.monotonic()
     r["name"] = name
     r["busy"] = (m1 - m0) / ((t1 - t0) * os.cpu_count())  # the processors' busy share over the run
@@ -266,6 +271,7 @@ def main():
     ap.add_argument("--request-id", action="store_true", help="also measure greenlight with request ids on")
     ap.add_argument("--idle", type=int, default=5000, help="idle keep-alive connections for the memory test (0: skip)")
     ap.add_argument("--idle-tls", type=int, default=0, help="the same over TLS, each proxy terminating it (0: skip)")
+    ap.add_argument("--tls", action="store_true", help="also measure keep-alive throughput with each proxy terminating TLS")
     args = ap.parse_args()
     procs = []
     with tempfile.TemporaryDirectory(prefix="greenlight-proxy-bench-") as tmp:
@@ -300,8 +306,8 @@ def main():
             memory, memory_tls = {}, {}
             for name, pid, port in targets[1:] if args.idle > 0 else ():  # on fresh processes, before any load
                 memory[name] = idle_memory(pid, port, args.idle)
+            files = test_certificate(tmp) if args.idle_tls > 0 or args.tls else None
             if args.idle_tls > 0:
-                files = test_certificate(tmp)
                 client = ssl.create_default_context(cafile=files[0])
                 gl_tls, gl_tls_port, _ = greenlight(tmp, args.build, blue_port, green_port, args.threads, "greenlight-tls", tls=files)
                 hp_tls, hp_tls_port, _ = haproxy(tmp, blue_port, green_port, tls=files)
@@ -319,6 +325,26 @@ def main():
                     for name, pid, port in targets[r % len(targets):] + targets[:r % len(targets)]:
                         runs[name].append(measure(name, pid, port, args, close))
                 results[close] = [median_round(runs[name]) for name, _, _ in targets]
+            if args.tls:  # started now: idle until here, they weigh on nothing above
+                gl_tls, gl_tls_port, _ = greenlight(tmp, args.build, blue_port, green_port, args.threads, "greenlight-tls-run", tls=files)
+                hp_tls, hp_tls_port, _ = haproxy(tmp, blue_port, green_port, tls=files)
+                ng_tls, ng_tls_port = nginx_proxy(tmp, blue_port, tls=files)
+                procs += [gl_tls, hp_tls, ng_tls]
+                tls_targets = [("greenlight", gl_tls.pid, gl_tls_port), ("haproxy", hp_tls.pid, hp_tls_port),
+                               ("nginx", ng_tls.pid, ng_tls_port)]
+                if args.compare_build:
+                    other_tls, other_tls_port, _ = greenlight(tmp, args.compare_build, blue_port, green_port, args.threads,
+                                                              "compared-tls", tls=files)
+                    procs.append(other_tls)
+                    tls_targets.insert(1, (label, other_tls.pid, other_tls_port))
+                checked = ssl.create_default_context(cafile=files[0])
+                for _, _, port in tls_targets:
+                    wait_http(f"https://127.0.0.1:{port}/", context=checked)
+                runs = {name: [] for name, _, _ in tls_targets}
+                for r in range(args.rounds):
+                    for name, pid, port in tls_targets[r % len(tls_targets):] + tls_targets[:r % len(tls_targets)]:
+                        runs[name].append(measure(name, pid, port, args, False, "https"))
+                results["tls"] = [median_round(runs[name]) for name, _, _ in tls_targets]
             flips = {}
             for name, port, flip in () if args.flips <= 0 else (
                     ("greenlight", gl_port, lambda i: unix_command(gl_sock, f"set weight bench blue {0 if i % 2 == 0 else 100} green {100 if i % 2 == 0 else 0}")),
@@ -365,6 +391,16 @@ def main():
           "the machine's CPU per request); what remains is the\nkernel's work for the extra TCP hop. "
           "It holds where the processors stay busy: a run that left them idle\n(direct, in short "
           "runs or with Connection: close) was limited by something else, and the figure overstates.\n")
+    if "tls" in results:
+        rows = results["tls"]
+        hp = next(r for r in rows if r["name"] == "haproxy")
+        print("keep-alive over TLS (each proxy terminates it; plain HTTP to the backend)\n")
+        print("| target | req/s | vs HAProxy | p50 ms | proxy CPU µs/req | of it user / kernel | processors busy | non-2xx | socket errors |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for r in rows:
+            print(f"| {r['name']} | {r['rps']:.0f} | {r['rps'] / hp['rps']:.2f}x | {r['p50_ms']:.3f} | {r['cpu_us_per_req']:.1f} | "
+                  f"{r['user_us_per_req']:.1f} / {r['kernel_us_per_req']:.1f} | {r['busy']:.0%} | {r['non2xx']} | {r['socket_errors']} |")
+        print()
     for table, n, what in ((memory, args.idle, ""), (memory_tls, args.idle_tls, ", TLS terminated by each proxy")):
         if not table:
             continue
