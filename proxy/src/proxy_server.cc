@@ -1126,9 +1126,8 @@ struct ProxyServer::Impl {
     return pickColor(svc, key && !key->empty() ? affinityPoint(*key) : uniform01(), std::nullopt);
   }
 
-  // A TLS client connection: the handshake, then its session. (A plain one is a session from
-  // the start: no frame of a coroutine around it, with room for a TLS stream, for as long as it
-  // is open.)
+  // A TLS client connection: TLS on its socket (TimedSocket::startTls), the handshake, then its
+  // session. (A plain one is a session from the start.)
   Task<void> serveTls(TimedSocket client, std::string service, std::string client_ip, size_t loop,
                       std::shared_ptr<SSL_CTX> tls, LoopShare share) {
     boost::system::error_code ec = client.startTls(tls.get());
@@ -1408,7 +1407,7 @@ struct ProxyServer::Impl {
         const size_t to = balancedLoop(loop, loops.size(), [this](size_t i) { return loop_connections[i]->Value(); },
                                        kBalanceSlack);  // usually this one
         // Owned by the coroutine from here: closed with it even if its loop stops before it runs.
-        TimedSocket socket = TimedSocket::adopt(loops[to]->get_executor(), fd, peer.protocol(), time);
+        TimedSocket socket = TimedSocket::adopt(loops[to]->get_executor(), fd, time);
         if (tls) {
           asio::co_spawn(*loops[to], serveTls(std::move(socket), service, clientAddress(peer), to, tls, LoopShare(*this, to)),
                          asio::detached);

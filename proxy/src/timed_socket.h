@@ -35,8 +35,6 @@
 #include <openssl/ssl.h>
 #include <cerrno>
 #include <memory>
-#include <optional>
-#include <tuple>
 #include <utility>
 
 #include "coroutine.h"
@@ -58,12 +56,9 @@ struct State : boost::intrusive_ref_counter<State, boost::thread_unsafe_counter>
     if (ssl) SSL_free(ssl);  // normally freed by TimedSocket's close
   }
   LoopExecutor executor;
-  // Made only when asked for (TLS): constructing one takes a lock in Asio's service registry.
-  std::optional<boost::asio::ip::tcp::socket> socket;
-  int raw = -1;  // our descriptor (adopted or connected), unless handed to `socket`; closed by TimedSocket's close
+  int raw = -1;  // our descriptor (adopted or connected); closed by TimedSocket's close
   Waiter waiter;  // its readiness, once registered with the loop's EdgePoller
   EdgePoller* poller = nullptr;  // the loop's, once looked up
-  boost::asio::ip::tcp protocol = boost::asio::ip::tcp::v4();
   const TimeSource& time;
   int pending = 0;                       // operations started and not completed
   bool expired = false;                  // the deadline passed while no operation was pending
@@ -132,15 +127,13 @@ class TimedSocket {
 
  public:
   using executor_type = LoopExecutor;  // an io_context's: see coroutine.h
-  using lowest_layer_type = boost::asio::ip::tcp::socket;  // what asio::ssl::stream asks of its next layer
 
   TimedSocket(const executor_type& ex, const TimeSource& time)
       : impl_(new Impl(ex, time, &deadlinePassed)) {}
   // Takes a connected, non-blocking descriptor (accept4 with SOCK_NONBLOCK), unregistered.
-  static TimedSocket adopt(const executor_type& ex, int fd, boost::asio::ip::tcp protocol, const TimeSource& time) {
+  static TimedSocket adopt(const executor_type& ex, int fd, const TimeSource& time) {
     TimedSocket s(ex, time);
     s.impl_->raw = fd;
-    s.impl_->protocol = protocol;
     return s;
   }
   TimedSocket(TimedSocket&&) noexcept = default;
@@ -153,19 +146,14 @@ class TimedSocket {
   }
 
   executor_type get_executor() noexcept { return impl_->executor; }
-  // The Asio socket (registering an adopted descriptor first).
-  boost::asio::ip::tcp::socket& socket() {
-    registerRaw(*impl_);
-    return asioSocket(*impl_);
-  }
-  lowest_layer_type& lowest_layer() { return socket(); }
+  int native_handle() const { return impl_->raw; }  // -1 once closed (or never connected)
   void shutdown(boost::asio::socket_base::shutdown_type how, boost::system::error_code& ec) {
     if (how != boost::asio::socket_base::shutdown_receive) {
       if (impl_->ssl) timed_socket_detail::tlsCloseNotify(*impl_);  // before the FIN
       impl_->last_write = false;  // the FIN is out
     }
     if (impl_->raw < 0) {
-      if (impl_->socket) impl_->socket->shutdown(how, ec); else ec = boost::asio::error::bad_descriptor;
+      ec = boost::asio::error::bad_descriptor;
     } else if (::shutdown(impl_->raw, static_cast<int>(how)) != 0) {
       ec.assign(errno, boost::system::system_category());
     }
@@ -207,8 +195,6 @@ class TimedSocket {
   // Cancels pending operations: they complete with operation_aborted.
   void cancel() {
     if (EdgePoller* p = impl_->waiter.poller()) p->abort(impl_->waiter, boost::asio::error::operation_aborted);
-    boost::system::error_code ignored;
-    if (impl_->socket) impl_->socket->cancel(ignored);
   }
 
   template <class MutableBuffers, class Token>
@@ -319,27 +305,19 @@ class TimedSocket {
     i.waiter.poller()->parkBeside(i.waiter, want, std::make_unique<ParkedTls<kStep, Buffers, Handler>>(i, b, std::move(h), want));
   }
 
-  // A read or write: on our descriptor tried at once (or parked), else Asio's.
+  // A read or write: tried at once, or parked until the descriptor is ready.
   template <bool kWrite, class Buffers, class Token>
   auto transfer(const Buffers& buffers, Token& token) {
     return initiate<void(boost::system::error_code, std::size_t)>(
         token,
         [](Impl& i, const Buffers& b, auto h) {
+          if (i.raw < 0) return post(i, std::move(h), boost::system::error_code(boost::asio::error::bad_descriptor), std::size_t{0});
           if (i.ssl) return runTls<kWrite ? TlsStep::kWrite : TlsStep::kRead>(i, b, std::move(h));
-          if (i.raw >= 0) {
-            if (!tryNow(i, b, h, kWrite)) return;
-            boost::system::error_code ec = registerWithPoller(i);
-            if (ec) return post(i, std::move(h), ec, std::size_t{0});
-            using Op = ParkedTransfer<kWrite, Buffers, decltype(h)>;
-            i.waiter.poller()->park(i.waiter, kWrite ? Direction::kWrite : Direction::kRead, std::make_unique<Op>(i, b, std::move(h)));
-            return;
-          }
-          if (!i.socket) return post(i, std::move(h), boost::system::error_code(boost::asio::error::bad_descriptor), std::size_t{0});
-          if constexpr (kWrite) {
-            i.socket->async_write_some(b, std::move(h));
-          } else {
-            i.socket->async_read_some(b, std::move(h));
-          }
+          if (!tryNow(i, b, h, kWrite)) return;
+          boost::system::error_code ec = registerWithPoller(i);
+          if (ec) return post(i, std::move(h), ec, std::size_t{0});
+          using Op = ParkedTransfer<kWrite, Buffers, decltype(h)>;
+          i.waiter.poller()->park(i.waiter, kWrite ? Direction::kWrite : Direction::kRead, std::make_unique<Op>(i, b, std::move(h)));
         },
         buffers);
   }
@@ -405,11 +383,10 @@ class TimedSocket {
   template <class Handler>
   static void startConnect(Impl& i, const boost::asio::ip::tcp::endpoint& e, Handler h) {
     auto finish = [&i, &h](int err) { post(i, std::move(h), boost::system::error_code(err, boost::system::system_category())); };
-    if (i.raw >= 0 || (i.socket && i.socket->is_open())) return finish(EISCONN);
+    if (i.raw >= 0) return finish(EISCONN);
     const int fd = ::socket(e.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
     if (fd < 0) return finish(errno);
     i.raw = fd;
-    i.protocol = e.protocol();
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (::connect(fd, e.data(), static_cast<socklen_t>(e.size())) == 0) return finish(0);
@@ -420,10 +397,7 @@ class TimedSocket {
   }
   template <class Handler>
   static void startWaitReadable(Impl& i, Handler h) {
-    if (i.raw < 0) {
-      if (!i.socket) return post(i, std::move(h), boost::system::error_code(boost::asio::error::bad_descriptor));
-      return i.socket->async_wait(boost::asio::socket_base::wait_read, std::move(h));
-    }
+    if (i.raw < 0) return post(i, std::move(h), boost::system::error_code(boost::asio::error::bad_descriptor));
     // Over TLS, bytes OpenSSL has read from the socket already (a record, or more of one).
     if (i.ssl && timed_socket_detail::tlsReadable(i)) return post(i, std::move(h), boost::system::error_code());
     if (!i.waiter.registered() || i.waiter.ready(Direction::kRead)) {
@@ -445,17 +419,6 @@ class TimedSocket {
     if (!i.waiter.registered()) pollerOf(i).add(i.waiter, i.raw, ec);
     return ec;
   }
-  // Hands our descriptor to Asio (out of the EdgePoller, into Asio's epoll).
-  static void registerRaw(Impl& i) {
-    if (i.raw < 0 || i.ssl) return;  // a TLS connection's descriptor stays ours
-    if (EdgePoller* p = i.waiter.poller()) p->remove(i.waiter);
-    boost::system::error_code ec;
-    asioSocket(i).assign(i.protocol, i.raw, ec);
-    if (ec) {
-      ::close(i.raw);  // the operation that follows fails with bad_descriptor
-    }
-    i.raw = -1;
-  }
   static void close(Impl& i) {
     if (i.raw >= 0) {
       if (EdgePoller* p = i.waiter.poller()) p->remove(i.waiter);
@@ -467,12 +430,6 @@ class TimedSocket {
       ::syscall(SYS_close, i.raw);  // direct, as the reads and writes (no cancellation switching)
       i.raw = -1;
     }
-    boost::system::error_code ignored;
-    if (i.socket) i.socket->close(ignored);
-  }
-  static boost::asio::ip::tcp::socket& asioSocket(Impl& i) {
-    if (!i.socket) i.socket.emplace(i.executor);
-    return *i.socket;
   }
   // Starts `op(socket, arg, handler)` with the handler wrapped. The argument is stored with the
   // operation (use_awaitable starts it later, at the co_await).
