@@ -742,6 +742,33 @@ class TlsSocket : public AdoptedSocket {
     io.restart();
     return done.value_or(asio::error::timed_out);
   }
+  // Starts writing all of `big` from the server side.
+  void startWrite(const std::string& big) {
+    asio::async_write(*server, asio::buffer(big), [this](boost::system::error_code ec, std::size_t n) {
+      wrote = ec;
+      written = n;
+    });
+  }
+  // The client reads `big` in its own thread (then does `after`) while the loop runs until the
+  // server's write and the read into `got` are done; both must have worked, and the read must
+  // have got "done".
+  void expectBothDone(const std::string& big, std::optional<Result>& got, const std::function<void()>& after) {
+    std::string received;
+    peer = std::thread([&] {
+      received = clientRead(big.size());
+      after();
+    });
+    io.restart();
+    io.run_for(20s);  // returns when both are done
+    peer.join();
+    ASSERT_TRUE(wrote);
+    EXPECT_FALSE(*wrote) << wrote->message();
+    EXPECT_EQ(written, big.size());
+    EXPECT_TRUE(received == big) << received.size() << " bytes received";
+    ASSERT_TRUE(got);
+    EXPECT_FALSE(got->ec) << got->ec.message();
+    EXPECT_EQ(got->data, "done");
+  }
   std::string clientRead(size_t n) {
     std::string out(n, '\0');
     size_t got = 0;
@@ -760,6 +787,8 @@ class TlsSocket : public AdoptedSocket {
   SSL* client_ssl = nullptr;
   bool client_connected = false;
   std::thread peer;
+  std::optional<boost::system::error_code> wrote;  // startWrite's result
+  size_t written = 0;
 };
 
 TEST_F(TlsSocket, DataGoesBothWaysAfterTheHandshakeAndThePeersCloseReadsAsEndOfStream) {
@@ -792,30 +821,11 @@ TEST_F(TlsSocket, AWriteThatMustWaitAndAWaitingReadBothComplete) {
   const std::string big(16 << 20, 'x');
   std::optional<Result> got;
   read(got);
-  std::optional<boost::system::error_code> wrote;
-  size_t written = 0;
-  asio::async_write(*server, asio::buffer(big), [&](boost::system::error_code ec, std::size_t n) {
-    wrote = ec;
-    written = n;
-  });
+  startWrite(big);
   io.run_for(100ms);  // the peer reads nothing yet: neither can be done
   EXPECT_FALSE(wrote) << "16 MiB fit in the socket buffers";
   EXPECT_FALSE(got);
-  std::string received;
-  peer = std::thread([&] {
-    received = clientRead(big.size());
-    SSL_write(client_ssl, "done", 4);
-  });
-  io.restart();
-  io.run_for(20s);  // returns when both are done
-  peer.join();
-  ASSERT_TRUE(wrote);
-  EXPECT_FALSE(*wrote) << wrote->message();
-  EXPECT_EQ(written, big.size());
-  EXPECT_TRUE(received == big) << received.size() << " bytes received";
-  ASSERT_TRUE(got);
-  EXPECT_FALSE(got->ec) << got->ec.message();
-  EXPECT_EQ(got->data, "done");
+  expectBothDone(big, got, [this] { SSL_write(client_ssl, "done", 4); });
 }
 
 // The peer asks for a key update (TLS 1.3) while our big write waits for room and a read waits
@@ -823,12 +833,7 @@ TEST_F(TlsSocket, AWriteThatMustWaitAndAWaitingReadBothComplete) {
 TEST_F(TlsSocket, APeersKeyUpdateWhileAWriteAndAReadWaitLeavesBothWorking) {
   ASSERT_FALSE(handshake());
   const std::string big(16 << 20, 'y');
-  std::optional<boost::system::error_code> wrote;
-  size_t written = 0;
-  asio::async_write(*server, asio::buffer(big), [&](boost::system::error_code ec, std::size_t n) {
-    wrote = ec;
-    written = n;
-  });
+  startWrite(big);
   std::optional<Result> got;
   read(got);
   io.run_for(100ms);
@@ -838,18 +843,7 @@ TEST_F(TlsSocket, APeersKeyUpdateWhileAWriteAndAReadWaitLeavesBothWorking) {
   io.restart();
   io.run_for(100ms);
   EXPECT_FALSE(wrote);
-  std::string received;
-  peer = std::thread([&] { received = clientRead(big.size()); });
-  io.restart();
-  io.run_for(20s);
-  peer.join();
-  ASSERT_TRUE(wrote);
-  EXPECT_FALSE(*wrote) << wrote->message();
-  EXPECT_EQ(written, big.size());
-  EXPECT_TRUE(received == big) << received.size() << " bytes received";
-  ASSERT_TRUE(got);
-  EXPECT_FALSE(got->ec) << got->ec.message();
-  EXPECT_EQ(got->data, "done");
+  expectBothDone(big, got, [] {});
 }
 
 TEST_F(TlsSocket, AHandshakeThatStallsEndsAtTheDeadline) {
