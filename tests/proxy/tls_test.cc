@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <thread>
 #include <vector>
 
 #include "greenlight/simulator/cert_gen.h"
@@ -194,6 +195,26 @@ TEST_F(TlsProxyTest, AWebSocketUpgradeIsTunnelledOverTls) {
     EXPECT_EQ(static_cast<unsigned char>(head[0]), 0x81);
     EXPECT_EQ(c.readBytes(static_cast<unsigned char>(head[1]) & 0x7f), "ws:" + message);
   }
+}
+
+// A stop over TLS as over plain HTTP: the idle connection (waiting without a buffer) is closed
+// at once, the one with a request in flight gets its answer first.
+TEST_F(TlsProxyTest, StopClosesAnIdleTlsConnectionAndLetsTheRequestInFlightFinish) {
+  RawConnection idle(port_, ca_file_);
+  ASSERT_TRUE(idle.ok());
+  ASSERT_TRUE(idle.send(get()));
+  EXPECT_EQ(idle.read().body, "blue");
+  RawConnection busy(port_, ca_file_);
+  ASSERT_TRUE(busy.ok());
+  ASSERT_TRUE(busy.send(get("/hold")));
+  ASSERT_TRUE(testing::waitUntil([&] { return blue_.holding(); }));
+  std::thread stopper([&] { svc_->stop(10s); });
+  EXPECT_TRUE(idle.closedWithin(5s)) << "an idle TLS connection is closed at once";
+  blue_.release();
+  const testing::RawResponse r = busy.read();
+  EXPECT_EQ(r.status, 200) << "the request in flight completes";
+  EXPECT_EQ(r.body, "blue-held");
+  stopper.join();
 }
 
 TEST(ProxyTlsConfig, AMissingCertificateFileIsAClearStartError) {
