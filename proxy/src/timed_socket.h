@@ -17,7 +17,8 @@
 // writes the socket through a BIO of ours (timed_socket.cc) that keeps the EdgePoller's
 // readiness as the plain path does, and with SSL_MODE_RELEASE_BUFFERS a connection between
 // requests holds no record buffer (nginx and HAProxy work the same way; Asio's ssl::stream kept
-// about 64 KiB of buffers per connection for its whole life).
+// two 17 KiB record vectors and a BIO pair of about the same size per connection, for its whole
+// life).
 // Not thread-safe: one event loop (the socket's executor) per connection.
 #pragma once
 
