@@ -77,12 +77,6 @@ std::string clientAddress(const tcp::endpoint& peer) {
   return std::string(text, at);
 }
 
-// The TCP stream under a plain or TLS client stream (timeouts, cancel, the socket).
-template <class Stream>
-TimedSocket& lowest(Stream& s) {
-  return beast::get_lowest_layer(s);
-}
-
 // The scratch memory of a connection with a request in progress: the body buffer, the string
 // message heads are written into and the buffer the client's bytes are read into (24 KiB or so).
 // Each event loop keeps spare sets for its next requests: a session starts and ends on one loop,
@@ -781,17 +775,16 @@ struct ProxyServer::Impl {
   }
 
   // Answers the client ourselves (502/503/504/400 …); `keep`: the connection stays usable.
-  template <class Stream>
   // `scratch`: the connection's, which holds the request's id (sent back with the answer).
-  Task<Outcome> answer(Stream& client, const RelayBuffer& scratch, http::status status, const std::string& why,
+  Task<Outcome> answer(TimedSocket& client, const RelayBuffer& scratch, http::status status, const std::string& why,
                        unsigned version, bool keep) {
     auto res = errorResponse(status, why, version);
     if (const beast::string_view id = scratch.requestId(); !id.empty()) res.set(cfg.request_id_header, id);
     keep = keep && !stopping;
     res.keep_alive(keep);
     res.prepare_payload();
-    lowest(client).expires_after(cfg.timeouts.request);
-    if (!keep) lowest(client).lastWrite();  // the answer's end leaves with the FIN
+    client.expires_after(cfg.timeouts.request);
+    if (!keep) client.lastWrite();  // the answer's end leaves with the FIN
     boost::system::error_code ec;
     co_await http::async_write(client, res, ecOut(ec));
     co_return Outcome{static_cast<unsigned>(status), keep && !ec};
@@ -800,8 +793,7 @@ struct ProxyServer::Impl {
   // Relays an upstream response whose head has been read: hop-by-hop headers out, body
   // streamed through one buffer. The upstream connection goes back to the pool when the
   // exchange ended cleanly and the upstream keeps it alive.
-  template <class Stream>
-  Task<Outcome> relayResponse(Stream& client, Upstream& up, const EndpointMetrics& em, std::unique_ptr<UpstreamConn> conn, ResponseParser& p,
+  Task<Outcome> relayResponse(TimedSocket& client, Upstream& up, const EndpointMetrics& em, std::unique_ptr<UpstreamConn> conn, ResponseParser& p,
                               unsigned client_version, bool client_keep, size_t loop, RelayBuffer& scratch) {
     const unsigned status = p.status();
     bool upstream_keep = p.keep_alive();
@@ -834,15 +826,14 @@ struct ProxyServer::Impl {
   }
 
   // The head of an Upgrade response was read: 101 opens a tunnel for the connection's life.
-  template <class Stream>
-  Task<Outcome> openTunnel(Stream& client, beast::flat_buffer& client_buffer, std::unique_ptr<UpstreamConn> conn, ResponseParser& p,
+  Task<Outcome> openTunnel(TimedSocket& client, beast::flat_buffer& client_buffer, std::unique_ptr<UpstreamConn> conn, ResponseParser& p,
                            const std::string& service, Color color, RelayBuffer& scratch) {
     writeResponseHeadAsIs(p, scratch.head());
-    lowest(client).expires_after(cfg.timeouts.request);
+    client.expires_after(cfg.timeouts.request);
     boost::system::error_code ec;
     co_await asio::async_write(client, asio::buffer(scratch.head()), ecOut(ec));
     if (ec) co_return Outcome{101, false};
-    Tunnel t{service, color, &lowest(client), &conn->stream, asio::steady_timer(client.get_executor())};
+    Tunnel t{service, color, &client, &conn->stream, asio::steady_timer(client.get_executor())};
     registerTunnel(t);
     co_await relay::tunnel(client, client_buffer, conn->stream, conn->buffer);
     unregisterTunnel(t);
@@ -923,8 +914,7 @@ struct ProxyServer::Impl {
   // Sends a request read whole to an endpoint of `color` and relays the answer. A failed connect
   // is retried once on another endpoint; a stale pooled connection once on a fresh one; a reset
   // before any answer byte, for idempotent methods, on another endpoint.
-  template <class Stream>
-  Task<Outcome> forwardBuffered(Stream& client, beast::flat_buffer& client_buffer, const ServiceRoutes& svc,
+  Task<Outcome> forwardBuffered(TimedSocket& client, beast::flat_buffer& client_buffer, const ServiceRoutes& svc,
                                 Color color, http::verb method, const std::string& body, unsigned client_version,
                                 bool client_keep, bool upgrade, ServiceMetrics& m, size_t loop, RelayBuffer& scratch) {
     const size_t head_size = scratch.head().size();  // the upstream head (writeRequestHead), body appended per try
@@ -1013,8 +1003,7 @@ struct ProxyServer::Impl {
   // Streams a large or chunked request body to an endpoint of `color` as it arrives. Only the
   // connect can be retried (nothing of the body has been read yet); afterwards a failure is a
   // 502 and the client connection closes (its body may be half read).
-  template <class Stream>
-  Task<Outcome> forwardStreamed(Stream& client, beast::flat_buffer& client_buffer, const ServiceRoutes& svc,
+  Task<Outcome> forwardStreamed(TimedSocket& client, beast::flat_buffer& client_buffer, const ServiceRoutes& svc,
                                 Color color, RequestParser& req, bool chunked, ServiceMetrics& m, size_t loop,
                                 RelayBuffer& scratch) {
     const unsigned client_version = req.version();
@@ -1080,8 +1069,7 @@ struct ProxyServer::Impl {
   // Reads until the request head is complete, so its raw bytes can be checked before Beast
   // parses them: Beast accepts obs-fold (a header continued on the next line, a smuggling
   // vector) and unfolds it silently; we refuse it.
-  template <class Stream>
-  Task<void> readHead(Stream& client, beast::flat_buffer& buffer, boost::system::error_code* ec) {
+  Task<void> readHead(TimedSocket& client, beast::flat_buffer& buffer, boost::system::error_code* ec) {
     for (;;) {
       std::string_view seen(static_cast<const char*>(buffer.data().data()), buffer.size());
       switch (rules::checkRawHead(seen, cfg.max_header_bytes)) {
@@ -1139,7 +1127,7 @@ struct ProxyServer::Impl {
       metrics.at(service).tls_failures->Increment();  // scanners, plain HTTP on the TLS port, old clients
       co_return;
     }
-    co_await session(std::move(client), std::move(service), std::move(client_ip), loop, true, std::move(share));
+    co_await session(std::move(client), std::move(service), std::move(client_ip), loop, std::move(share));
   }
 
   // What the access log says of a request (filled only when there is one).
@@ -1197,9 +1185,9 @@ struct ProxyServer::Impl {
   };
   // One request whose head readHead has buffered (or failed to, `ec`): parsed, answered or
   // forwarded, accounted for.
-  template <class Stream>
-  Task<Next> exchange(Stream& client, RelayBuffer& scratch, boost::system::error_code ec, const std::string& service,
-                      const std::string& client_ip, const std::string& log_client, ServiceMetrics& m, size_t loop, bool tls) {
+  Task<Next> exchange(TimedSocket& client, RelayBuffer& scratch, boost::system::error_code ec, const std::string& service,
+                      const std::string& client_ip, const std::string& log_client, ServiceMetrics& m, size_t loop) {
+    const bool tls = client.tls();
     beast::flat_buffer& buffer = scratch.in();
     RequestParser head;
     head.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
@@ -1252,7 +1240,7 @@ struct ProxyServer::Impl {
     // read the body ourselves, so we answer it and do not pass the expectation on.
     if (expect && !head.is_done()) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      lowest(client).expires_after(cfg.timeouts.request);
+      client.expires_after(cfg.timeouts.request);
       co_await asio::async_write(client, asio::buffer(kContinue), ecOut(ec));
       if (ec) co_return Next{false, false};
     }
@@ -1276,7 +1264,7 @@ struct ProxyServer::Impl {
         body.resize(static_cast<size_t>(*head.content_length()));
         head.setBodyBuffer(body.data(), body.size());
       }
-      lowest(client).expires_after(cfg.timeouts.request);
+      client.expires_after(cfg.timeouts.request);
       while (!head.is_done() && !ec) {
         if (buffer.size() == 0) {
           const size_t got = co_await client.async_read_some(buffer.prepare(relay::kChunk), ecOut(ec));
@@ -1315,10 +1303,9 @@ struct ProxyServer::Impl {
 
   // A client connection (plain, or TLS after the handshake) from its first request to its close;
   // the LoopShare is its place in the loop's count and in max_connections, given back as it ends.
-  template <class Stream>
-  Task<void> session(Stream client, std::string service, const std::string client_ip, size_t loop, bool tls, LoopShare /*held while it lives*/) {
+  Task<void> session(TimedSocket client, std::string service, const std::string client_ip, size_t loop, LoopShare /*held while it lives*/) {
     Session self;
-    self.client = &lowest(client);
+    self.client = &client;
     LoopSessions& mine = sessions[loop];
     self.next = mine.head;
     if (mine.head) mine.head->prev = &self;
@@ -1335,9 +1322,9 @@ struct ProxyServer::Impl {
       self.idle = true;
       boost::system::error_code ec;
       if (first) {
-        lowest(client).expires_after(cfg.timeouts.header);
+        client.expires_after(cfg.timeouts.header);
       } else {
-        lowest(client).expires_after(cfg.timeouts.idle);
+        client.expires_after(cfg.timeouts.idle);
         // Between requests, with nothing of the next one read yet, a connection holds no
         // buffer: it waits for its next bytes with its scratch memory back in the loop's pool
         // (and, over TLS, with OpenSSL's record buffers freed: SSL_MODE_RELEASE_BUFFERS).
@@ -1359,7 +1346,7 @@ struct ProxyServer::Impl {
       // The request's own state (its parsed head, access record, body) lives in exchange's frame,
       // only while the request does: a connection waiting for its next request holds a few hundred
       // bytes of coroutine frame, not the 2.4 KB a request needs.
-      const Next next = co_await exchange(client, scratch, ec, service, client_ip, log_client, m, loop, tls);
+      const Next next = co_await exchange(client, scratch, ec, service, client_ip, log_client, m, loop);
       if (!next.keep) {
         unread = next.unread;
         break;
@@ -1370,7 +1357,7 @@ struct ProxyServer::Impl {
     // the client may still be sending (its request not read to the end) and the answer did not go
     // that way (a relay cut short), the FIN is sent first here: what we wrote and the end of our
     // side are then on their way before the close, which resets a connection with unread bytes.
-    if (unread) lowest(client).shutdown(tcp::socket::shutdown_send, ignored);
+    if (unread) client.shutdown(tcp::socket::shutdown_send, ignored);
     m.active->Decrement();
     if (self.prev) self.prev->next = self.next; else mine.head = self.next;
     if (self.next) self.next->prev = self.prev;
@@ -1412,7 +1399,7 @@ struct ProxyServer::Impl {
           asio::co_spawn(*loops[to], serveTls(std::move(socket), service, clientAddress(peer), to, tls, LoopShare(*this, to)),
                          asio::detached);
         } else {
-          asio::co_spawn(*loops[to], session(std::move(socket), service, clientAddress(peer), to, false, LoopShare(*this, to)),
+          asio::co_spawn(*loops[to], session(std::move(socket), service, clientAddress(peer), to, LoopShare(*this, to)),
                          asio::detached);
         }
         if (++in_a_row == kAcceptsPerTurn) {
