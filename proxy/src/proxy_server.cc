@@ -1114,22 +1114,6 @@ struct ProxyServer::Impl {
     return pickColor(svc, key && !key->empty() ? affinityPoint(*key) : uniform01(), std::nullopt);
   }
 
-  // A TLS client connection: TLS on its socket (TimedSocket::startTls), the handshake, then its
-  // session. (A plain one is a session from the start.)
-  Task<void> serveTls(TimedSocket client, std::string service, std::string client_ip, size_t loop,
-                      std::shared_ptr<SSL_CTX> tls, LoopShare share) {
-    boost::system::error_code ec = client.startTls(tls.get());
-    if (!ec) {
-      client.expires_after(cfg.timeouts.header);
-      co_await client.async_handshake(ecOut(ec));
-    }
-    if (ec) {
-      metrics.at(service).tls_failures->Increment();  // scanners, plain HTTP on the TLS port, old clients
-      co_return;
-    }
-    co_await session(std::move(client), std::move(service), std::move(client_ip), loop, std::move(share));
-  }
-
   // What the access log says of a request (filled only when there is one).
   struct AccessRecord {
     MonoTime began{};
@@ -1301,9 +1285,22 @@ struct ProxyServer::Impl {
     co_return Next{outcome.keep_client, !outcome.keep_client && !head.is_done()};
   }
 
-  // A client connection (plain, or TLS after the handshake) from its first request to its close;
-  // the LoopShare is its place in the loop's count and in max_connections, given back as it ends.
+  // A client connection from its first request to its close: plain, or TLS (the accept loop
+  // started TLS on the socket; the handshake is the session's first step, in this frame: a
+  // coroutine around the session for the handshake would stay suspended, and held, as long as
+  // the connection lives). The LoopShare is its place in the loop's count and in
+  // max_connections, given back as it ends.
   Task<void> session(TimedSocket client, std::string service, const std::string client_ip, size_t loop, LoopShare /*held while it lives*/) {
+    ServiceMetrics& m = metrics.at(service);
+    if (client.tls()) {
+      boost::system::error_code ec;
+      client.expires_after(cfg.timeouts.header);
+      co_await client.async_handshake(ecOut(ec));
+      if (ec) {
+        m.tls_failures->Increment();  // scanners, plain HTTP on the TLS port, old clients
+        co_return;
+      }
+    }
     Session self;
     self.client = &client;
     LoopSessions& mine = sessions[loop];
@@ -1311,7 +1308,6 @@ struct ProxyServer::Impl {
     if (mine.head) mine.head->prev = &self;
     mine.head = &self;
     mine.open.fetch_add(1);
-    ServiceMetrics& m = metrics.at(service);
     m.active->Increment();
     const std::string log_client = access_log ? clientForLog(client_ip, cfg.access_log.client) : std::string();
     boost::system::error_code ignored;
@@ -1395,9 +1391,10 @@ struct ProxyServer::Impl {
                                        kBalanceSlack);  // usually this one
         // Owned by the coroutine from here: closed with it even if its loop stops before it runs.
         TimedSocket socket = TimedSocket::adopt(loops[to]->get_executor(), fd, time);
-        if (tls) {
-          asio::co_spawn(*loops[to], serveTls(std::move(socket), service, clientAddress(peer), to, tls, LoopShare(*this, to)),
-                         asio::detached);
+        // TLS starts here (no I/O: OpenSSL's state for the connection, which holds its own
+        // reference to the context); the session does the handshake.
+        if (tls && socket.startTls(tls.get())) {
+          metrics.at(service).tls_failures->Increment();  // out of memory: the socket closes
         } else {
           asio::co_spawn(*loops[to], session(std::move(socket), service, clientAddress(peer), to, LoopShare(*this, to)),
                          asio::detached);
