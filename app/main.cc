@@ -29,6 +29,7 @@
 #include "greenlight/app/service.h"
 #include "greenlight/common/files.h"
 #include "greenlight/common/logging.h"
+#include "greenlight/common/thread_memory.h"
 #include "greenlight/simulator/simulator.h"
 
 using namespace greenlight;
@@ -350,16 +351,13 @@ int demo(const std::string& self, const std::string& config, int admin_port, int
   return 0;
 }
 
-// jemalloc's entry point, present only in the build linked with it (greenlight-proxy).
-extern "C" int mallctl(const char*, void*, size_t*, void*, size_t) __attribute__((weak));
-
 // `greenlight proxy` runs as greenlight-proxy, the same program linked with jemalloc, when that
 // sits beside this binary: with glibc's malloc the proxy spent about 12% more CPU per request
 // (its per-connection coroutine frames and header fields overflow glibc's per-thread cache);
 // jemalloc in the probe engine, though, raised its resident memory by a fifth, so the other
 // commands keep glibc. The arguments, process id and open descriptors stay as they are.
 void runProxyWithJemalloc(char** argv) {
-  if (mallctl != nullptr) return;  // this is the jemalloc build
+  if (jemallocLinked()) return;  // this is the jemalloc build
   std::error_code ec;
   const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (ec) return;

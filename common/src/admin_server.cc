@@ -13,6 +13,7 @@
 
 #include "greenlight/common/http_listen.h"
 
+#include "greenlight/common/thread_memory.h"
 #include "greenlight/common/tls.h"
 
 namespace greenlight {
@@ -258,6 +259,28 @@ StatusOr<std::unique_ptr<AdminServer>> AdminServer::create(AdminServerOptions op
   return std::unique_ptr<AdminServer>(new AdminServer(std::move(impl)));
 }
 
+namespace {
+
+// The admin API's workers: cpp-httplib's pool, each connection marking its worker cold first
+// (markThreadCold). A worker serves a scrape or a command now and then; a cache of freed blocks
+// per worker would be memory held for nothing, 64 times over.
+class ColdThreadPool : public httplib::TaskQueue {
+ public:
+  explicit ColdThreadPool(size_t n) : pool_(n) {}
+  void enqueue(std::function<void()> fn) override {
+    pool_.enqueue([fn = std::move(fn)] {
+      markThreadCold();
+      fn();
+    });
+  }
+  void shutdown() override { pool_.shutdown(); }
+
+ private:
+  httplib::ThreadPool pool_;
+};
+
+}  // namespace
+
 AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
   Impl* p = impl_.get();
   auto& s = *p->server;
@@ -267,7 +290,7 @@ AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
   // timeouts so such a client lets go soon. More than kWorkers slow clients at once can delay
   // other requests by up to the read timeout: keep the admin port off the open internet.
   constexpr size_t kWorkers = 64;
-  s.new_task_queue = [] { return new httplib::ThreadPool(kWorkers); };
+  s.new_task_queue = [] { return new ColdThreadPool(kWorkers); };
   s.set_read_timeout(5, 0);
   s.set_write_timeout(10, 0);
   s.set_keep_alive_timeout(5);
