@@ -64,6 +64,19 @@ def tree_pss_kib(pid):
     return pss + sum(tree_pss_kib(int(c)) for c in children)
 
 
+def settled_pss(pid, seconds):
+    """A proxy's proportional set size (KiB) once it has stopped moving (by less than 64 KiB in
+    0.2 s), or after `seconds`."""
+    last, deadline = tree_pss_kib(pid), time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = tree_pss_kib(pid)
+        if abs(now - last) < 64:
+            return now
+        last = now
+    return last
+
+
 def wait_http(url, deadline_s=30, context=None):
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:

@@ -47,7 +47,7 @@ import subprocess
 import tempfile
 import time
 
-from benchlib import free_port, machine_busy_seconds, tree_cpu_split, tree_pss_kib, wait_http
+from benchlib import free_port, machine_busy_seconds, settled_pss, tree_cpu_split, tree_pss_kib, wait_http
 
 
 def wait_port(port):
@@ -204,19 +204,6 @@ def test_certificate(tmp):
     with open(both, "w") as f:
         f.write(open(cert).read() + open(key).read())
     return cert, key, both
-
-
-def settled_pss(pid, seconds):
-    """A proxy's proportional set size (KiB) once it has stopped moving (by less than 64 KiB in
-    0.2 s), or after `seconds`."""
-    last, deadline = tree_pss_kib(pid), time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        now = tree_pss_kib(pid)
-        if abs(now - last) < 64:
-            return now
-        last = now
-    return last
 
 
 def idle_memory(pid, port, n, batch=250, tls=None):

@@ -19,7 +19,7 @@ import tempfile
 import time
 import urllib.request
 
-from benchlib import free_port, tree_pss_kib, wait_http
+from benchlib import free_port, settled_pss, wait_http
 from proxy_bench import nginx, start_nginx
 
 
@@ -75,18 +75,6 @@ def nginx_proxy(tmp, backend_port):
     return proc, port, f"http://127.0.0.1:{port}/status"
 
 
-def settled_pss(pid, seconds=5):
-    """PSS (KiB) once it moves by less than 64 KiB in 0.2 s, or after `seconds`."""
-    last, deadline = tree_pss_kib(pid), time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        now = tree_pss_kib(pid)
-        if abs(now - last) < 64:
-            return now
-        last = now
-    return last
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scrapes", type=int, default=200)
@@ -110,14 +98,14 @@ def main():
                 wait_http(metrics)
                 for _ in range(20):  # some traffic, so there is something to report
                     urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
-                before = settled_pss(proc.pid)
+                before = settled_pss(proc.pid, 5)
                 size = 0
                 started = time.monotonic()
                 for _ in range(args.scrapes):
                     with urllib.request.urlopen(metrics, timeout=10) as r:  # a connection each
                         size = len(r.read())
                 took = time.monotonic() - started
-                after = settled_pss(proc.pid)
+                after = settled_pss(proc.pid, 5)
                 rows.append((name, size, before, after, took * 1e3 / args.scrapes))
         finally:
             for p in procs:
