@@ -1760,6 +1760,13 @@ void ProxyServer::stop(Duration grace) {
   for (auto& loop : im.loops) loop->stop();
   for (auto& t : im.threads) t.join();
   im.threads.clear();
+  // Idle upstream connections close now, not when the proxy is destroyed: an upstream that
+  // finishes its kept-alive connections before it stops (cpp-httplib's servers: the demo's
+  // simulator) would otherwise wait out its keep-alive timeout. The loops have stopped, so
+  // their pools are this thread's to empty.
+  for (auto& entry : im.upstreams) {
+    for (auto& idle : entry.second->idle) idle.clear();
+  }
   // After a hand-over the path is the successor's socket: leave it.
   if (!im.cfg.runtime_socket.empty() && !im.handed_over) ::unlink(im.cfg.runtime_socket.c_str());
 }

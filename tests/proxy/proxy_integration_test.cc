@@ -2,7 +2,11 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -425,6 +429,50 @@ TEST_F(ProxyTest, StopLetsTheRequestInFlightFinishAndClosesIdleConnections) {
   stopper.join();
   RawConnection after(port_);
   EXPECT_FALSE(after.send(get()) && after.read(1s).status == 200) << "no longer accepting";
+}
+
+// A stopped proxy closes the connections it kept open to its upstreams at once, not when it is
+// destroyed: an upstream that waits for its kept-alive connections to end before it stops (the
+// demo's simulator) otherwise waited out its keep-alive timeout (5 s) on every stop.
+TEST_F(ProxyTest, StopClosesTheIdleUpstreamConnections) {
+  // The upstream: answers one request on a kept-alive connection, then waits for its end.
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  std::atomic<bool> answered{false}, closed{false};
+  std::thread upstream([&] {
+    const int fd = ::accept(listener, nullptr, nullptr);
+    if (fd < 0) return;
+    std::string in;
+    char buf[4096];
+    while (in.find("\r\n\r\n") == std::string::npos) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      in.append(buf, static_cast<size_t>(n));
+    }
+    const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    answered = ::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(answer.size());
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 10000) == 1) closed = ::recv(fd, buf, sizeof buf, 0) == 0;  // the proxy's FIN
+    ::close(fd);
+  });
+  start("127.0.0.1:" + std::to_string(ntohs(addr.sin_port)), green_.address());
+  RawConnection client(port_);
+  client.send(get());
+  const auto r = client.read();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "ok");
+  svc_->stop(5s);  // the proxy object lives on until the test's end
+  upstream.join();
+  ::close(listener);
+  EXPECT_TRUE(answered);
+  EXPECT_TRUE(closed) << "the pooled upstream connection was still open 10 s after the stop";
 }
 
 }  // namespace
