@@ -6,7 +6,7 @@
 Each proxy starts fresh in front of the same nginx backend and answers a few requests; then its
 metrics are read --scrapes times, each on a connection of its own, as Prometheus does when its
 scrape interval (15 s by default) is longer than the server's keep-alive timeout (greenlight's
-admin API: 5 s). Each proxy's proportional set size (its processes together, shared pages once)
+admin API: 1 s). Each proxy's proportional set size (its processes together, shared pages once)
 before the first scrape and after the last gives what serving its metrics left behind. The
 endpoints: greenlight's admin API /metrics, HAProxy's built-in Prometheus exporter, nginx's
 stub_status (nginx has no Prometheus output of its own). --compare-build DIR adds a greenlight

@@ -293,7 +293,10 @@ AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
   s.new_task_queue = [] { return new ColdThreadPool(kWorkers); };
   s.set_read_timeout(5, 0);
   s.set_write_timeout(10, 0);
-  s.set_keep_alive_timeout(5);
+  // An idle kept-alive connection holds its worker, and a stop waits for it to end: cpp-httplib
+  // checks for the stop only between requests. With 5 s, a status page open in a browser (it
+  // polls every 2 s, so its connection never idled out) made every stop take 5 s more.
+  s.set_keep_alive_timeout(1);
   s.set_keep_alive_max_count(1000);
   // cpp-httplib writes a response's head and body in separate sends: with Nagle's algorithm the
   // body would wait for the client's delayed ACK (40 ms on Linux) on every kept-alive request.

@@ -3,7 +3,11 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <atomic>
+#include <thread>
+
 #include "greenlight/simulator/cert_gen.h"
+#include "support/test_backend.h"
 #include "support/test_support.h"
 
 namespace greenlight {
@@ -66,6 +70,25 @@ TEST(AdminServer, ASecondServerOnTheSamePortFailsInsteadOfSharingIt) {
 TEST(AdminServer, KeptAliveRequestsAreAnsweredWithoutWaitingForADelayedAck) {
   auto server = startServer({});
   EXPECT_LT(testing::keepAliveMedian(server->port(), "/healthz", 15), std::chrono::milliseconds(20));
+}
+
+// A client that keeps its connection open between requests (the status page polls every 2 s, a
+// dashboard, Prometheus) holds a worker, and a stop waits for that worker. With a 5 s keep-alive
+// the status page's connection never idled out, and every stop took 5 s more.
+TEST(AdminServer, AStopDoesNotWaitOutAKeptAliveClient) {
+  auto server = startServer({});
+  testing::RawConnection kept(server->port());
+  kept.send("GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n");
+  ASSERT_EQ(kept.read().status, 200);
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    server->stop();
+    stopped = true;
+  });
+  EXPECT_TRUE(testing::waitUntil([&] { return stopped.load(); }, std::chrono::milliseconds(3000)))
+      << "the stop waited for the kept-alive connection";
+  stopper.join();
+  EXPECT_TRUE(kept.closedWithin(std::chrono::seconds(1)));
 }
 
 TEST(AdminServer, RolesAreEnforced) {
