@@ -85,11 +85,14 @@ def nginx_proxy(tmp, backend_port, tls=None):
                        f"ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]};" if tls else "")
 
 
-def haproxy(tmp, blue_port, green_port, tls=None):
+def haproxy(tmp, blue_port, green_port, tls=None, prometheus_port=None):
+    """prometheus_port: also serve HAProxy's Prometheus exporter there (/metrics)."""
     port, d = free_port(), os.path.join(tmp, "haproxy-tls" if tls else "haproxy")
     os.makedirs(d, exist_ok=True)
     sock = os.path.join(d, "admin.sock")
     conf = os.path.join(d, "haproxy.cfg")
+    exporter = (f"frontend prometheus\n  bind 127.0.0.1:{prometheus_port}\n"
+                "  http-request use-service prometheus-exporter if { path /metrics }\n") if prometheus_port else ""
     with open(conf, "w") as f:
         f.write(f"""global
   nbthread 2
@@ -103,7 +106,7 @@ defaults
 frontend fe
   bind 127.0.0.1:{port} defer-accept{f" ssl crt {tls[2]}" if tls else ""}
   default_backend be
-backend be
+{exporter}backend be
   balance roundrobin
   server blue 127.0.0.1:{blue_port} weight 100
   server green 127.0.0.1:{green_port} weight 0

@@ -20,6 +20,7 @@ import time
 import urllib.request
 
 from benchlib import free_port, settled_pss, wait_http
+import proxy_bench
 from proxy_bench import nginx, start_nginx
 
 
@@ -42,28 +43,8 @@ proxy:
 
 
 def haproxy(tmp, backend_port):
-    port, stats, d = free_port(), free_port(), os.path.join(tmp, "haproxy")
-    os.makedirs(d, exist_ok=True)
-    conf = os.path.join(d, "haproxy.cfg")
-    with open(conf, "w") as f:
-        f.write(f"""global
-  nbthread 2
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 30s
-  timeout server 30s
-  http-reuse always
-frontend fe
-  bind 127.0.0.1:{port}
-  default_backend be
-frontend prometheus
-  bind 127.0.0.1:{stats}
-  http-request use-service prometheus-exporter if {{ path /metrics }}
-backend be
-  server blue 127.0.0.1:{backend_port}
-""")
-    proc = subprocess.Popen(["haproxy", "-f", conf], stderr=subprocess.DEVNULL)
+    stats = free_port()
+    proc, port, _ = proxy_bench.haproxy(tmp, backend_port, backend_port, prometheus_port=stats)
     return proc, port, f"http://127.0.0.1:{stats}/metrics"
 
 
