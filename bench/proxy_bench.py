@@ -76,13 +76,14 @@ def nginx(tmp, name, body):
     return start_nginx(tmp, name, 1, f"return 200 '{body}';")
 
 
-def nginx_proxy(tmp, backend_port, tls=None):
-    """tls: (certificate file, key file) to terminate TLS with, as the others do."""
+def nginx_proxy(tmp, backend_port, tls=None, server_extra=""):
+    """tls: (certificate file, key file) to terminate TLS with, as the others do; server_extra:
+    more of the server block (e.g. a stub_status location)."""
     return start_nginx(tmp, "nginx-proxy-tls" if tls else "nginx-proxy", 2,
                        'proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection "";',
                        f"upstream be {{ server 127.0.0.1:{backend_port}; keepalive 64; }}",
                        " deferred" + (" ssl" if tls else ""),  # TCP_DEFER_ACCEPT, as greenlight's default defer_accept
-                       f"ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]};" if tls else "")
+                       (f"ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]}; " if tls else "") + server_extra)
 
 
 def haproxy(tmp, blue_port, green_port, tls=None, prometheus_port=None):
@@ -114,8 +115,11 @@ frontend fe
     return subprocess.Popen(["haproxy", "-f", conf], stderr=subprocess.DEVNULL), port, sock
 
 
-def greenlight(tmp, build, blue_port, green_port, threads, name="greenlight", access_log=False, request_id=False, tls=None):
-    port, admin, d = free_port(), free_port(), os.path.join(tmp, name)
+def greenlight(tmp, build, blue_port, green_port, threads, name="greenlight", access_log=False, request_id=False, tls=None,
+               admin=None):
+    """admin: the admin API's port (its /metrics); a free one when not given."""
+    port, d = free_port(), os.path.join(tmp, name)
+    admin = admin or free_port()
     os.makedirs(d, exist_ok=True)
     sock = os.path.join(d, "proxy.sock")
     conf = os.path.join(d, "proxy.yaml")

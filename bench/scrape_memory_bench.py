@@ -14,31 +14,18 @@ proxy from another build directory (e.g. an earlier commit built with `git workt
 """
 import argparse
 import os
-import subprocess
 import tempfile
 import time
 import urllib.request
 
 from benchlib import free_port, settled_pss, wait_http
 import proxy_bench
-from proxy_bench import nginx, start_nginx
+from proxy_bench import nginx
 
 
 def greenlight(tmp, build, backend_port, name):
-    port, admin, d = free_port(), free_port(), os.path.join(tmp, name)
-    os.makedirs(d, exist_ok=True)
-    conf = os.path.join(d, "proxy.yaml")
-    with open(conf, "w") as f:
-        f.write(f"""log: {{level: warn}}
-admin: {{listen: 127.0.0.1:{admin}}}
-proxy:
-  threads: 2
-  state_file: {d}/routes.json
-  services:
-    - {{name: bench, listen: 127.0.0.1:{port}, blue: [127.0.0.1:{backend_port}], green: [127.0.0.1:{backend_port}]}}
-""")
-    proc = subprocess.Popen([os.path.join(build, "app", "greenlight"), "proxy", "--config", conf],
-                            stderr=subprocess.DEVNULL)
+    admin = free_port()
+    proc, port, _ = proxy_bench.greenlight(tmp, build, backend_port, backend_port, 2, name, admin=admin)
     return proc, port, f"http://127.0.0.1:{admin}/metrics"
 
 
@@ -49,10 +36,7 @@ def haproxy(tmp, backend_port):
 
 
 def nginx_proxy(tmp, backend_port):
-    proc, port = start_nginx(tmp, "nginx-proxy", 2,
-                             'proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection "";',
-                             f"upstream be {{ server 127.0.0.1:{backend_port}; keepalive 64; }}",
-                             server_extra="location = /status { stub_status; }")
+    proc, port = proxy_bench.nginx_proxy(tmp, backend_port, server_extra="location = /status { stub_status; }")
     return proc, port, f"http://127.0.0.1:{port}/status"
 
 
