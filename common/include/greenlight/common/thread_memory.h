@@ -15,4 +15,11 @@ bool jemallocLinked();
 // call more than once; the work is done the first time on each thread.
 void markThreadCold();
 
+// Gives the memory freed so far back to the system now, for a thread that just freed a lot and
+// may go quiet (the proxy's event loop after it frees the buffers a burst left). Under jemalloc:
+// empties this thread's cache and purges the unused pages of its arena, which jemalloc otherwise
+// purges only as that arena allocates again, so a quiet process kept them. Under glibc:
+// malloc_trim. Costs a few system calls; not for every request.
+void releaseFreedMemory();
+
 }  // namespace greenlight
