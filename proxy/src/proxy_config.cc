@@ -123,7 +123,7 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
   if (!r.expectMap(node, field, {"services", "timeouts", "runtime_api", "state_file", "threads",
                                   "max_header_bytes", "max_body_bytes", "max_idle_upstream_per_endpoint",
                                   "max_connections", "passive_health", "buffer_request_bytes", "long_lived", "defer_accept", "access_log",
-                                  "request_id"})) {
+                                  "request_id", "spare_buffer_release"})) {
     return c;
   }
   if (auto v = r.getString(node, field, "state_file")) c.state_file = *v;
@@ -134,6 +134,13 @@ ProxyConfig parseProxyConfig(ConfigReader& r, const YAML::Node& node, const std:
   if (auto v = r.getInt(node, field, "max_idle_upstream_per_endpoint", 0, 10000)) c.max_idle_upstream_per_endpoint = size_t(*v);
   if (auto v = r.getInt(node, field, "max_connections", 1, 1 << 20)) c.max_connections = int(*v);
   if (auto v = r.getInt(node, field, "buffer_request_bytes", 0, 64 << 20)) c.buffer_request_bytes = size_t(*v);
+  if (auto v = r.getDuration(node, field, "spare_buffer_release")) {
+    if (*v >= std::chrono::milliseconds(100)) {
+      c.spare_buffer_release = *v;
+    } else {
+      r.error(node["spare_buffer_release"], R::join(field, "spare_buffer_release"), "expected a duration of at least 100ms, got \"" + node["spare_buffer_release"].as<std::string>() + "\"");
+    }
+  }
   if (const YAML::Node ll = node["long_lived"]; ll.IsDefined() && !ll.IsNull()) {
     const std::string lf = R::join(field, "long_lived");
     if (r.expectMap(ll, lf, {"grace", "spread"})) {

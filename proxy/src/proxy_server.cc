@@ -5,6 +5,7 @@
 #include "greenlight/proxy/listener_handover.h"
 
 #include "greenlight/common/duration.h"
+#include "greenlight/common/thread_memory.h"
 #include "greenlight/common/tls.h"
 #include "relay.h"
 #include "access_log.h"
@@ -13,6 +14,7 @@
 #include "message_head.h"
 #include "edge_poller.h"
 #include "loop_balance.h"
+#include "spare_pool.h"
 #include "timed_socket.h"
 
 #include <prometheus/counter.h>
@@ -82,14 +84,15 @@ std::string clientAddress(const tcp::endpoint& peer) {
 // Each event loop keeps spare sets for its next requests: a session starts and ends on one loop,
 // so no lock; with `Connection: close` clients this saves two large mallocs and frees per
 // request. A keep-alive connection waiting for its next request holds none (RelayBuffer::release).
+// Spares no request needed for a while are freed (Impl::releaseMemory).
 struct alignas(64) ScratchPool {
   struct Scratch {
     std::unique_ptr<char[]> buf;
     std::string head;
     beast::flat_buffer in;
   };
-  static constexpr size_t kSpare = 64;  // kept for the loop's next requests; more are freed
-  std::vector<std::unique_ptr<Scratch>> spare;
+  static constexpr size_t kSpare = 64;  // kept for the loop's next requests at most; more are freed
+  SparePool<Scratch> spare{kSpare};
   prometheus::Gauge* allocated = nullptr;  // sets in use or spare, all loops together
 };
 
@@ -102,9 +105,7 @@ class RelayBuffer {
   void release() {
     if (!s_) return;
     s_->in.clear();  // keeps its memory
-    if (pool_.spare.size() < ScratchPool::kSpare && s_->head.capacity() <= 4 * relay::kChunk &&
-        s_->in.capacity() <= 4 * relay::kChunk) {
-      pool_.spare.push_back(std::move(s_));
+    if (s_->head.capacity() <= 4 * relay::kChunk && s_->in.capacity() <= 4 * relay::kChunk && pool_.spare.give(s_)) {
       return;
     }
     s_.reset();
@@ -112,14 +113,12 @@ class RelayBuffer {
   }
   void acquire() {
     if (s_) return;
-    if (pool_.spare.empty()) {
+    s_ = pool_.spare.take();
+    if (!s_) {
       s_ = std::make_unique<ScratchPool::Scratch>();
       s_->buf.reset(new char[relay::kChunk]);  // not zeroed: always written before it is read
       s_->head.reserve(1024);
       pool_.allocated->Increment();
-    } else {
-      s_ = std::move(pool_.spare.back());
-      pool_.spare.pop_back();
     }
   }
   RelayBuffer(const RelayBuffer&) = delete;
@@ -314,6 +313,7 @@ struct ProxyServer::Impl {
   struct alignas(64) LoopSessions {
     Session* head = nullptr;
     std::atomic<int> open{0};
+    uint64_t ended = 0;  // sessions that ended on the loop, ever (read by releaseMemory, on the loop)
   };
   std::vector<LoopSessions> sessions;
   // Client connections each event loop holds, from accept to close (TLS handshakes included),
@@ -443,7 +443,8 @@ struct ProxyServer::Impl {
     prometheus::Gauge& buffers =
         prometheus::BuildGauge().Name("greenlight_proxy_connection_buffers")
             .Help("Scratch buffers of about 24 KiB for client requests: held while a request is in progress, then kept "
-                  "spare (up to 64 per event loop); a keep-alive connection waiting for its next request holds none")
+                  "spare (up to 64 per event loop, freed when no request needs them for spare_buffer_release); a keep-alive "
+                  "connection waiting for its next request holds none")
             .Register(*registry).Add({});
     for (ScratchPool& pool : scratch_pools) pool.allocated = &buffers;
     prometheus::BuildGauge().Name("greenlight_proxy_max_connections")
@@ -594,6 +595,31 @@ struct ProxyServer::Impl {
       for (const EndpointMetrics& em : up.listed) em.ejections->Increment();
       spdlog::warn("proxy: ejecting {} for {} s after {} consecutive failures", address,
                    toSeconds(cfg.passive_health.ejection), threshold);
+    }
+  }
+
+  // On each event loop, every spare_buffer_release: the spare request buffers no request needed
+  // since the last time are freed, and the memory the loop's thread freed goes back to the
+  // system, also when many of its connections closed. The buffers a burst of requests left (up
+  // to 64 sets of 24 KiB per loop, 3 MiB on two loops) and what a wave of closed connections
+  // used (about 1.4 KiB each) no longer stay with a proxy whose traffic is back to its usual level:
+  // jemalloc would purge them only as the loop allocates again.
+  Task<void> releaseMemory(size_t loop) {
+    static constexpr uint64_t kEndedForRelease = 256;  // connections closed since the last release
+    asio::steady_timer tick(*loops[loop]);
+    ScratchPool& pool = scratch_pools[loop];
+    const uint64_t& ended = sessions[loop].ended;
+    uint64_t ended_before = ended;
+    while (!stopping) {
+      tick.expires_after(cfg.spare_buffer_release);
+      boost::system::error_code ec;
+      co_await tick.async_wait(ecOut(ec));
+      const size_t freed = pool.spare.trim();
+      if (freed > 0) pool.allocated->Decrement(static_cast<double>(freed));
+      if (freed > 0 || ended - ended_before >= kEndedForRelease) {
+        releaseFreedMemory();
+        ended_before = ended;
+      }
     }
   }
 
@@ -1358,6 +1384,7 @@ struct ProxyServer::Impl {
     if (self.prev) self.prev->next = self.next; else mine.head = self.next;
     if (self.next) self.next->prev = self.prev;
     mine.open.fetch_sub(1);
+    ++mine.ended;
     if (stopping) {  // stop() waits for the last session (it sets `stopping` before it looks)
       std::lock_guard<std::mutex> lock(stop_mu);
       sessions_cv.notify_all();
@@ -1673,6 +1700,7 @@ StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::start(const ProxyConfig& con
     asio::co_spawn(im.io, im.runtimeLoop(), asio::detached);
   }
   if (config.passive_health.failures > 0) asio::co_spawn(im.io, im.ejectionSweep(), asio::detached);
+  for (size_t i = 0; i < im.loops.size(); ++i) asio::co_spawn(*im.loops[i], im.releaseMemory(i), asio::detached);
   for (Impl::Health& h : im.health) asio::co_spawn(im.io, im.healthLoop(h), asio::detached);
   for (auto& loop : im.loops) {
     im.threads.emplace_back([l = loop.get()] {

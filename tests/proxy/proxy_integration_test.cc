@@ -665,6 +665,34 @@ TEST_F(ProxyTest, AKeepAliveConnectionWaitingForItsNextRequestHoldsNoBuffer) {
   EXPECT_EQ(activeConnections(admin), 100);
 }
 
+// A burst of requests leaves each loop with spare buffers (up to 64 of 24 KiB); the ones no
+// request needs for spare_buffer_release are freed, and the proxy serves on as before. Without
+// that, the 30 buffers of this burst stayed with the proxy for good.
+TEST_F(ProxyTest, TheBuffersABurstLeftAreFreedOnceNoRequestNeedsThem) {
+  start(blue_.address(), green_.address(), "  threads: 1\n  spare_buffer_release: 200ms\n");
+  const int admin = svc_->adminPort();
+  std::vector<std::unique_ptr<RawConnection>> clients;
+  for (int k = 0; k < 30; ++k) {
+    clients.push_back(std::make_unique<RawConnection>(port_));
+    ASSERT_TRUE(clients.back()->send("POST / HTTP/1.1\r\nHost: vehicles\r\nContent-Length: 4\r\n\r\n"));
+  }
+  // 30 requests in progress at once, each waiting for its body: a buffer each.
+  ASSERT_TRUE(testing::waitUntil([&] { return metricValue(admin, "greenlight_proxy_connection_buffers") == 30; }, 5s))
+      << metricValue(admin, "greenlight_proxy_connection_buffers");
+  for (auto& c : clients) {
+    ASSERT_TRUE(c->send("data"));
+    EXPECT_EQ(c->read().body, "blue:data");  // the backend echoes the body
+  }
+  // The burst is over: its buffers went spare, and none is needed while the clients wait.
+  EXPECT_TRUE(testing::waitUntil([&] { return metricValue(admin, "greenlight_proxy_connection_buffers") == 0; }, 5s))
+      << metricValue(admin, "greenlight_proxy_connection_buffers");
+  for (auto& c : clients) {
+    ASSERT_TRUE(c->send(get()));
+    EXPECT_EQ(c->read().body, "blue");
+  }
+  EXPECT_EQ(activeConnections(admin), 30);
+}
+
 }  // namespace greenlight::proxy
 
 namespace greenlight::proxy {

@@ -275,6 +275,7 @@ TEST(ProxyConfig, ReadsServicesAndReportsEveryError) {
   timeouts: {connect: 2}
   max_connections: 0
   request_id: {header: X-Forwarded-For}
+  spare_buffer_release: 10ms
 )");
   auto c = parseProxyConfig(r, (*root)["proxy"], "proxy");
   const std::string all = errors.format();
@@ -288,6 +289,7 @@ TEST(ProxyConfig, ReadsServicesAndReportsEveryError) {
            "proxy.timeouts.connect: expected a duration",
            "proxy.max_connections: expected a whole number from 1 to 1048576, got \"0\"",
            "proxy.request_id.header: expected a header name (letters, digits, '-') that the proxy does not set itself",
+           "proxy.spare_buffer_release: expected a duration of at least 100ms, got \"10ms\"",
        }) {
     EXPECT_NE(all.find(want), std::string::npos) << "missing " << want << "\n" << all;
   }

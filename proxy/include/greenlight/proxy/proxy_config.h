@@ -89,6 +89,9 @@ struct ProxyConfig {
   // on another endpoint; larger and chunked ones are streamed. Responses are always streamed.
   size_t buffer_request_bytes = 64 << 10;
   size_t max_idle_upstream_per_endpoint = 64;
+  // Each event loop keeps up to 64 request buffers (24 KiB each) spare for its next requests;
+  // those no request needed for this long are freed, and the memory goes back to the system.
+  Duration spare_buffer_release{10s};
   // Client connections held at most (HAProxy's maxconn); more wait in the listen queue until
   // one closes. 0 (not set): what the open-file limit allows (defaultMaxConnections).
   int max_connections = 0;
