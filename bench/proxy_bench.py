@@ -5,12 +5,16 @@ blue->green->blue under wrk load, for greenlight (runtime socket) and HAProxy (r
 
   python3 bench/proxy_bench.py [--seconds 10] [--connections 64] [--flips 1000] [--build build]
                                [--rounds 1] [--compare-build DIR] [--access-log] [--request-id]
-                               [--idle 5000] [--idle-tls 0] [--tls]
+                               [--idle 5000] [--idle-tls 0] [--idle-wait 25] [--tls]
 
 First, on the freshly started proxies, the memory test: --idle N keep-alive clients (default
 5,000; 0 skips it) each make one request and then wait, as apps do between API calls; each
 proxy's proportional set size (its processes together, shared pages counted once) before, with
-them and after they closed gives the memory an idle client costs it. --idle-tls N does the same
+them and after they closed gives the memory an idle client costs it. It is read as soon as it
+settles and again --idle-wait S seconds later (default 25; 0 skips it): what a proxy keeps from
+the burst of opening them (greenlight frees spare buffers no request needed for 10 s); the
+reading after they closed is then also taken that long after. HAProxy's client timeout is 75 s,
+nginx's keep-alive timeout, so that none closes them meanwhile. --idle-tls N does the same
 over TLS, with a greenlight proxy, an HAProxy and an nginx of their own terminating it (a
 self-signed P-256 certificate), stopped before the runs.
 
@@ -101,7 +105,7 @@ def haproxy(tmp, blue_port, green_port, tls=None, prometheus_port=None):
 defaults
   mode http
   timeout connect 2s
-  timeout client 30s
+  timeout client 75s
   timeout server 30s
   http-reuse always
 frontend fe
@@ -213,11 +217,27 @@ def test_certificate(tmp):
     return cert, key, both
 
 
-def idle_memory(pid, port, n, batch=250, tls=None):
+def still_open(sock):
+    """Whether the proxy has kept an idle connection open (no close, nothing unasked sent)."""
+    sock.setblocking(False)
+    try:
+        sock.recv(1)  # a close (b"") or bytes nobody asked for
+        return False
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.setblocking(True)
+
+
+def idle_memory(pid, port, n, batch=250, tls=None, wait=0):
     """Memory an idle keep-alive client costs a proxy: n connections that have each made one
     request and wait for their next (an app between two API calls), opened in batches so the
-    listen queue never overflows. Returns (KiB before, KiB with n idle, KiB after they close,
-    connections that failed)."""
+    listen queue never overflows. Returns (KiB before, KiB with n idle, KiB with them `wait`
+    seconds later (None if 0), KiB after they closed (`wait` seconds after, if not 0),
+    connections that failed). A connection the
+    proxy closed while it waited counts as failed."""
     before = tree_pss_kib(pid)
     held, failed = [], 0
     for start in range(0, n, batch):
@@ -235,10 +255,19 @@ def idle_memory(pid, port, n, batch=250, tls=None):
                 failed += 1
                 s.close()
     during = settled_pss(pid, 5)  # a proxy may finish its per-request work after answering
+    later = None
+    if wait > 0:  # what stays once the proxy has had time to give back what the burst left
+        time.sleep(wait)
+        later = tree_pss_kib(pid)
+        failed += sum(not still_open(s) for s in held)
     for s in held:
         s.close()
-    after = settled_pss(pid, 10)  # the proxy sees the closes and frees what it held
-    return before, during, after, failed
+    if wait > 0:  # and once it has had time to give back what they held
+        time.sleep(wait)
+        after = tree_pss_kib(pid)
+    else:
+        after = settled_pss(pid, 10)  # the proxy sees the closes and frees what it held
+    return before, during, later, after, failed
 
 
 def median_round(rounds):
@@ -265,6 +294,8 @@ def main():
     ap.add_argument("--request-id", action="store_true", help="also measure greenlight with request ids on")
     ap.add_argument("--idle", type=int, default=5000, help="idle keep-alive connections for the memory test (0: skip)")
     ap.add_argument("--idle-tls", type=int, default=0, help="the same over TLS, each proxy terminating it (0: skip)")
+    ap.add_argument("--idle-wait", type=int, default=25,
+                    help="seconds the idle clients are held after the first reading, then read again (0: skip)")
     ap.add_argument("--tls", action="store_true", help="also measure keep-alive throughput with each proxy terminating TLS")
     args = ap.parse_args()
     procs = []
@@ -299,7 +330,7 @@ def main():
                 targets.insert(2, ("greenlight (request ids)", ided.pid, ided_port))
             memory, memory_tls = {}, {}
             for name, pid, port in targets[1:] if args.idle > 0 else ():  # on fresh processes, before any load
-                memory[name] = idle_memory(pid, port, args.idle)
+                memory[name] = idle_memory(pid, port, args.idle, wait=args.idle_wait)
             files = test_certificate(tmp) if args.idle_tls > 0 or args.tls else None
             if args.idle_tls > 0:
                 client = ssl.create_default_context(cafile=files[0])
@@ -310,7 +341,7 @@ def main():
                 for name, proc, port in (("greenlight", gl_tls, gl_tls_port), ("haproxy", hp_tls, hp_tls_port),
                                          ("nginx", ng_tls, ng_tls_port)):
                     wait_http(f"https://127.0.0.1:{port}/", context=client)
-                    memory_tls[name] = idle_memory(proc.pid, port, args.idle_tls, tls=client)
+                    memory_tls[name] = idle_memory(proc.pid, port, args.idle_tls, tls=client, wait=args.idle_wait)
                     proc.send_signal(signal.SIGTERM)  # their buffers are not to weigh on the runs below
                     proc.wait(timeout=15)
             for close in (False, True):
@@ -400,12 +431,18 @@ def main():
             continue
         print(f"Memory: {n} idle keep-alive clients (each made one request and waits){what}, proportional set size "
               "of the proxy's processes\n")
-        print("| proxy | before MiB | with clients MiB | KiB per idle client | vs HAProxy | after they closed MiB | failed |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-        per = {name: (during - before) / max(1, n) for name, (before, during, _, _) in table.items()}
-        for name, (before, during, after, failed) in table.items():
-            print(f"| {name} | {before / 1024:.1f} | {during / 1024:.1f} | {per[name]:.1f} | "
-                  f"{per[name] / per['haproxy']:.2f}x | {after / 1024:.1f} | {failed} |")
+        waited = args.idle_wait > 0
+        print("| proxy | before MiB | with clients MiB | KiB per idle client | vs HAProxy |"
+              + (f" {args.idle_wait} s later MiB | KiB per idle client | vs HAProxy |" if waited else "")
+              + (f" {args.idle_wait} s after they closed MiB |" if waited else " after they closed MiB |") + " failed |")
+        print("| --- |" + " ---: |" * (9 if waited else 6))
+        per = {name: (during - before) / max(1, n) for name, (before, during, _, _, _) in table.items()}
+        later = {name: (w - before) / max(1, n) for name, (before, _, w, _, _) in table.items() if w is not None}
+        for name, (before, during, w, after, failed) in table.items():
+            row = f"| {name} | {before / 1024:.1f} | {during / 1024:.1f} | {per[name]:.1f} | {per[name] / per['haproxy']:.2f}x |"
+            if waited:
+                row += f" {w / 1024:.1f} | {later[name]:.1f} | {later[name] / later['haproxy']:.2f}x |"
+            print(row + f" {after / 1024:.1f} | {failed} |")
         print()
     if not flips:
         return
