@@ -23,6 +23,13 @@ void giveNew(SparePool<Block>& pool, int& alive, int n) {
   }
 }
 
+// n requests at once: n blocks taken, then all given back.
+void useAtOnce(SparePool<Block>& pool, int n) {
+  std::vector<std::unique_ptr<Block>> busy;
+  for (int i = 0; i < n; ++i) busy.push_back(pool.take());
+  for (auto& b : busy) ASSERT_TRUE(pool.give(b));
+}
+
 TEST(SparePool, TakeReturnsTheBlockGivenBackLastAndNullWhenEmpty) {
   int alive = 0;
   SparePool<Block> pool(4);
@@ -65,18 +72,12 @@ TEST(SparePool, SteadyUseKeepsTheBlocksItNeedsAndFreesTheRest) {
   giveNew(pool, alive, 10);
   pool.trim();  // start of a period with 10 kept
   // Up to 4 requests at once during the period: 6 blocks were never needed.
-  for (int round = 0; round < 3; ++round) {
-    std::vector<std::unique_ptr<Block>> busy;
-    for (int i = 0; i < 4; ++i) busy.push_back(pool.take());
-    for (auto& b : busy) ASSERT_TRUE(pool.give(b));
-  }
+  for (int round = 0; round < 3; ++round) useAtOnce(pool, 4);
   EXPECT_EQ(pool.trim(), 6u);
   EXPECT_EQ(pool.size(), 4u);
   EXPECT_EQ(alive, 4);
   // The same load next period: nothing more to free.
-  std::vector<std::unique_ptr<Block>> busy;
-  for (int i = 0; i < 4; ++i) busy.push_back(pool.take());
-  for (auto& b : busy) ASSERT_TRUE(pool.give(b));
+  useAtOnce(pool, 4);
   EXPECT_EQ(pool.trim(), 0u);
   EXPECT_EQ(alive, 4);
 }
