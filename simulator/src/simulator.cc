@@ -358,6 +358,11 @@ struct Simulator::Impl {
     auto& s = *l.server;
     s.new_task_queue = [] { return new httplib::ThreadPool(32); };
     s.set_read_timeout(5, 0);
+    // cpp-httplib notices a stop only between a connection's requests, after the keep-alive
+    // wait: at its default of 5 s, a client holding a connection open delayed every stop by up to
+    // 5 s (the admin API's is 1 s too). The proxy retries a request on a fresh connection when a
+    // pooled one turns out closed, so the shorter wait costs it nothing.
+    s.set_keep_alive_timeout(1);
     s.set_keep_alive_max_count(1000);
     // cpp-httplib sends a response's head and body separately: without TCP_NODELAY the body waits
     // for the client's delayed ACK, and every kept-alive request took 40 ms more than it should.

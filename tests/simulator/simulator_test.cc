@@ -4,8 +4,12 @@
 #include <httplib.h>
 #include <openssl/ssl.h>
 
+#include <atomic>
+#include <thread>
+
 #include <nlohmann/json.hpp>
 
+#include "support/test_backend.h"
 #include "support/test_support.h"
 
 namespace greenlight::simulator {
@@ -44,6 +48,27 @@ class SimulatorTest : public ::testing::Test {
 
   std::unique_ptr<Simulator> sim_;
 };
+
+// A stop does not wait out a client that holds a kept-alive connection open (cpp-httplib looks
+// for the stop only once the keep-alive wait ends: 5 s by default).
+TEST(SimulatorStop, AStopDoesNotWaitOutAKeptAliveClient) {
+  SimulatorOptions o;
+  o.tls = false;
+  auto s = Simulator::start(o);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  std::unique_ptr<Simulator> sim = std::move(s.value());
+  testing::RawConnection kept(sim->platformPort());
+  ASSERT_TRUE(kept.send("GET /health HTTP/1.1\r\nHost: platform\r\n\r\n"));
+  ASSERT_EQ(kept.read().status, 200);
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    sim->stop();
+    stopped = true;
+  });
+  EXPECT_TRUE(testing::waitUntil([&] { return stopped.load(); }, 3s)) << "the stop waited for the kept-alive connection";
+  stopper.join();
+  EXPECT_TRUE(kept.closedWithin(1s));
+}
 
 TEST_F(SimulatorTest, IssuesTokensOnlyForValidClientCredentials) {
   auto cp = clientPtr(sim_->platformPort());
