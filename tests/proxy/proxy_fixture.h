@@ -34,6 +34,9 @@ inline int activeConnections(int admin_port) {
   return metricValue(admin_port, "greenlight_proxy_active_connections{service=\"vehicles\"}");
 }
 
+// Request buffers the proxy has allocated, in use or spare.
+inline int connectionBuffers(int admin_port) { return metricValue(admin_port, "greenlight_proxy_connection_buffers"); }
+
 // Load whose good answers come from a known backend (blue*, green).
 class KeepAliveLoad : public testing::KeepAliveLoad {
  public:

@@ -651,8 +651,8 @@ TEST_F(ProxyTest, AKeepAliveConnectionWaitingForItsNextRequestHoldsNoBuffer) {
   }
   ASSERT_EQ(activeConnections(admin), 100);
   // One request at a time: a buffer per loop at most, whatever the connections held.
-  EXPECT_TRUE(testing::waitUntil([&] { return metricValue(admin, "greenlight_proxy_connection_buffers") <= 2; }, 5s))
-      << metricValue(admin, "greenlight_proxy_connection_buffers");
+  EXPECT_TRUE(testing::waitUntil([&] { return connectionBuffers(admin) <= 2; }, 5s))
+      << connectionBuffers(admin);
   // Each connection is served again after its wait, also two requests sent at once (the second
   // already buffered when the first is answered).
   for (auto& c : clients) {
@@ -660,8 +660,8 @@ TEST_F(ProxyTest, AKeepAliveConnectionWaitingForItsNextRequestHoldsNoBuffer) {
     EXPECT_EQ(c->read().body, "blue");
     EXPECT_EQ(c->read().body, "blue");
   }
-  EXPECT_TRUE(testing::waitUntil([&] { return metricValue(admin, "greenlight_proxy_connection_buffers") <= 2; }, 5s))
-      << metricValue(admin, "greenlight_proxy_connection_buffers");
+  EXPECT_TRUE(testing::waitUntil([&] { return connectionBuffers(admin) <= 2; }, 5s))
+      << connectionBuffers(admin);
   EXPECT_EQ(activeConnections(admin), 100);
 }
 
@@ -677,15 +677,15 @@ TEST_F(ProxyTest, TheBuffersABurstLeftAreFreedOnceNoRequestNeedsThem) {
     ASSERT_TRUE(clients.back()->send("POST / HTTP/1.1\r\nHost: vehicles\r\nContent-Length: 4\r\n\r\n"));
   }
   // 30 requests in progress at once, each waiting for its body: a buffer each.
-  ASSERT_TRUE(testing::waitUntil([&] { return metricValue(admin, "greenlight_proxy_connection_buffers") == 30; }, 5s))
-      << metricValue(admin, "greenlight_proxy_connection_buffers");
+  ASSERT_TRUE(testing::waitUntil([&] { return connectionBuffers(admin) == 30; }, 5s))
+      << connectionBuffers(admin);
   for (auto& c : clients) {
     ASSERT_TRUE(c->send("data"));
     EXPECT_EQ(c->read().body, "blue:data");  // the backend echoes the body
   }
   // The burst is over: its buffers went spare, and none is needed while the clients wait.
-  EXPECT_TRUE(testing::waitUntil([&] { return metricValue(admin, "greenlight_proxy_connection_buffers") == 0; }, 5s))
-      << metricValue(admin, "greenlight_proxy_connection_buffers");
+  EXPECT_TRUE(testing::waitUntil([&] { return connectionBuffers(admin) == 0; }, 5s))
+      << connectionBuffers(admin);
   for (auto& c : clients) {
     ASSERT_TRUE(c->send(get()));
     EXPECT_EQ(c->read().body, "blue");

@@ -146,8 +146,8 @@ TEST_F(TlsProxyTest, AnIdleTlsConnectionHoldsNoBufferAndIsServedAgain) {
   }
   ASSERT_EQ(activeConnections(admin), 40);
   // One request at a time: a buffer per event loop (two) at most.
-  EXPECT_TRUE(testing::waitUntil([&] { return metricValue(admin, "greenlight_proxy_connection_buffers") <= 2; }, 5s))
-      << metricValue(admin, "greenlight_proxy_connection_buffers");
+  EXPECT_TRUE(testing::waitUntil([&] { return connectionBuffers(admin) <= 2; }, 5s))
+      << connectionBuffers(admin);
   for (auto& c : clients) {
     ASSERT_TRUE(c->sendRecords({get("/first"), get("/second")}));
     const testing::RawResponse first = c->read();

@@ -1,5 +1,7 @@
 #include "support/test_support.h"
 
+#include <atomic>
+
 #include "greenlight/common/random.h"
 #include "greenlight/common/scheduler.h"
 #include "greenlight/probes/curl_transport.h"
@@ -31,6 +33,17 @@ bool waitUntil(const std::function<bool()>& condition, std::chrono::milliseconds
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return condition();
+}
+
+bool returnsWithin(const std::function<void()>& work, std::chrono::milliseconds timeout) {
+  std::atomic<bool> returned{false};
+  std::thread worker([&] {
+    work();
+    returned = true;
+  });
+  const bool in_time = waitUntil([&] { return returned.load(); }, timeout);
+  worker.join();
+  return in_time;
 }
 
 TempDir::TempDir() {

@@ -20,6 +20,10 @@ namespace greenlight::testing {
 bool waitUntil(const std::function<bool()>& condition,
                std::chrono::milliseconds timeout = std::chrono::seconds(15));
 
+// Runs `work` (a stop, say) on a thread of its own and says whether it returned within
+// `timeout`; waits for it to return either way.
+bool returnsWithin(const std::function<void()>& work, std::chrono::milliseconds timeout);
+
 class TempDir {
  public:
   TempDir();
